@@ -1,0 +1,64 @@
+"""Memory budget shared by every routine that allocates arrays over all 2**n subsets.
+
+The budget is the number of bytes a single call may hold live at once. It defaults to half
+of the machine's physical memory and can be set with the ``JINTER_MEMORY_BUDGET``
+environment variable (bytes, or a number with a ``K``/``M``/``G`` suffix) or per call.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["MemoryBudgetError", "memory_budget", "check_budget", "format_bytes"]
+
+
+class MemoryBudgetError(ValueError):
+    """Raised before any allocation when a computation would not fit the memory budget."""
+
+
+def _parse_bytes(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    if text and text[-1] in scale:
+        return int(float(text[:-1]) * scale[text[-1]])
+    return int(float(text))
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+def memory_budget(budget: int | str | None = None) -> int:
+    """Return the memory budget in bytes (explicit value > env variable > half of RAM)."""
+    if budget is not None:
+        value = _parse_bytes(budget) if isinstance(budget, str) else int(budget)
+    elif os.environ.get("JINTER_MEMORY_BUDGET"):
+        value = _parse_bytes(os.environ["JINTER_MEMORY_BUDGET"])
+    else:
+        value = _physical_memory() // 2
+    if value <= 0:
+        raise ValueError(f"memory budget must be positive, got {value} bytes")
+    return value
+
+
+def format_bytes(n: float) -> str:
+    """Human-readable byte count (binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def check_budget(nbytes: int, what: str, budget: int | str | None = None) -> None:
+    """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds the budget."""
+    limit = memory_budget(budget)
+    if nbytes > limit:
+        raise MemoryBudgetError(
+            f"{what} would need about {format_bytes(nbytes)}, more than the memory budget of "
+            f"{format_bytes(limit)}. Use fewer players, float32, a smaller batch, or raise the "
+            "budget (argument `memory_budget` or env JINTER_MEMORY_BUDGET)."
+        )
