@@ -1,0 +1,379 @@
+r"""Figures of interaction analyses (MATH.md §4, §7): matplotlib, Agg-safe.
+
+Every function returns the :class:`matplotlib.figure.Figure` it drew on and takes an
+optional ``ax``. Without one, a new figure is created without pyplot (no global figure
+state, nothing is shown); save it with ``fig.savefig(path)`` or display it in a notebook
+by returning it. Functions taking interactions also accept an :class:`~jinter.analysis.
+Interactions` object in place of ``i_and`` (its ``i_or`` and ``tau`` are then used).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from jaxtyping import ArrayLike, Float
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jinter.analysis import InteractionRecord, signed_order_strength
+from jinter.transforms import mask_to_players, num_players
+
+__all__ = [
+    "plot_sparsity_curve",
+    "plot_order_distribution",
+    "plot_top_interactions_image",
+    "plot_top_interactions_tokens",
+    "plot_and_or_pie",
+    "plot_curves",
+]
+
+_AND_COLORS = ("#c0392b", "#f1948a")  # positive, negative
+_OR_COLORS = ("#1f5fa8", "#85b7e8")
+_POS, _NEG = "#c0392b", "#1f5fa8"
+
+
+def _fig_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig.add_subplot()
+    return _root(ax), ax
+
+
+def _root(ax: Axes) -> Figure:
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # pragma: no cover - matplotlib < 3.10
+        return ax.figure
+
+
+def _unpack(i_and: Any, i_or: Any, tau: Any) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """Arrays (and τ) from arrays or an Interactions-like object."""
+    if hasattr(i_and, "i_and") and not isinstance(i_and, np.ndarray):
+        obj = i_and
+        return np.asarray(obj.i_and), None if obj.i_or is None else np.asarray(obj.i_or), (
+            obj.tau if tau is None else tau
+        )
+    return np.asarray(i_and), None if i_or is None else np.asarray(i_or), 0.0 if tau is None else tau
+
+
+def _record(r: Any) -> InteractionRecord:
+    """An InteractionRecord from a record or a dict with players/mask, type and value."""
+    if isinstance(r, InteractionRecord):
+        return r
+    if isinstance(r, Mapping):
+        players = r.get("players")
+        if players is None:
+            players = mask_to_players(r["mask"])
+        players = tuple(int(p) for p in players)
+        mask = sum(1 << p for p in players)
+        names = r.get("names")
+        return InteractionRecord(
+            players, str(r.get("type", "and")), float(r["value"]), mask, len(players),
+            None if names is None else tuple(names),
+        )  # fmt: skip
+    raise TypeError(f"a record is an InteractionRecord or a dict, got {type(r).__name__}")
+
+
+def _records(records: Sequence[Any]) -> list[InteractionRecord]:
+    out = [_record(r) for r in records]
+    if not out:
+        raise ValueError("records is empty: nothing to draw")
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def plot_sparsity_curve(
+    curves: Float[ArrayLike, "m"] | Float[ArrayLike, "series m"] | Mapping[str, ArrayLike] | Any,
+    *,
+    labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Sorted normalized interaction strengths on a log y axis ([R24] Fig. 2).
+
+    Args:
+        curves: one curve from :func:`~jinter.analysis.sparsity_curve`, several as rows, a
+            mapping label → curve, or an ``Interactions`` object.
+        labels: legend labels for the rows.
+    """
+    if hasattr(curves, "sparsity_curve") and not isinstance(curves, np.ndarray):
+        curves = curves.sparsity_curve()
+    if isinstance(curves, Mapping):
+        labels, rows = list(curves), [np.asarray(c, dtype=float) for c in curves.values()]
+    else:
+        arr = np.asarray(curves, dtype=float)
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"curves must be 1-D or 2-D, got shape {arr.shape}")
+        rows = list(np.atleast_2d(arr))
+    if labels is not None and len(labels) != len(rows):
+        raise ValueError(f"{len(labels)} labels for {len(rows)} curves")
+    fig, ax = _fig_ax(ax, (5.0, 3.5))
+    for j, row in enumerate(rows):
+        y = np.where(row > 0, row, np.nan)  # zeros have no place on a log axis
+        ax.plot(np.arange(1, row.size + 1), y, label=None if labels is None else labels[j])
+    ax.set_yscale("log")
+    ax.set_xlabel("interactions, sorted by strength")
+    ax.set_ylabel("|I(S)| / max |I(S)|")
+    if labels is not None:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_order_distribution(
+    i_and: Float[ArrayLike, "*batch 2**n"] | Any,
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike | None = None,
+    *,
+    sample_axis: int | None = 0,
+    normalize: bool = False,
+    theory: ArrayLike | tuple[ArrayLike, ArrayLike] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Signed strength of salient interactions per order ([D24], [G25], MATH.md §4).
+
+    Bars of ``A^(k),+`` above zero and ``A^(k),−`` below, side by side for AND and OR,
+    averaged over ``sample_axis``.
+
+    Args:
+        tau: salience threshold (default: the object's τ, or 0 for arrays).
+        normalize: divide by ``Z = mean_k Σ_type (A^(k),+ − A^(k),−)`` (as in [D24] eq. 12).
+        theory: optional overlay: one curve over orders ``1…n`` (e.g. ``I_theo^(k)``) or a
+            ``(positive, negative)`` pair.
+    """
+    a, o, tau = _unpack(i_and, i_or, tau)
+    n = num_players(a, what="i_and")
+    parts = [("AND", a, _AND_COLORS)] + ([("OR", o, _OR_COLORS)] if o is not None else [])
+    stats = []
+    for name, arr, colors in parts:
+        pos, neg = (np.asarray(x) for x in signed_order_strength(arr, None, tau))
+        if sample_axis is not None and pos.ndim > 1:
+            pos, neg = pos.mean(axis=sample_axis), neg.mean(axis=sample_axis)
+        if pos.ndim != 1:
+            raise ValueError(f"after averaging, expected one distribution, got shape {pos.shape}")
+        stats.append((name, pos, neg, colors))
+    if normalize:
+        z = np.mean(sum(p - q for _, p, q, _ in stats))
+        if z > 0:
+            stats = [(nm, p / z, q / z, c) for nm, p, q, c in stats]
+    fig, ax = _fig_ax(ax, (6.0, 3.5))
+    k = np.arange(1, n + 1)
+    width = 0.8 / len(stats)
+    for j, (name, pos, neg, colors) in enumerate(stats):
+        x = k + (j - (len(stats) - 1) / 2) * width
+        ax.bar(x, pos, width, color=colors[0], label=f"{name} +")
+        ax.bar(x, neg, width, color=colors[1], label=f"{name} −")
+    if theory is not None:
+        if isinstance(theory, tuple):
+            for curve, style in zip(theory, ("k-", "k--")):
+                ax.plot(k, np.asarray(curve, dtype=float), style, marker="o", ms=3, label="theory")
+        else:
+            ax.plot(k, np.asarray(theory, dtype=float), "k-", marker="o", ms=3, label="theory")
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(k)
+    ax.set_xlabel("order k")
+    ax.set_ylabel("normalized strength" if normalize else "strength of salient interactions")
+    ax.legend(fontsize="small", ncols=2)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _membership(players: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (n, H, W) membership of patch players, scaled up to the image size."""
+    channels_last = bool(getattr(players, "channels_last", False))
+    for attr in ("membership", "masks", "player_masks"):
+        if not isinstance(players, np.ndarray) and hasattr(players, attr):
+            players = getattr(players, attr)
+            players = players() if callable(players) else players
+            break
+    m = np.asarray(players).astype(bool)
+    if m.ndim == 4:  # (n, C, H, W) or, with channels_last, (n, H, W, C): a patch spans channels
+        m = m.any(axis=-1 if channels_last else 1)
+    if m.ndim != 3:
+        raise ValueError(f"players must be a boolean (n, H, W) membership array, got shape {m.shape}")
+    h, w = m.shape[1:]
+    if (h, w) != shape:
+        if shape[0] % h or shape[1] % w:
+            raise ValueError(f"membership grid {(h, w)} does not divide the image size {shape}")
+        m = m.repeat(shape[0] // h, axis=1).repeat(shape[1] // w, axis=2)
+    return m
+
+
+def plot_top_interactions_image(
+    image: Float[ArrayLike, "H W"] | Float[ArrayLike, "H W C"],
+    players: ArrayLike | Any,
+    records: Sequence[InteractionRecord | Mapping[str, Any]],
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    ncols: int | None = None,
+    dim: float = 0.75,
+) -> Figure:
+    """Top interactions drawn on an image: one panel per record, its patches highlighted.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` image (floats, rescaled to [0, 1]
+            for display if outside it, or uint8).
+        players: boolean membership ``(n, h, w)`` of the patch players (``(h, w)`` may be a
+            coarser grid dividing ``(H, W)``, e.g. a feature-map grid), or an object with a
+            ``membership`` attribute ``(n, h, w)`` / ``(n, C, h, w)`` (``(n, h, w, C)`` if its
+            ``channels_last`` is true), such as ``jinter.masking.PatchPlayers``.
+        records: from :func:`~jinter.analysis.top_interactions` (or dicts with ``players``
+            or ``mask``, ``type`` and ``value``).
+        ax: optional axes, one per record.
+        ncols: panels per row (default up to 5).
+        dim: how strongly pixels outside the interaction are faded (0 none, 1 white).
+    """
+    recs = _records(records)
+    img = np.asarray(image)
+    if img.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {img.shape}")
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3, 4):
+        img = np.moveaxis(img, 0, -1)  # channels first → last
+    if img.dtype == np.uint8:
+        img = img / 255.0
+    img = img.astype(float)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    elif img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    lo, hi = float(img.min()), float(img.max())
+    if lo < 0 or hi > 1:  # e.g. a normalized image: rescale for display
+        img = (img - lo) / (hi - lo if hi > lo else 1.0)
+    member = _membership(players, img.shape[:2])
+    n = member.shape[0]
+    if ax is None:
+        cols = min(len(recs), 5) if ncols is None else int(ncols)
+        rows = -(-len(recs) // cols)
+        fig = Figure(figsize=(2.2 * cols, 2.4 * rows), layout="constrained")
+        axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel())
+        for extra in axes[len(recs):]:
+            extra.set_axis_off()
+    else:
+        axes = [ax] if isinstance(ax, Axes) else list(ax)
+        if len(axes) < len(recs):
+            raise ValueError(f"{len(recs)} records need as many axes, got {len(axes)}")
+        fig = _root(axes[0])
+    for a, r in zip(axes, recs):
+        if any(p >= n for p in r.players):
+            raise ValueError(f"record {r.label} names a player >= n={n}")
+        region = member[list(r.players)].any(axis=0)
+        shown = np.where(region[..., None], img[..., :3], (1 - dim) * img[..., :3] + dim)
+        a.imshow(shown, interpolation="nearest")
+        color = _POS if r.value >= 0 else _NEG
+        if region.any() and not region.all():
+            a.contour(region.astype(float), levels=[0.5], colors=[color], linewidths=1.5)
+        a.set_title(f"{r.label}\n{r.value:+.3g}", fontsize="small", color=color)
+        a.set_xticks([])
+        a.set_yticks([])
+    return fig
+
+
+def plot_top_interactions_tokens(
+    tokens: Sequence[str],
+    records: Sequence[InteractionRecord | Mapping[str, Any]],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Top interactions on a token sequence: one line per record, its tokens boxed.
+
+    AND interactions get solid boxes, OR interactions dashed ones; red for positive values,
+    blue for negative. Player ``i`` is ``tokens[i]``.
+    """
+    recs = _records(records)
+    toks = [str(t) for t in tokens]
+    for r in recs:
+        if any(p >= len(toks) for p in r.players):
+            raise ValueError(f"record {r.label} names a player >= the {len(toks)} tokens")
+    starts = np.cumsum([0] + [len(t) + 2 for t in toks])  # character units
+    label_w = 12
+    total = label_w + int(starts[-1])
+    fig, ax = _fig_ax(ax, (max(4.0, 0.11 * total), 0.45 * len(recs) + 0.6))
+    for row, r in enumerate(recs):
+        y = -row
+        color = _POS if r.value >= 0 else _NEG
+        ax.text(0, y, f"{r.type.upper()} {r.value:+.3g}", color=color, va="center", family="monospace", fontsize=9)
+        chosen = set(r.players)
+        for i, t in enumerate(toks):
+            box = None
+            if i in chosen:
+                box = dict(boxstyle="round,pad=0.2", fc="none", ec=color, ls="-" if r.type == "and" else "--")
+            ax.text(label_w + starts[i], y, t, va="center", family="monospace", fontsize=9, bbox=box)
+    ax.set_xlim(-0.5, total)
+    ax.set_ylim(-len(recs) + 0.4, 0.6)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_and_or_pie(
+    i_and: Float[ArrayLike, "*batch 2**n"] | Any,
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Share of the total strength ``Σ|I(S)|`` (``S ≠ ∅``, all samples) in AND vs OR."""
+    a, o, _ = _unpack(i_and, i_or, None)
+    if o is None:
+        raise ValueError("plot_and_or_pie needs OR interactions")
+    num_players(a, what="i_and")
+    shares = [float(np.abs(x[..., 1:]).sum()) for x in (a, o)]
+    if not sum(shares) > 0:
+        raise ValueError("all interactions are zero: no shares to draw")
+    fig, ax = _fig_ax(ax, (3.5, 3.5))
+    ax.pie(shares, labels=["AND", "OR"], colors=[_AND_COLORS[0], _OR_COLORS[0]], autopct="%1.1f%%")
+    ax.set_title(title or "share of |I| (AND vs OR)")
+    return fig
+
+
+def plot_curves(
+    x: Float[ArrayLike, "t"],
+    series: Mapping[str, Float[ArrayLike, "t"]],
+    *,
+    phases: Sequence[float] | Mapping[str, float] | None = None,
+    ax: Axes | None = None,
+    xlabel: str = "epoch",
+    ylabel: str | None = None,
+    logy: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Per-epoch curves (e.g. train/test loss, ``N̄``, ``H̄``) with vertical phase marks.
+
+    Args:
+        x: positions (epochs), length ``t``.
+        series: label → values of length ``t``.
+        phases: x positions of phase boundaries, or label → position.
+    """
+    xs = np.asarray(x, dtype=float)
+    if not series:
+        raise ValueError("series is empty")
+    fig, ax = _fig_ax(ax, (5.5, 3.5))
+    for label, ys in series.items():
+        ys = np.asarray(ys, dtype=float)
+        if ys.shape != xs.shape:
+            raise ValueError(f"series {label!r} has shape {ys.shape}, x has {xs.shape}")
+        ax.plot(xs, ys, label=label)
+    if phases is not None:
+        items = phases.items() if isinstance(phases, Mapping) else [(None, p) for p in phases]
+        for label, p in items:
+            ax.axvline(float(p), color="gray", ls="--", lw=1)
+            if label is not None:
+                ax.annotate(str(label), (float(p), 1.0), xycoords=("data", "axes fraction"),
+                            rotation=90, va="top", ha="right", fontsize="small", color="gray")  # fmt: skip
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig

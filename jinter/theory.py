@@ -1,0 +1,547 @@
+r"""Theory of interaction dynamics: two-phase regression, decay/spindle shapes, sparsity bound.
+
+- :func:`noisy_regression`, :func:`row_norms`, :func:`order_ratio` — the closed-form solution
+  of the noisy interaction regression of [D24] (MATH.md §5), Theorem 4 and Proposition 1.
+- :func:`theoretical_order_distribution`, :func:`fit_sigma2` — predicted order distribution
+  :math:`I_{theo}^{(k)}` and the noise level σ² that best matches a measured one.
+- :func:`spindle_curve`, :func:`decay_curve`, :func:`parametric_decay`, :func:`disentangle` —
+  decay- and spindle-shaped interaction distributions ([G25], MATH.md §6).
+- :func:`sparsity_bound` — the bound on the number of salient interactions of [R24] (MATH.md §8).
+
+Everything over subsets uses the mask encoding of :mod:`jinter.transforms` and never builds a
+``2^n × 2^n`` matrix: ``A = ⊗[[1, ½], [½, ½]]`` and ``D = ⊗diag(1, 2)`` are diagonalized
+together by the Kronecker power of the 2×2 generalized eigenvectors of ``(a, d)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+from jaxtyping import Array, ArrayLike, Bool, Float
+
+from jinter._budget import check_budget
+from jinter.analysis import order_distribution, order_sums, salient_counts, signed_order_strength
+from jinter.transforms import _as_float, kron_apply, num_players
+
+__all__ = [
+    "noisy_regression",
+    "row_norms",
+    "order_ratio",
+    "theoretical_order_distribution",
+    "fit_sigma2",
+    "FitResult",
+    "spindle_curve",
+    "decay_curve",
+    "parametric_decay",
+    "disentangle",
+    "DisentangleResult",
+    "sparsity_bound",
+    "SparsityBound",
+]
+
+# --- the 2×2 pair (a, d) and its generalized eigendecomposition -----------------------------
+_A2 = np.array([[1.0, 0.5], [0.5, 0.5]])  # A = ⊗ _A2: A[T,T'] = 2^{-|T ∪ T'|}
+_D2 = np.diag([1.0, 2.0])  # D = ⊗ _D2: D[T,T] = 2^{|T|}
+_DH = np.diag(1.0 / np.sqrt(np.diag(_D2)))
+_MU, _U = np.linalg.eigh(_DH @ _A2 @ _DH)  # d^{-1/2} a d^{-1/2} = U diag(mu) U^T
+_V = _DH @ _U  # V^T d V = I, V^T a V = diag(mu)
+_VINV = _U.T @ np.diag(np.sqrt(np.diag(_D2)))  # V^{-1}
+_LOG_MU = np.log(_MU)
+# Per-bit weights of the row-norm generating function (see row_norms).
+_G2 = _VINV @ _VINV.T  # W^{-1} W^{-T} = ⊗ _G2
+_H2 = [np.outer(_V[t], _V[t]) * _G2 for t in (0, 1)]  # h_t[e, e'] = V[t,e] g[e,e'] V[t,e']
+_MAX_ROW_NORM_N = 60
+
+
+def _check_sigma2(sigma2: ArrayLike, what: str = "sigma2") -> None:
+    if isinstance(sigma2, jax.core.Tracer):
+        return
+    s = np.asarray(sigma2)
+    if s.ndim > 1:
+        raise ValueError(f"{what} must be a scalar or a 1-D array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError(f"{what} is a noise variance: it must be finite and >= 0, got {s}")
+
+
+def _eig_log_lambda(n: int, dtype) -> Array:
+    """log λ_E of ⊗diag(mu) for every eigen-index E (bit i of E picks mu[bit])."""
+    orders = np.zeros(1)
+    for _ in range(n):
+        orders = np.concatenate([orders, orders + 1])
+    return jnp.asarray((n - orders) * _LOG_MU[0] + orders * _LOG_MU[1], dtype=dtype)
+
+
+def _shrink(log_lam: Array, sigma2: Array) -> Array:
+    """λ/(λ + σ²) computed as 1/(1 + σ² e^{-log λ}), with a leading σ² axis if σ² is 1-D."""
+    s = sigma2.reshape(sigma2.shape + (1,) * log_lam.ndim)
+    return 1.0 / (1.0 + s * jnp.exp(-log_lam))
+
+
+def noisy_regression(
+    w_star: Float[ArrayLike, "*batch 2**n"], sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]
+) -> Float[Array, "*s *batch 2**n"]:
+    r"""Interactions learned under noise level σ²: :math:`\hat w = (A + σ^2 D)^{-1} A w^*` ([D24] Thm 3).
+
+    Minimizer of :math:`E_ε E_S (y_S - w^T(J(x_S) + ε))^2` with :math:`y_S = \sum_{T⊆S} w^*_T`,
+    ``Var ε_T = 2^{|T|}σ²`` and ``S`` uniform (MATH.md §5). With ``W = ⊗V`` the generalized
+    eigenvectors of the 2×2 pair (``Vᵀ a V = diag(μ)``, ``Vᵀ d V = I``),
+    ``M̂ = W diag(λ_E/(λ_E + σ²)) W⁻¹`` with ``λ_E = Π_i μ_{E_i}``: two butterflies and a
+    diagonal scaling, O(n·2^n) per σ². Exact for σ² = 0 (``ŵ = w*``). jit/vmap friendly.
+
+    Args:
+        w_star: ground-truth interactions, shape ``(..., 2**n)``.
+        sigma2: σ² ≥ 0, a scalar or a 1-D array (the result then gets a leading σ² axis).
+
+    Returns:
+        ŵ, shape ``(..., 2**n)`` or ``(len(sigma2), ..., 2**n)``.
+
+    Raises:
+        ValueError: σ² negative / not finite / more than 1-D, or a last axis not a power of two.
+        MemoryBudgetError: the result would not fit the memory budget.
+    """
+    w = _as_float(w_star)
+    n = num_players(w, what="w_star")
+    _check_sigma2(sigma2)
+    s = jnp.asarray(sigma2).astype(w.dtype)
+    if s.ndim > 1:
+        raise ValueError(f"sigma2 must be a scalar or a 1-D array, got shape {s.shape}")
+    copies = 3 * (s.shape[0] if s.ndim else 1)
+    check_budget(copies * w.size * w.dtype.itemsize, f"noisy_regression over {w.shape} x {s.shape} sigma2")
+    t = kron_apply(w, _VINV)  # W^{-1} w*
+    f = _shrink(_eig_log_lambda(n, w.dtype), s)  # (s?, 2^n)
+    if s.ndim:
+        f = f.reshape(f.shape[:1] + (1,) * (w.ndim - 1) + f.shape[1:])
+    return kron_apply(f * t, _V)
+
+
+def _poly_mul(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    out = np.zeros((p.shape[0] + q.shape[0] - 1, p.shape[1] + q.shape[1] - 1))
+    for a, b in zip(*np.nonzero(p)):
+        out[a : a + q.shape[0], b : b + q.shape[1]] += p[a, b] * q
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _row_norm_coefficients(n: int) -> np.ndarray:
+    """C[k, a, b]: coefficient of x^a y^b in P_1(x,y)^k P_0(x,y)^(n-k), P_t = Σ h_t[e,e'] x^e y^e'."""
+    pows = []
+    for h in _H2:
+        cur, ps = np.ones((1, 1)), [np.ones((1, 1))]
+        for _ in range(n):
+            cur = _poly_mul(cur, h)
+            ps.append(cur)
+        pows.append(ps)
+    return np.stack([_poly_mul(pows[1][k], pows[0][n - k]) for k in range(n + 1)])
+
+
+def row_norms(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -> Float[Array, "*s n+1"]:
+    r"""Norm ``‖m̂_T‖`` of the rows of :math:`\hat M = (A+σ^2D)^{-1}A` per order ``|T| = 0 … n``.
+
+    Rows of equal order have equal norms ([D24] Theorem 4). Computed without any matrix:
+    ``‖m̂_T‖² = Σ_{E,E'} W[T,E] W[T,E'] f(|E|) f(|E'|) G[E,E']`` with ``G = W⁻¹W⁻ᵀ = ⊗g`` and
+    ``f = λ/(λ+σ²)`` depending on ``|E|`` only, so the sum collapses to a bivariate generating
+    polynomial ``P_1^{|T|} P_0^{n-|T|}`` of per-bit weights: O(n³) work for all orders.
+    Rounding grows like ``2^n·eps`` (fine for n ≤ 30 in float64).
+
+    Returns:
+        Shape ``(n + 1,)`` (entry k = order k), with a leading σ² axis if ``sigma2`` is 1-D.
+    """
+    n = int(n)
+    if not 0 <= n <= _MAX_ROW_NORM_N:
+        raise ValueError(f"n must be in [0, {_MAX_ROW_NORM_N}], got {n}")
+    _check_sigma2(sigma2)
+    s = jnp.asarray(sigma2)
+    dtype = s.dtype if jnp.issubdtype(s.dtype, jnp.floating) else jnp.result_type(float)
+    s = s.astype(dtype)
+    coef = jnp.asarray(_row_norm_coefficients(n), dtype=dtype)  # cached per n  # (n+1, n+1, n+1)
+    log_lam = jnp.asarray((n - np.arange(n + 1)) * _LOG_MU[0] + np.arange(n + 1) * _LOG_MU[1], dtype=dtype)
+    f = _shrink(log_lam, s)  # (s?, n+1) indexed by |E|
+    sq = jnp.einsum("...a,kab,...b->...k", f, coef, f)
+    return jnp.sqrt(jnp.maximum(sq, 0))
+
+
+def order_ratio(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -> Float[Array, "*s n-1"]:
+    r"""``r^(k) = ‖m̂_T‖ / ‖m̂_T'‖`` with ``|T| = k``, ``|T'| = k+1``, for ``k = 1 … n−1`` ([D24] Prop. 1).
+
+    Each ratio is > 1 for σ² > 0 (equal to 1 at σ² = 0) and shrinks as σ² shrinks: the noise
+    suppresses high orders more, and lowering it lets higher orders be learned.
+    """
+    norms = row_norms(n, sigma2)
+    return norms[..., 1:n] / norms[..., 2 : n + 1]
+
+
+# --- theoretical order distribution and σ² fitting ------------------------------------------
+def theoretical_order_distribution(
+    w_star: Float[ArrayLike, "*samples 2**n"],
+    sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"],
+    *,
+    w_star_or: Float[ArrayLike, "*samples 2**n"] | None = None,
+    tau_frac: float = 0.03,
+) -> Float[Array, "*s n"]:
+    r""":math:`I^{(k)}_{theo}`: the order distribution (MATH.md §4, [D24] eq. 12) of ``ŵ(σ²)``.
+
+    ``ŵ = noisy_regression(w*, σ²)``; all leading axes of ``w_star`` are samples and are
+    averaged. Threshold, per sample and per σ²: ``τ = tau_frac·|Σ_{S≠∅} ŵ_S|``, i.e.
+    ``tau_frac·|v̂(N) − v̂(∅)|`` of the regressed model (= ``|Σ_S ŵ_S − ŵ_∅|`` of MATH.md §5;
+    the [D24] choice 0.03·|v(x) − v(x_∅)| made per sample and on ŵ, so it moves with σ²).
+    OR interactions, if given, go through the same regression (an OR interaction is an AND
+    interaction of the complemented game) and count in the same distribution and threshold.
+    Normalized like :func:`jinter.analysis.order_distribution`: entries average to 1.
+
+    Returns:
+        Shape ``(n,)`` (order k at index k−1), with a leading σ² axis if ``sigma2`` is 1-D.
+    """
+    w = _as_float(w_star)
+    n = num_players(w, what="w_star")
+    scalar = np.ndim(sigma2) == 0
+    s = jnp.atleast_1d(jnp.asarray(sigma2))
+    _check_sigma2(s)
+    if tau_frac < 0:
+        raise ValueError(f"tau_frac must be >= 0, got {tau_frac}")
+    ws = [w.reshape(-1, 2**n)]
+    if w_star_or is not None:
+        wo = _as_float(w_star_or)
+        if wo.shape != w.shape:
+            raise ValueError(f"w_star_or has shape {wo.shape}, w_star has {w.shape}")
+        ws.append(wo.reshape(-1, 2**n))
+    hats = [noisy_regression(x, s) for x in ws]  # (s, m, 2^n)
+    total = sum(jnp.sum(h[..., 1:], axis=-1) for h in hats)
+    tau = tau_frac * jnp.abs(total)  # (s, m)
+    out = order_distribution(hats[0], hats[1] if len(hats) > 1 else None, tau, sample_axis=1)
+    return out[0] if scalar else out
+
+
+class FitResult(NamedTuple):
+    """Result of :func:`fit_sigma2` (leading axes = checkpoints of ``measured``)."""
+
+    sigma2: np.ndarray  # best σ² per checkpoint
+    curve: np.ndarray  # I_theo at that σ², shape (..., n)
+    error: np.ndarray  # RMS difference between curve and the normalized measured distribution
+
+
+def _normalize(d: np.ndarray) -> np.ndarray:
+    z = d.mean(axis=-1, keepdims=True)
+    return np.where(z > 0, d / np.where(z > 0, z, 1), 0)
+
+
+def fit_sigma2(
+    measured: Float[ArrayLike, "*checkpoints n"],
+    w_star: Float[ArrayLike, "*samples 2**n"],
+    *,
+    w_star_or: Float[ArrayLike, "*samples 2**n"] | None = None,
+    grid: ArrayLike | None = None,
+    tau_frac: float = 0.03,
+    refine: bool = True,
+) -> FitResult:
+    r"""σ² per checkpoint whose :math:`I_{theo}` best matches a measured :math:`I^{(k)}` ([D24] §5).
+
+    Criterion (the paper gives none): least squares between the two distributions, each
+    normalized to average 1 over orders, ``err(σ²) = sqrt(mean_k (I_theo^(k) − I_real^(k))²)``.
+    Minimized over a log-spaced grid (default ``logspace(-10, 3, 131)``: σ² is relative to
+    the eigenvalues ``λ_E ∈ [0.11^n, 1.14^n]``), then refined by a bounded scalar search in
+    ``log σ²`` between the best grid point's neighbours (kept only if it lowers the error).
+    The thresholded curve is piecewise constant in σ², so σ² is identified up to the flat
+    interval containing it. Not jit-able (host-side search).
+
+    Args:
+        measured: measured distribution(s), shape ``(..., n)`` (e.g. from
+            :func:`jinter.analysis.order_distribution`), one per checkpoint.
+        w_star: ground truth (salient interactions of the final model), ``(..., 2**n)``.
+        w_star_or: optional OR part of the ground truth.
+        grid: candidate σ² values (≥ 0, 1-D).
+        tau_frac: threshold fraction, as in :func:`theoretical_order_distribution`.
+        refine: run the local refinement.
+    """
+    meas = np.asarray(measured, dtype=np.float64)
+    n = num_players(np.asarray(w_star), what="w_star")
+    if meas.ndim == 0 or meas.shape[-1] != n:
+        raise ValueError(f"measured must have a last axis of n={n} orders, got shape {meas.shape}")
+    grid = np.logspace(-10, 3, 131) if grid is None else np.sort(np.asarray(grid, dtype=np.float64).ravel())
+    _check_sigma2(grid, "grid")
+    if grid.size == 0:
+        raise ValueError("grid must not be empty")
+    batch = meas.shape[:-1]
+    target = _normalize(meas.reshape(-1, n))
+    kw = dict(w_star_or=w_star_or, tau_frac=tau_frac)
+    chunk = 16  # σ² values per batch: bounds memory at 16 x samples x 2^n per call
+    curves = np.concatenate([np.asarray(theoretical_order_distribution(w_star, grid[i : i + chunk], **kw))
+                             for i in range(0, grid.size, chunk)]).astype(np.float64)
+    errs = np.sqrt(np.mean((curves[None] - target[:, None]) ** 2, axis=-1))  # (c, g)
+    best = np.argmin(errs, axis=1)
+    sig = grid[best].copy()
+    err = errs[np.arange(len(best)), best].copy()
+    curve = curves[best].copy()
+    if refine and grid.size > 1:
+        for c, i in enumerate(best):
+            lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+            lo = max(lo, grid[grid > 0].min() * 1e-3 if np.any(grid > 0) else 1e-12)
+            if not hi > lo:
+                continue
+
+            def obj(logs, c=c):
+                d = np.asarray(theoretical_order_distribution(w_star, float(np.exp(logs)), **kw))
+                return float(np.sqrt(np.mean((d - target[c]) ** 2)))
+
+            res = scipy.optimize.minimize_scalar(
+                obj, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-4}
+            )
+            if res.fun < err[c]:
+                sig[c], err[c] = float(np.exp(res.x)), res.fun
+                curve[c] = np.asarray(theoretical_order_distribution(w_star, sig[c], **kw))
+    return FitResult(sig.reshape(batch), curve.reshape(batch + (n,)), err.reshape(batch))
+
+
+# --- decay- and spindle-shaped distributions [G25] ------------------------------------------
+def _binom(n: int) -> np.ndarray:
+    return np.array([math.comb(n, k) for k in range(1, n + 1)], dtype=np.float64)
+
+
+def spindle_curve(
+    n: int, sigma: Float[ArrayLike, "*batch"], *, tau: float = 0.0
+) -> tuple[Float[Array, "*batch n"], Float[Array, "*batch n"]]:
+    r"""Expected :math:`A^{(k),\pm}` of pure noise: ``±C(n,k)·2^{k/2}·σ/√(2π)`` (MATH.md §6, [G25]).
+
+    If each masked output ``v(x_S)`` carries iid noise of variance σ², ``I(S)`` is Gaussian-like
+    with variance ``s_k² = 2^k σ²`` ([D24] Lemma 1), so ``E max(I, 0) = s_k/√(2π)`` per subset.
+    With a salience threshold τ > 0 (only ``|I| ≥ τ`` counted) and Gaussian noise this becomes
+    ``s_k·φ(τ/s_k)`` = ``s_k/√(2π)·exp(−τ²/(2 s_k²))``.
+
+    Returns:
+        ``(pos, neg)``, each of shape ``(..., n)`` for orders ``k = 1 … n``; ``neg = −pos``.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    sig = _as_float(sigma)
+    if not isinstance(sig, jax.core.Tracer) and np.any(np.asarray(sig) < 0):
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    k = np.arange(1, n + 1)
+    sk = sig[..., None] * jnp.asarray(2.0 ** (k / 2), dtype=sig.dtype)
+    pos = jnp.asarray(_binom(n), dtype=sig.dtype) * sk / math.sqrt(2 * math.pi)
+    if tau:
+        pos = jnp.where(sk > 0, pos * jnp.exp(-(tau**2) / (2 * jnp.where(sk > 0, sk, 1) ** 2)), 0)
+    return pos, -pos
+
+
+def decay_curve(
+    w_star: Float[ArrayLike, "*batch 2**n"],
+    sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"],
+    *,
+    tau: ArrayLike = 0.0,
+) -> tuple[Float[Array, "*s *batch n"], Float[Array, "*s *batch n"]]:
+    r"""Decay-shaped ``(A^(k),+, A^(k),−)`` of a (low-order) ground truth seen through
+    :func:`noisy_regression` at noise σ² (MATH.md §6): higher orders are suppressed more.
+
+    Per sample (leading axes kept); ``tau`` is the salience threshold of
+    :func:`jinter.analysis.signed_order_strength`.
+    """
+    return signed_order_strength(noisy_regression(w_star, sigma2), None, tau)
+
+
+def parametric_decay(n: int, rate: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch n"]:
+    r"""Parametric decay family ``d_k = exp(−rate·(k−1))``, ``k = 1 … n`` (``d_1 = 1``, rate ≥ 0).
+
+    A one-parameter geometric decay over orders, used by :func:`disentangle` when no decay
+    shape from a ground truth is given (our choice; [G25]'s analytic form is not available).
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    r = _as_float(rate)
+    return jnp.exp(-r[..., None] * jnp.arange(n, dtype=r.dtype))
+
+
+class DisentangleResult(NamedTuple):
+    """Result of :func:`disentangle`: the fitted parts, their parameters and the fit error."""
+
+    decay_pos: np.ndarray  # (n,) ≥ 0
+    decay_neg: np.ndarray  # (n,) ≤ 0
+    spindle_pos: np.ndarray  # (n,) ≥ 0
+    spindle_neg: np.ndarray  # (n,) ≤ 0
+    params: dict  # decay_weight_pos, decay_weight_neg, sigma_pos, sigma_neg, rate (or None)
+    residual: float  # ‖fit − data‖ / ‖data‖ over the stacked (A+, −A−)
+
+
+def disentangle(
+    a_pos: Float[ArrayLike, " n"],
+    a_neg: Float[ArrayLike, " n"],
+    n: int | None = None,
+    *,
+    decay: ArrayLike | None = None,
+    rate_bounds: tuple[float, float] = (0.0, 10.0),
+    symmetric_spindle: bool = True,
+) -> DisentangleResult:
+    r"""Split measured ``A^(k),±`` into a decay part and a spindle part (MATH.md §6, [G25]).
+
+    Model: ``A^+ = c⁺·d + σ⁺·s``, ``A^− = −c⁻·d⁻ − σ⁻·s`` with ``s_k = C(n,k)2^{k/2}/√(2π)``
+    (:func:`spindle_curve` at σ = 1), nonnegative weights ``c⁺, c⁻, σ^±`` solved exactly by
+    non-negative least squares (scipy ``nnls``) on the stacked ``(A^+, −A^−)``, and decay shape
+    ``d`` either given (``decay``: shape ``(n,)`` or ``(2, n)`` for separate +/− shapes, e.g.
+    from :func:`decay_curve`) or :func:`parametric_decay` with its rate fitted by a grid search
+    then a bounded scalar search. ``symmetric_spindle`` ties ``σ⁺ = σ⁻`` (noise is symmetric).
+
+    Args:
+        a_pos, a_neg: measured ``A^(k),+ ≥ 0`` and ``A^(k),− ≤ 0`` for ``k = 1 … n``.
+        n: number of players (checked against the length of ``a_pos``).
+    """
+    ap = np.asarray(a_pos, dtype=np.float64)
+    an = np.asarray(a_neg, dtype=np.float64)
+    if ap.ndim != 1 or ap.shape != an.shape:
+        raise ValueError(f"a_pos and a_neg must be 1-D of equal length, got {ap.shape}, {an.shape}")
+    n = ap.shape[0] if n is None else int(n)
+    if ap.shape[0] != n:
+        raise ValueError(f"a_pos has {ap.shape[0]} orders but n={n}")
+    if not (np.all(np.isfinite(ap)) and np.all(np.isfinite(an))):
+        raise ValueError("a_pos / a_neg contain non-finite values")
+    y = np.concatenate([ap, -an])
+    scale = np.linalg.norm(y) or 1.0
+    spin = np.asarray(spindle_curve(n, np.float64(1.0))[0])
+    zero = np.zeros(n)
+    spin_cols = [np.concatenate([spin, spin])] if symmetric_spindle else [
+        np.concatenate([spin, zero]), np.concatenate([zero, spin])]
+
+    def solve(dpos, dneg):
+        cols = [np.concatenate([dpos, zero]), np.concatenate([zero, dneg])] + spin_cols
+        b = np.stack(cols, axis=1)
+        norms = np.linalg.norm(b, axis=0)
+        norms = np.where(norms > 0, norms, 1)
+        w, res = scipy.optimize.nnls(b / norms, y / scale)
+        return w / norms * scale, res
+
+    rate = None
+    if decay is None:
+        lo, hi = map(float, rate_bounds)
+        if not 0 <= lo < hi:
+            raise ValueError(f"rate_bounds must satisfy 0 <= lo < hi, got {rate_bounds}")
+
+        def obj(r):
+            d = np.exp(-r * np.arange(n))
+            return solve(d, d)[1]
+
+        rates = np.linspace(lo, hi, 201)
+        i = int(np.argmin([obj(r) for r in rates]))
+        res = scipy.optimize.minimize_scalar(
+            obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
+        )
+        rate = float(res.x) if res.fun <= obj(rates[i]) else float(rates[i])
+        dpos = dneg = np.exp(-rate * np.arange(n))
+    else:
+        d = np.asarray(decay, dtype=np.float64)
+        if d.shape == (n,):
+            dpos = dneg = np.abs(d)
+        elif d.shape == (2, n):
+            dpos, dneg = np.abs(d[0]), np.abs(d[1])
+        else:
+            raise ValueError(f"decay must have shape ({n},) or (2, {n}), got {d.shape}")
+    w, _ = solve(dpos, dneg)
+    sp, sn = (w[2], w[2]) if symmetric_spindle else (w[2], w[3])
+    fit_pos = w[0] * dpos + sp * spin
+    fit_neg = -(w[1] * dneg + sn * spin)
+    resid = float(np.linalg.norm(np.concatenate([fit_pos - ap, fit_neg - an])) / scale)
+    params = dict(decay_weight_pos=float(w[0]), decay_weight_neg=float(w[1]), sigma_pos=float(sp),
+                  sigma_neg=float(sn), rate=rate)
+    return DisentangleResult(w[0] * dpos, -w[1] * dneg, sp * spin, -sn * spin, params, resid)
+
+
+# --- sparsity bound [R24] -------------------------------------------------------------------
+class SparsityBound(NamedTuple):
+    """Result of :func:`sparsity_bound`; leading axes = samples, order k at index k−1."""
+
+    bound: np.ndarray  # (..., n) [R24]-form bound on R^(k) (inf where the assumptions fail)
+    bound_identity: np.ndarray  # (..., n) bound from the exact identity (always holds)
+    count: np.ndarray  # (..., n) actual R^(k)
+    eta: np.ndarray  # (..., n) η^(k) = Σ_{|S|=k} I(S) / Σ_{|S|=k} |I(S)|
+    u_bar: np.ndarray  # (..., n+1) ū^(m), m = 0 … n (ū^(0) = 0)
+    p: np.ndarray  # (...) smallest p with ū^(m') ≥ (m'/m)^p ū^(m) for all 1 ≤ m' ≤ m
+    assumptions_hold: np.ndarray  # (...) bool: ū^(m) > 0 for all m ≥ 1
+    tightness: np.ndarray  # (..., n) bound / max(R^(k), 1)
+
+
+def sparsity_bound(
+    v: Float[ArrayLike, "*batch 2**n"],
+    interactions: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike | None = None,
+    *,
+    delta: float = 0.0,
+) -> SparsityBound:
+    r"""Upper bound on the number ``R^(k)`` of salient AND interactions of each order ([R24], MATH.md §8).
+
+    [R24]'s bound has the form ``R^(k) ≤ ū^(1)/(τ|η^(k)|)·|poly_k(n)|``. Its proof rests on
+    (i) ``τ·R^(k) ≤ Σ_{|S|=k}|I(S)| = |Σ_{|S|=k} I(S)| / |η^(k)|`` and (ii) expressing
+    ``Σ_{|S|=k} I(S)`` through the mean outputs ``ū^(m)``; we use the exact identity
+    ``Σ_{|S|=k} I(S) = C(n,k)·Σ_{m=0}^{k} (−1)^{k−m} C(k,m) ū^(m)`` (k ≥ 1, AND interactions
+    of ``v``). The paper's constants ``λ^(k), a^(k)_j`` are not available to us, so:
+
+    - ``bound_identity`` = ``C(n,k)|Σ_m (−1)^{k−m}C(k,m)ū^(m)| / (τ|η^(k)|)``: holds for every
+      game (no assumption), i.e. ``Σ_{|S|=k}|I(S)|/τ``.
+    - ``bound`` (the [R24]-form, conservative): with Assumption 3 (polynomial decrease,
+      ``ū^(m) ≤ m^p ū^(1)``) and ``ū^(m) ≥ 0``, the alternating sum is at most the larger of
+      its two same-sign groups, giving ``ū^(1)/(τ|η^(k)|)·C(n,k)·max_{parity}Σ_{m≥1, k−m ≡ par}
+      C(k,m) m^{p+δ}``. ``p`` is estimated per sample as the smallest exponent for which
+      Assumption 3 holds on the data (so it does hold); ``δ ≥ 0`` loosens it (default 0).
+      Where some ``ū^(m) ≤ 0`` (m ≥ 1) the assumptions fail and ``bound`` is ``inf``.
+      Assumption 1 (no interactions above order M) is not needed for this form.
+
+    Args:
+        v: outputs on all masks, shape ``(..., 2**n)`` (leading axes: samples).
+        interactions: AND interactions of ``v`` (default :func:`jinter.mobius` of ``v``).
+        tau: salience threshold (> 0), scalar or one per sample.
+        delta: extra exponent δ ≥ 0.
+
+    Raises:
+        ValueError: τ missing or ≤ 0, δ < 0, shapes that disagree.
+    """
+    from jinter.transforms import mobius
+
+    vv = np.asarray(_as_float(v), dtype=np.float64)
+    n = num_players(vv, what="v")
+    if n < 1:
+        raise ValueError("sparsity_bound needs n >= 1 players")
+    if tau is None or np.any(np.asarray(tau) <= 0):
+        raise ValueError(f"tau must be > 0 (a salience threshold), got {tau}")
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    inter = mobius(vv) if interactions is None else _as_float(interactions)
+    if inter.shape != vv.shape:
+        raise ValueError(f"interactions shape {inter.shape} != v shape {vv.shape}")
+    tau_a = np.asarray(tau, dtype=np.float64)
+    count = np.asarray(salient_counts(inter, None, tau_a))
+    pos, neg = signed_order_strength(inter, None, 0.0)
+    pos, neg = np.asarray(pos), np.asarray(neg)
+    absum = pos - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eta = np.where(absum > 0, (pos + neg) / np.where(absum > 0, absum, 1), 0.0)
+    binom_n = _binom(n)
+    u = np.asarray(order_sums(vv - vv[..., :1])) / binom_n  # ū^(m), m = 1..n
+    u_bar = np.concatenate([np.zeros(u.shape[:-1] + (1,)), u], axis=-1)
+    tau_b = tau_a[..., None]
+    # exact identity: Σ_{|S|=k} I(S) = C(n,k) Σ_m (-1)^{k-m} C(k,m) ū^(m)
+    diff = np.stack([sum((-1) ** (k - m) * math.comb(k, m) * u_bar[..., m] for m in range(k + 1))
+                     for k in range(1, n + 1)], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound_identity = np.where(np.abs(eta) > 0, binom_n * np.abs(diff) / (tau_b * np.abs(eta)), np.inf)
+    # p: smallest exponent with ū^(m') >= (m'/m)^p ū^(m) for 1 <= m' < m <= n
+    holds = np.all(u > 0, axis=-1)
+    uu = np.where(u > 0, u, 1.0)
+    p = np.zeros(u.shape[:-1])
+    for m in range(2, n + 1):
+        for mp in range(1, m):
+            p = np.maximum(p, np.log(uu[..., m - 1] / uu[..., mp - 1]) / np.log(m / mp))
+    # envelope ū^(m) <= m^(p+δ) ū^(1); |alternating sum| <= larger same-sign group
+    m_pow = np.arange(1, n + 1, dtype=np.float64) ** (p + delta)[..., None]  # (..., n): m = 1..n
+    poly = np.zeros(u.shape[:-1] + (n,))
+    for k in range(1, n + 1):
+        groups = [sum(math.comb(k, m) * m_pow[..., m - 1] for m in range(1, k + 1) if (k - m) % 2 == par)
+                  for par in (0, 1)]
+        poly[..., k - 1] = np.maximum(groups[0], groups[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(np.abs(eta) > 0, u[..., :1] * binom_n * poly / (tau_b * np.abs(eta)), np.inf)
+    bound = np.where(holds[..., None], bound, np.inf)
+    tight = bound / np.maximum(count, 1)
+    return SparsityBound(bound, bound_identity, count, eta, u_bar, p, holds, tight)

@@ -1,0 +1,408 @@
+"""Analysis functions (MATH.md §4, §7) against brute-force loops, and the Interactions object."""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jinter import mobius, or_mobius, or_zeta, zeta
+from jinter.analysis import (
+    GeneralizationPower,
+    InteractionRecord,
+    Interactions,
+    generalization_power,
+    order_distribution,
+    order_strength,
+    salient_counts,
+    salient_mask,
+    signed_order_strength,
+    sparsity_curve,
+    tau_output,
+    tau_relative,
+    top_interactions,
+    top_interactions_batch,
+)
+
+N = 4
+M = 2**N
+
+
+def popcount(s: int) -> int:
+    return bin(s).count("1")
+
+
+class FakeAndOr(NamedTuple):
+    """Stand-in for decomposition.AndOrResult (same field names)."""
+
+    I_and: np.ndarray
+    I_or: np.ndarray
+    gamma: np.ndarray
+    q: np.ndarray
+    objective: np.ndarray
+    lower_bound: np.ndarray
+    gap: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+
+
+def fake_and_or(v: np.ndarray, rng) -> FakeAndOr:
+    """An AND-OR split for an arbitrary γ (MATH.md §3): exact universal matching, not optimal."""
+    gamma = rng.normal(size=v.shape)
+    q = np.zeros_like(v)
+    i_and = np.array(mobius(0.5 * (v + q) + gamma))
+    i_or = np.array(or_mobius(0.5 * (v + q) - gamma))
+    bias = v[..., 0] + q[..., 0]
+    i_and[..., 0], i_or[..., 0] = bias, 0.0
+    obj = np.abs(i_and[..., 1:]).sum(-1) + np.abs(i_or[..., 1:]).sum(-1)
+    b = v.shape[:-1]
+    return FakeAndOr(i_and, i_or, gamma, q, obj, obj - 0.5, np.full(b, 0.5), np.full(b, 7), np.ones(b, bool))
+
+
+@pytest.fixture
+def batch(rng):
+    v = rng.normal(size=(3, M))
+    return v, fake_and_or(v, rng)
+
+
+# ------------------------------------------------------------------------------ thresholds
+
+
+def test_fake_and_or_matches(batch):
+    v, r = batch
+    np.testing.assert_allclose(np.asarray(zeta(r.I_and) + or_zeta(r.I_or)), v, atol=1e-12)
+
+
+def test_tau_relative_oracle_jit_vmap(batch):
+    _, r = batch
+    want = [0.05 * max(abs(r.I_and[b, s]) for s in range(1, M)) for b in range(3)]
+    want_or = [0.05 * max(max(abs(r.I_and[b, s]), abs(r.I_or[b, s])) for s in range(1, M)) for b in range(3)]
+    np.testing.assert_allclose(tau_relative(r.I_and), want, rtol=1e-15)
+    np.testing.assert_allclose(tau_relative(r.I_and, r.I_or), want_or, rtol=1e-15)
+    np.testing.assert_allclose(jax.jit(tau_relative)(r.I_and, r.I_or), want_or, rtol=1e-15)
+    np.testing.assert_allclose(jax.vmap(tau_relative)(r.I_and, r.I_or), want_or, rtol=1e-15)
+    np.testing.assert_allclose(tau_relative(r.I_and, r.I_or, frac=0.1), 2 * np.asarray(want_or))
+    assert tau_relative(r.I_and[None], r.I_or[None]).shape == (1, 3)
+    with pytest.raises(ValueError, match="frac"):
+        tau_relative(r.I_and, frac=0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        tau_relative(r.I_and, r.I_or[:2])
+
+
+def test_tau_output_oracle(rng):
+    v = rng.normal(size=(5, 2, M))
+    d = np.abs(v[..., M - 1] - v[..., 0])
+    np.testing.assert_allclose(tau_output(v), 0.03 * d.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(tau_output(v, 0.1, sample_axis=1), 0.1 * d.mean(1), rtol=1e-14)
+    np.testing.assert_allclose(tau_output(v, sample_axis=None), 0.03 * d, rtol=1e-14)
+    assert tau_output(v, keepdims=True).shape == (1, 2)
+    assert tau_output(v[0, 0]).shape == ()
+    np.testing.assert_allclose(jax.jit(tau_output)(v), 0.03 * d.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(tau_output, in_axes=1)(v), 0.03 * d.mean(0), rtol=1e-14)
+    with pytest.raises(ValueError, match="frac"):
+        tau_output(v, frac=float("nan"))
+    with pytest.raises(ValueError, match="power of two"):
+        tau_output(v[..., :5])
+
+
+# ------------------------------------------------------------------------------ salience, orders
+
+
+def test_existing_order_functions_oracle(batch):
+    _, r = batch
+    tau = np.array([0.1, 0.3, 0.0])
+    got_s = np.asarray(order_strength(r.I_and, r.I_or, tau))
+    got_p, got_n = (np.asarray(x) for x in signed_order_strength(r.I_and, r.I_or, tau))
+    got_c = np.asarray(salient_counts(r.I_and, r.I_or, tau))
+    for b in range(3):
+        for k in range(1, N + 1):
+            vals = [i[b, s] for i in (r.I_and, r.I_or) for s in range(1, M) if popcount(s) == k]
+            sal = [x for x in vals if abs(x) >= tau[b]]
+            assert got_s[b, k - 1] == pytest.approx(sum(abs(x) for x in sal))
+            assert got_p[b, k - 1] == pytest.approx(sum(max(x, 0) for x in sal))
+            assert got_n[b, k - 1] == pytest.approx(sum(min(x, 0) for x in sal))
+            assert got_c[b, k - 1] == len(sal)
+    dist = np.asarray(order_distribution(r.I_and, r.I_or, tau))
+    np.testing.assert_allclose(dist, got_s.mean(0) / got_s.mean(0).mean())
+
+
+def test_salient_mask_strict():
+    i = np.array([5.0, 1.0, 0.5, -1.0])
+    np.testing.assert_array_equal(salient_mask(i, 1.0), [False, True, False, True])
+    np.testing.assert_array_equal(salient_mask(i, 1.0, strict=True), [False, False, False, False])
+    np.testing.assert_array_equal(salient_mask(i, 0.5, strict=True), [False, True, False, True])
+
+
+# ------------------------------------------------------------------------------ sparsity curve
+
+
+def test_sparsity_curve_oracle_jit_vmap(batch):
+    _, r = batch
+    curves = []
+    for b in range(3):
+        vals = [abs(i[b, s]) for i in (r.I_and, r.I_or) for s in range(1, M)]
+        curves.append(sorted((x / max(vals) for x in vals), reverse=True))
+    curves = np.array(curves)
+    np.testing.assert_allclose(sparsity_curve(r.I_and, r.I_or), curves.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(sparsity_curve(r.I_and, r.I_or, sample_axis=None), curves, rtol=1e-14)
+    np.testing.assert_allclose(jax.jit(sparsity_curve)(r.I_and, r.I_or), curves.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(
+        jax.vmap(lambda a, o: sparsity_curve(a, o, None))(r.I_and, r.I_or), curves, rtol=1e-14
+    )
+    assert sparsity_curve(r.I_and).shape == (M - 1,)
+    zero = sparsity_curve(np.zeros(M), np.zeros(M))
+    assert zero.shape == (2 * (M - 1),) and not np.any(zero)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=M, max_size=M))
+def test_sparsity_curve_properties(vals):
+    c = np.asarray(sparsity_curve(np.asarray(vals)))
+    assert np.all(np.diff(c) <= 0) and np.all((c >= 0) & (c <= 1))
+    assert c[0] == pytest.approx(1.0 if np.any(np.asarray(vals[1:]) != 0) else 0.0, rel=1e-15)
+
+
+# ------------------------------------------------------------------------------ top interactions
+
+
+def test_top_interactions_oracle(batch):
+    _, r = batch
+    a, o = r.I_and[0], r.I_or[0]
+    allrec = [(abs(x[s]), t, s, x[s]) for t, x in ((0, a), (1, o)) for s in range(1, M)]
+    allrec.sort(key=lambda e: (-e[0], e[1], e[2]))
+    got = top_interactions(a, o, k=5, players=list("abcd"))
+    assert len(got) == 5 and all(isinstance(g, InteractionRecord) for g in got)
+    for g, (_, t, s, val) in zip(got, allrec):
+        assert (g.type, g.mask, g.value) == (("and", "or")[t], s, val)
+        assert g.players == tuple(i for i in range(N) if s >> i & 1) and g.order == popcount(s)
+        assert g.names == tuple("abcd"[i] for i in g.players)
+    assert got[0].label.startswith(got[0].type.upper() + "{")
+    assert len(top_interactions(a, o, k=100)) == 2 * (M - 1)
+    assert len(top_interactions(a, k=100)) == M - 1
+    tau = allrec[3][0]
+    assert len(top_interactions(a, o, k=100, tau=tau)) == 4
+    assert top_interactions(a, o, k=0) == []
+
+
+def test_top_interactions_ties_and_errors():
+    a = np.array([9.0, 1.0, -1.0, 1.0])  # three ties
+    o = np.array([0.0, -1.0, 0.0, 0.0])
+    got = top_interactions(a, o, k=3)
+    assert [(g.type, g.mask) for g in got] == [("and", 1), ("and", 2), ("and", 3)]
+    assert [(g.type, g.mask) for g in top_interactions(a, o, k=4)][-1] == ("or", 1)
+    with pytest.raises(ValueError, match="one sample"):
+        top_interactions(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        top_interactions(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="names"):
+        top_interactions(a, players=["x"])
+
+
+def test_top_interactions_batch(rng):
+    a, o = rng.normal(size=(2, 3, M)), rng.normal(size=(2, 3, M))
+    got = top_interactions_batch(a, o, k=2, tau=np.array([0.0, 0.0, 100.0]))
+    assert len(got) == 2 and all(len(row) == 3 for row in got)
+    assert got[1][2] == [] and got[1][1] == top_interactions(a[1, 1], o[1, 1], k=2)
+
+
+# ------------------------------------------------------------------------------ generalization power
+
+
+def test_generalization_power_constructed():
+    # sample 0: AND {0}: 2 vs base 3 (generalizes), AND {1}: -2 vs base 3 (sign differs),
+    #           AND {0,1}: 0.5 not salient; OR {0}: 4 vs base 0.05 (base not salient).
+    # sample 1: nothing salient.
+    i_and = np.array([[10.0, 2.0, -2.0, 0.5], [0.0, 0.1, 0.0, 0.0]])
+    i_or = np.array([[0.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    b_and = np.array([[-5.0, 3.0, 3.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    b_or = np.array([[0.0, 0.05, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    g = generalization_power((i_and, i_or), (b_and, b_or), 1.0, 0.1)
+    assert isinstance(g, GeneralizationPower)
+    np.testing.assert_array_equal(g.n_salient, [[2, 1], [0, 0]])
+    np.testing.assert_array_equal(g.n_generalizable, [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(g.strength, [[4, 4], [0, 0]])
+    np.testing.assert_array_equal(g.strength_generalizable, [[2, 0], [0, 0]])
+    np.testing.assert_allclose(g.fraction, [1 / 3, 0])
+    np.testing.assert_allclose(g.weighted_fraction, [2 / 8, 0])
+    assert float(g.n_bar) == 1.5
+    assert float(g.h_bar) == pytest.approx(1 / 3)  # the empty sample is left out
+    assert float(g.h_bar_weighted) == pytest.approx(0.25)
+    # exactly at τ is not salient (strict, [H25] eq. 6)
+    assert float(generalization_power(i_and, b_and, 2.0, 0.1).n_bar) == 0.0
+
+
+def test_generalization_power_oracle_jit_vmap(rng):
+    i = [rng.normal(size=(4, M)) for _ in range(4)]
+    tm, tb = np.array([0.3, 0.5, 0.8, 5.0]), 0.4
+    got = generalization_power((i[0], i[1]), FakeAndOr(i[2], i[3], *[None] * 7), tm, tb)
+    fr, wf = [], []
+    for b in range(4):
+        pairs = [(x[b, s], y[b, s]) for x, y in ((i[0], i[2]), (i[1], i[3])) for s in range(1, M)]
+        sal = [(x, y) for x, y in pairs if abs(x) > tm[b]]
+        gen = [(x, y) for x, y in sal if abs(y) > tb and x * y > 0]
+        assert got.n_salient[b].sum() == len(sal) and got.n_generalizable[b].sum() == len(gen)
+        if sal:
+            fr.append(len(gen) / len(sal))
+            wf.append(sum(abs(x) for x, _ in gen) / sum(abs(x) for x, _ in sal))
+    assert float(got.h_bar) == pytest.approx(np.mean(fr))
+    assert float(got.h_bar_weighted) == pytest.approx(np.mean(wf))
+    jitted = jax.jit(lambda a, b, c, d, t: generalization_power((a, b), (c, d), t, tb))(*i, tm)
+    np.testing.assert_allclose(jitted.h_bar, got.h_bar, rtol=1e-14)
+    per = jax.vmap(lambda a, b, c, d, t: generalization_power((a, b), (c, d), t, tb))(*i, tm)
+    np.testing.assert_allclose(per.fraction, got.fraction, rtol=1e-14)
+    np.testing.assert_allclose(per.n_bar, got.n_salient.sum(-1))
+    with pytest.raises(ValueError, match="both"):
+        generalization_power((i[0], i[1]), i[2], 0.1, 0.1)
+
+
+# ------------------------------------------------------------------------------ Interactions
+
+
+def test_interactions_from_and_or_and_tau_rules(batch):
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v, players=list("abcd"), metadata={"model": "mlp"})
+    assert x.n == N and x.batch_shape == (3,) and x.tau_rule == "relative(frac=0.05)"
+    np.testing.assert_allclose(x.tau, tau_relative(r.I_and, r.I_or))
+    assert x.metadata["decomposition"]["iterations"] == [7, 7, 7]
+    np.testing.assert_array_equal(x.gamma, r.gamma)
+    assert not x.i_and.flags.writeable
+    y = Interactions.from_and_or(r, v=v, tau="output", tau_frac=0.1)
+    assert y.tau.shape == () and y.tau_rule.startswith("output(frac=0.1")
+    assert float(y.tau) == pytest.approx(float(tau_output(v, 0.1)))
+    z = x.with_tau(0.2)
+    assert z.tau_rule == "fixed" and float(z.tau) == 0.2 and z.players == x.players
+    with pytest.raises(ValueError, match="needs the outputs"):
+        Interactions.from_and_or(r, tau="output")
+    with pytest.raises(ValueError, match="broadcast"):
+        Interactions(r.I_and, r.I_or, tau=np.ones(4))
+    with pytest.raises(ValueError, match="JSON"):
+        Interactions(r.I_and, metadata={"x": object()})
+    with pytest.raises(ValueError, match="NaN"):
+        Interactions(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="shape of i_and"):
+        Interactions(r.I_and, r.I_or[:2])
+    assert "AND-OR" in repr(x)
+
+
+def test_interactions_methods_call_pure_functions(batch):
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v)
+    np.testing.assert_allclose(x.order_distribution(), order_distribution(r.I_and, r.I_or, x.tau))
+    np.testing.assert_allclose(x.sparsity_curve(), sparsity_curve(r.I_and, r.I_or))
+    np.testing.assert_allclose(x.salient_counts(), salient_counts(r.I_and, r.I_or, x.tau))
+    np.testing.assert_allclose(x.signed_order_strength()[1], signed_order_strength(r.I_and, r.I_or, x.tau)[1])
+    assert x.top(3, sample=1) == top_interactions(r.I_and[1], r.I_or[1], 3)
+    top_sal = x.top(1000, sample=2, salient_only=True)
+    assert len(top_sal) == int(x.salient_counts()[2].sum())
+    g = x.generalization_power(x)
+    assert float(g.h_bar) == 1.0 and float(g.h_bar_weighted) == 1.0
+    with pytest.raises(ValueError, match="sample"):
+        x.top(3)
+
+
+def test_interactions_save_load_json_exact(batch, tmp_path):
+    v, r = batch
+    for x in (
+        Interactions.from_and_or(r, v=v, players=list("abcd"), metadata={"seed": 0, "note": "é"}),
+        Interactions(r.I_and[0].astype(np.float32), tau=0.25),
+    ):
+        path = tmp_path / "x.npz"
+        x.save(path)
+        for y in (Interactions.load(path), Interactions.from_json(x.to_json())):
+            assert (y.n, y.tau_rule, y.players, y.metadata) == (x.n, x.tau_rule, x.players, x.metadata)
+            for name in ("i_and", "i_or", "tau", "v", "q", "gamma", "objective", "gap"):
+                a, b = getattr(x, name), getattr(y, name)
+                assert (a is None) == (b is None)
+                if a is not None:
+                    assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a"):
+        Interactions.load(tmp_path / "other.npz")
+
+
+def test_to_table(batch):
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v, players=list("abcd"))
+    rows = x.to_table(sample=1)
+    assert len(rows) == 2 * (M - 1)
+    assert set(rows[0]) == {"mask", "players", "order", "type", "value", "salient", "names"}
+    sal_and, sal_or = x.salient_mask()
+    for row in rows:
+        arr, sal = (r.I_and, sal_and) if row["type"] == "and" else (r.I_or, sal_or)
+        assert row["value"] == arr[1, row["mask"]] and row["salient"] == sal[1, row["mask"]]
+        assert row["order"] == popcount(row["mask"]) == len(row["players"])
+    assert len(x.to_table()) == 3 * 2 * (M - 1) and x.to_table()[0]["sample"] == (0,)
+    assert sum(row["salient"] for row in x.to_table(salient_only=True)) == x.salient_counts().sum()
+    bias = x.to_table(sample=0, include_bias=True)[0]
+    assert bias["type"] == "bias" and bias["value"] == r.I_and[0, 0]
+    json.dumps(rows)  # plain values only
+
+
+def test_to_shapiq_json_structure_and_or_convention(batch, tmp_path):
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v)
+    doc = x.to_shapiq_json("and", sample=0, path=tmp_path / "and.json")
+    assert json.loads((tmp_path / "and.json").read_text()) == doc
+    meta = doc["metadata"]
+    assert meta["index"] == "Moebius" and meta["n_players"] == N and (meta["min_order"], meta["max_order"]) == (0, N)
+    assert meta["baseline_value"] == doc["data"]["Empty"] == r.I_and[0, 0]
+    assert len(doc["data"]) == M and list(doc["data"])[:3] == ["Empty", "0", "1"]
+    assert doc["data"]["0,2"] == r.I_and[0, 0b101]
+    # OR part as co-Moebius: u(S) = Σ_{T⊆N∖S} (−1)^{|T|} m*(T) must give the OR game
+    od = x.to_shapiq_json("or", sample=0)
+    assert od["metadata"]["index"] == "Co-Moebius" and od["parameters"]["jinter_type"] == "or"
+    m = {sum(1 << int(p) for p in k.split(",")) if k != "Empty" else 0: val for k, val in od["data"].items()}
+    m[0] = float(np.sum(r.I_or[0]))  # the co-Moebius value of ∅ is u(N)
+    u = np.asarray(or_zeta(r.I_or[0]))
+    for s in range(M):
+        comp = (M - 1) & ~s
+        pred = sum((-1) ** popcount(t) * m[t] for t in range(M) if t & comp == t)
+        assert pred == pytest.approx(u[s], abs=1e-12)
+    small = x.to_shapiq_json("and", sample=0, salient_only=True)
+    assert len(small["data"]) == 1 + int(x.salient_mask()[0][0].sum())
+    with pytest.raises(ValueError, match="kind"):
+        x.to_shapiq_json("xor", sample=0)
+
+
+def test_shapiq_loads_export(batch, tmp_path):
+    shapiq = pytest.importorskip("shapiq")
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v)
+    x.to_shapiq_json("and", sample=2, path=tmp_path / "and.json")
+    iv = shapiq.InteractionValues.from_json_file(tmp_path / "and.json")
+    assert iv.index == "Moebius" and iv.n_players == N
+    assert iv[(1, 3)] == pytest.approx(r.I_and[2, 0b1010]) and iv.baseline_value == pytest.approx(r.I_and[2, 0])
+
+
+def test_float32_matches_float64(batch):
+    """float32 inputs stay float32 and agree with float64 to float32 rounding (rtol 1e-6)."""
+    v, r = batch
+    a32, o32 = r.I_and.astype(np.float32), r.I_or.astype(np.float32)
+    t32 = tau_relative(a32, o32, np.float64(0.05))
+    assert t32.dtype == np.float32
+    np.testing.assert_allclose(t32, tau_relative(r.I_and, r.I_or), rtol=1e-6)
+    assert tau_output(v.astype(np.float32)).dtype == np.float32
+    c32 = sparsity_curve(a32, o32)
+    assert c32.dtype == np.float32
+    np.testing.assert_allclose(c32, sparsity_curve(r.I_and, r.I_or), rtol=1e-6, atol=1e-7)
+    g32 = generalization_power((a32, o32), (o32, a32), 0.2, 0.2)
+    g64 = generalization_power((r.I_and, r.I_or), (r.I_or, r.I_and), 0.2, 0.2)
+    assert g32.h_bar.dtype == np.float32
+    np.testing.assert_allclose(g32.h_bar_weighted, g64.h_bar_weighted, rtol=1e-6)
+
+
+def test_from_real_and_or_result(rng):
+    """Integration with jinter.decomposition.and_or (duck-typed, so only if it is present)."""
+    decomposition = pytest.importorskip("jinter.decomposition")
+    v = rng.normal(size=(2, M))
+    r = decomposition.and_or(v)
+    x = Interactions.from_and_or(r, v=v, tau="output")
+    np.testing.assert_allclose(x.i_and, r.I_and)
+    np.testing.assert_allclose(np.asarray(zeta(x.i_and) + or_zeta(x.i_or)), v + x.q, atol=1e-9)
+    assert x.metadata["decomposition"]["converged"] == [True, True]
+    assert float(x.objective[0]) == pytest.approx(np.abs(x.i_and[0, 1:]).sum() + np.abs(x.i_or[0, 1:]).sum())

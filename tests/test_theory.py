@@ -1,0 +1,297 @@
+"""Tests of jinter.theory: noisy regression [D24], decay/spindle [G25], sparsity bound [R24]."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jinter import theory as T
+from jinter._budget import MemoryBudgetError
+from jinter.analysis import order_distribution, signed_order_strength
+from jinter.transforms import mask_orders, mobius
+
+
+def _kron_power(f, n):
+    out = np.ones((1, 1))
+    for _ in range(n):
+        out = np.kron(out, f)
+    return out
+
+
+def _dense_m(n, s2):
+    """Oracle: M̂ = (A + σ²D)⁻¹A from the definitions A[T,T'] = 2^{-|T∪T'|}, D = diag(2^{|T|})."""
+    idx = np.arange(2**n)
+    orders = mask_orders(n).astype(float)
+    union = mask_orders(n)[idx[:, None] | idx[None, :]].astype(float)
+    a = 2.0**-union
+    d = np.diag(2.0**orders)
+    return np.linalg.solve(a + s2 * d, a)
+
+
+# ---------------------------------------------------------------- noisy regression -----------
+@pytest.mark.parametrize("n", [1, 4, 8])
+def test_noisy_regression_matches_dense_solve(rng, n):
+    w = rng.normal(size=(3, 2**n))
+    s2 = np.array([0.0, 1e-3, 0.1, 5.0])
+    got = np.asarray(T.noisy_regression(w, s2))
+    assert got.shape == (4, 3, 2**n)
+    for i, s in enumerate(s2):
+        want = w @ _dense_m(n, s).T
+        np.testing.assert_allclose(got[i], want, atol=1e-9 * max(1, np.abs(want).max()))
+    np.testing.assert_allclose(got[0], w, atol=1e-12)  # σ² = 0 gives w*
+    # Kronecker structure as stated in MATH.md §5
+    np.testing.assert_allclose(_kron_power(T._A2, n), 2.0 ** -mask_orders(n)[np.arange(2**n)[:, None] | np.arange(2**n)])
+
+
+def test_noisy_regression_jit_vmap_and_float32(rng):
+    n = 6
+    w = rng.normal(size=(4, 2**n))
+    ref = np.asarray(T.noisy_regression(w, 0.2))
+    jitted = jax.jit(T.noisy_regression)(w, jnp.float64(0.2))
+    np.testing.assert_allclose(jitted, ref, atol=1e-12)
+    s2 = jnp.array([0.01, 0.2])
+    vm = jax.vmap(T.noisy_regression, in_axes=(None, 0))(w, s2)
+    np.testing.assert_allclose(vm, T.noisy_regression(w, s2), atol=1e-12)
+    np.testing.assert_allclose(vm[1], ref, atol=1e-12)
+    grad = jax.grad(lambda s: T.noisy_regression(w, s).sum())(0.2)  # differentiable in σ²
+    assert np.isfinite(grad)
+    f32 = T.noisy_regression(w.astype(np.float32), np.float32(0.2))
+    assert f32.dtype == jnp.float32
+    # tolerance: a few butterflies, entries of V and V^-1 are O(1): ~ n·eps32·Σ|w|
+    np.testing.assert_allclose(f32, ref, atol=n * 1.2e-7 * np.abs(w).sum(-1).max() * 4)
+
+
+def test_row_norms_theorem4_and_dense(rng):
+    for n in (3, 7):
+        for s2 in (0.0, 0.03, 2.0):
+            m = _dense_m(n, s2)
+            norms = np.linalg.norm(m, axis=1)
+            orders = mask_orders(n)
+            for k in range(n + 1):  # Theorem 4: equal order ⇒ equal row norm
+                assert np.ptp(norms[orders == k]) < 1e-10
+            np.testing.assert_allclose(np.asarray(T.row_norms(n, s2))[orders], norms, atol=1e-10)
+    np.testing.assert_allclose(T.row_norms(5, 0.0), np.ones(6), atol=1e-12)
+
+
+def test_order_ratio_proposition1():
+    s2 = np.array([1e-4, 1e-3, 1e-2, 0.1, 1.0])
+    for n in (4, 12):
+        r = np.asarray(T.order_ratio(n, s2))
+        assert r.shape == (5, n - 1)
+        assert np.all(r > 1)  # r^(k) > 1
+        assert np.all(np.diff(r, axis=0) > 0)  # shrinks as σ² shrinks
+    np.testing.assert_allclose(T.order_ratio(6, 0.0), np.ones(5), atol=1e-12)
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 6), s2=st.floats(0, 10), seed=st.integers(0, 2**16))
+def test_noisy_regression_linear_and_identity(n, s2, seed):
+    r = np.random.default_rng(seed)
+    w1, w2 = r.normal(size=(2, 2**n))
+    lhs = T.noisy_regression(w1 + 2 * w2, s2)
+    rhs = T.noisy_regression(w1, s2) + 2 * T.noisy_regression(w2, s2)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-10)
+    # (A + σ²D) ŵ = A w*  (normal equations), applied with butterflies
+    a = lambda x: np.asarray(T.kron_apply(x, T._A2))
+    d = np.asarray(2.0 ** mask_orders(n))
+    what = np.asarray(T.noisy_regression(w1, s2))
+    np.testing.assert_allclose(a(what) + s2 * d * what, a(w1), atol=1e-9 * (1 + s2) * 2**n)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=">= 0"):
+        T.noisy_regression(np.ones(8), -0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        T.noisy_regression(np.ones(8), np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="1-D"):
+        T.noisy_regression(np.ones(8), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="power of two"):
+        T.noisy_regression(np.ones(6), 0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JINTER_MEMORY_BUDGET", "20K")  # 4 σ² x 256 float64 x 3 copies = 24 KiB
+        with pytest.raises(MemoryBudgetError, match="memory budget"):
+            T.noisy_regression(np.ones(256), np.ones(4))
+        assert T.noisy_regression(np.ones(256), 0.1).shape == (256,)  # 6 KiB fits
+    with pytest.raises(ValueError):
+        T.row_norms(-1, 0.1)
+    with pytest.raises(ValueError, match="tau"):
+        T.sparsity_bound(np.ones(8), tau=0.0)
+    with pytest.raises(ValueError, match="orders"):
+        T.fit_sigma2(np.ones(3), np.ones(16))
+
+
+# ---------------------------------------------------------------- order distribution / fit ---
+def _ground_truth(rng, n=8, samples=4):
+    orders = mask_orders(n)
+    return rng.normal(size=(samples, 2**n)) * (orders <= 2) * (orders > 0) + 0.5 * (orders == 0)
+
+
+def test_theoretical_order_distribution_definition(rng):
+    w = _ground_truth(rng)
+    wo = _ground_truth(rng)
+    for s2 in (0.0, 0.05):
+        got = T.theoretical_order_distribution(w, s2, w_star_or=wo)
+        wh, wo_h = T.noisy_regression(w, s2), T.noisy_regression(wo, s2)
+        tau = 0.03 * np.abs(np.asarray(wh)[:, 1:].sum(-1) + np.asarray(wo_h)[:, 1:].sum(-1))
+        want = order_distribution(wh, wo_h, tau, sample_axis=0)
+        np.testing.assert_allclose(got, want, atol=1e-12)
+        assert abs(float(np.mean(got)) - 1) < 1e-12
+    d0 = np.asarray(T.theoretical_order_distribution(w, 0.0))
+    assert np.all(d0[2:] == 0) and d0[1] > 0  # σ² = 0 reproduces the order-≤2 ground truth
+    many = np.asarray(T.theoretical_order_distribution(w, np.array([1e-3, 0.05])))
+    assert many.shape == (2, 8)
+    np.testing.assert_allclose(many[1], T.theoretical_order_distribution(w, 0.05), atol=1e-12)
+    # more noise moves mass to low orders (two-phase picture): order-1 share rises with σ²
+    assert many[1][0] > many[0][0]
+
+
+def test_fit_sigma2_recovers_known_sigma2(rng):
+    w = _ground_truth(rng)
+    true = np.array([0.004, 0.05, 0.8])
+    for tau_frac, rtol in ((0.0, 1e-3), (0.03, 0.1)):
+        meas = np.asarray(T.theoretical_order_distribution(w, true, tau_frac=tau_frac))
+        fit = T.fit_sigma2(3.0 * meas, w, tau_frac=tau_frac)  # scale-free: renormalized
+        assert fit.sigma2.shape == (3,) and fit.curve.shape == (3, 8)
+        np.testing.assert_allclose(fit.sigma2, true, rtol=rtol)
+        assert np.all(fit.error < 1e-2)
+        np.testing.assert_allclose(fit.curve, meas, atol=2e-2)
+
+
+# ---------------------------------------------------------------- spindle / decay ------------
+def test_spindle_curve_monte_carlo(rng):
+    n, sigma = 6, 0.3
+    v = rng.normal(size=(3000, 2**n)) * sigma
+    pos, neg = signed_order_strength(mobius(v))
+    ep, en = T.spindle_curve(n, sigma)
+    want = np.array([math.comb(n, k) * 2 ** (k / 2) * sigma / math.sqrt(2 * math.pi) for k in range(1, n + 1)])
+    np.testing.assert_allclose(ep, want, rtol=1e-12)
+    np.testing.assert_allclose(en, -want, rtol=1e-12)
+    # MC standard error of a mean of 3000 samples is ~2% of the mean per order
+    np.testing.assert_allclose(np.asarray(pos).mean(0), want, rtol=0.06)
+    np.testing.assert_allclose(np.asarray(neg).mean(0), -want, rtol=0.06)
+    tau = 0.5
+    pt, _ = signed_order_strength(mobius(v), None, tau)
+    np.testing.assert_allclose(np.asarray(pt).mean(0), T.spindle_curve(n, sigma, tau=tau)[0], rtol=0.08)
+    batch = T.spindle_curve(n, jnp.array([0.1, 0.3]))[0]
+    assert batch.shape == (2, n)
+    np.testing.assert_allclose(jax.jit(lambda s: T.spindle_curve(n, s)[0])(sigma), want, rtol=1e-12)
+
+
+def test_decay_curve_is_decaying(rng):
+    n = 8
+    orders = mask_orders(n)
+    w = np.abs(rng.normal(size=(2**n,))) * (orders == 1)  # order-1 ground truth
+    pos, neg = T.decay_curve(w, 0.3)
+    pos = np.asarray(pos)
+    assert pos.shape == (n,) and np.all(np.asarray(neg) <= 0)
+    mag = pos - np.asarray(neg)
+    assert np.all(np.diff(mag[1:]) < 0) and mag[0] == mag.max()  # decays over orders
+    np.testing.assert_allclose(T.parametric_decay(4, 0.5), np.exp(-0.5 * np.arange(4)))
+
+
+def test_disentangle_recovers_synthetic_mixture(rng):
+    n = 10
+    d = np.exp(-0.7 * np.arange(n))
+    sp = np.asarray(T.spindle_curve(n, 1.0)[0])
+    cp, cn, sig = 2.0, 1.2, 0.01
+    ap = cp * d + sig * sp
+    an = -(cn * d + sig * sp)
+    noise = 1 + 0.01 * rng.normal(size=(2, n))  # 1% multiplicative noise
+    res = T.disentangle(ap * noise[0], an * noise[1], n)
+    p = res.params
+    for got, want in ((p["decay_weight_pos"], cp), (p["decay_weight_neg"], cn), (p["sigma_pos"], sig),
+                      (p["rate"], 0.7)):
+        assert abs(got - want) <= 0.05 * want
+    assert res.residual < 0.03
+    np.testing.assert_allclose(res.decay_pos + res.spindle_pos, ap, rtol=0.06)
+    # given decay shape, separate spindle weights
+    res2 = T.disentangle(ap, -(cn * d + 2 * sig * sp), decay=d, symmetric_spindle=False)
+    np.testing.assert_allclose([res2.params["sigma_pos"], res2.params["sigma_neg"]], [sig, 2 * sig], rtol=1e-6)
+    assert res2.residual < 1e-9 and res2.params["rate"] is None
+    assert np.all(res2.decay_neg <= 0) and np.all(res2.spindle_neg <= 0)
+
+
+# ---------------------------------------------------------------- sparsity bound [R24] -------
+def _check_bound(sb):
+    assert np.all(sb.bound_identity >= sb.count - 1e-9)
+    ok = sb.assumptions_hold
+    assert np.all(sb.bound[ok] >= sb.count[ok] - 1e-9)
+    assert np.all(np.isinf(sb.bound[~ok]))
+    assert np.all(sb.bound[ok] >= sb.bound_identity[ok] * (1 - 1e-9))
+
+
+def test_sparsity_bound_random_sparse_games(rng):
+    n, samples = 8, 20
+    orders = mask_orders(n)
+    inter = np.zeros((samples, 2**n))
+    for s in range(samples):  # a few positive low-order primitives + tiny noise
+        idx = rng.choice(np.flatnonzero((orders >= 1) & (orders <= 3)), 10, replace=False)
+        inter[s, idx] = rng.uniform(0.5, 2, size=10)
+    inter += 1e-3 * rng.normal(size=inter.shape)
+    v = np.asarray(T.kron_apply(inter, ((1.0, 0.0), (1.0, 1.0))))  # zeta
+    sb = T.sparsity_bound(v, tau=0.1)
+    _check_bound(sb)
+    assert sb.assumptions_hold.mean() > 0.5
+    np.testing.assert_allclose(sb.count.sum(-1), (np.abs(inter[:, 1:]) >= 0.1).sum(-1))
+    # η from its definition
+    k = 2
+    sel = orders == k
+    np.testing.assert_allclose(sb.eta[:, k - 1], inter[:, sel].sum(-1) / np.abs(inter[:, sel]).sum(-1), atol=1e-12)
+    assert np.all(np.isfinite(sb.p)) and np.all(sb.p >= 0)
+    # the identity bound equals Σ_{|S|=k}|I(S)|/τ
+    np.testing.assert_allclose(sb.bound_identity[:, k - 1], np.abs(inter[:, sel]).sum(-1) / 0.1, rtol=1e-8)
+    looser = T.sparsity_bound(v, tau=0.1, delta=0.5)
+    assert np.all(looser.bound[sb.assumptions_hold] >= sb.bound[sb.assumptions_hold])
+
+
+def test_sparsity_bound_trained_mlp():
+    n, hidden = 8, 16
+    key = jax.random.PRNGKey(0)
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = jax.random.uniform(k1, (256, n))
+    y = x.sum(-1) + 2 * x[:, 0] * x[:, 1]
+    params = {"w1": 0.3 * jax.random.normal(k2, (n, hidden)), "b1": jnp.zeros(hidden),
+              "w2": 0.3 * jax.random.normal(k3, (hidden,)), "b2": jnp.zeros(())}
+
+    def model(p, xs):
+        return jax.nn.relu(xs @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+    @jax.jit
+    def step(p, mom):  # plain momentum SGD (optax's step counter trips strict promotion)
+        loss, g = jax.value_and_grad(lambda q: jnp.mean((model(q, x) - y) ** 2))(p)
+        mom = jax.tree.map(lambda m, gi: 0.9 * m + gi, mom, g)
+        return jax.tree.map(lambda q, m: q - 0.02 * m, p, mom), mom, loss
+
+    mom = jax.tree.map(jnp.zeros_like, params)
+    for _ in range(400):
+        params, mom, loss = step(params, mom)
+    assert loss < 0.1
+    masks = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.float64)  # bit i = player i
+    xs = np.asarray(x[:6])
+    v = np.asarray(jax.vmap(lambda xi: model(params, masks * xi))(jnp.asarray(xs)))  # zero baseline
+    vrange = np.abs(v[:, -1] - v[:, 0])
+    sb = T.sparsity_bound(v, tau=0.05 * vrange)
+    _check_bound(sb)
+    assert sb.assumptions_hold.all()
+    tight = sb.tightness[sb.count > 0]
+    assert np.all(tight >= 1)
+
+
+def test_jit_and_vmap_of_curves(rng):
+    w = _ground_truth(rng, n=6, samples=3)
+    s2 = jnp.array([0.01, 0.2])
+    ref = np.asarray(T.theoretical_order_distribution(w, s2))
+    np.testing.assert_allclose(jax.jit(lambda s: T.theoretical_order_distribution(w, s))(s2), ref, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(lambda s: T.theoretical_order_distribution(w, s))(s2), ref, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(lambda s: T.row_norms(6, s))(s2), T.row_norms(6, s2), atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(lambda s: T.order_ratio(6, s))(s2), T.order_ratio(6, s2), atol=1e-12)
+    pos, neg = jax.jit(T.decay_curve)(w, jnp.float64(0.2))
+    p2, n2 = T.decay_curve(w, 0.2)
+    np.testing.assert_allclose(pos, p2, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(lambda s: T.decay_curve(w, s)[1])(s2)[1], n2, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(lambda r: T.parametric_decay(5, r))(jnp.array([0.5, 1.0]))[1],
+                               np.exp(-np.arange(5.0)))
