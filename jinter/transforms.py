@@ -5,9 +5,12 @@ Every transform here is a Kronecker product :math:`\bigotimes_{i<n} F` of one 2�
 applied as a butterfly in O(n·2^n) work — the lowest bits as one small ``2^6×2^6`` matmul,
 the rest in fused radix-8 passes — and never as a dense ``2^n×2^n`` matrix.
 
-Precision: each output is an alternating sum of up to ``2^|T|`` inputs, so rounding error is
-bounded by ``(n + 1)·eps·Σ_{L⊆T}|v(L)|`` (``eps`` of the dtype: 1.2e-7 in float32, 2.2e-16
-in float64). Tests check float32 against float64 with this bound. Work in float64
+Precision: each output of :func:`mobius` / :func:`zeta` is an alternating sum of up to
+``2^|T|`` inputs, so its rounding error is bounded by ``(n + 1)·eps·Σ_{L⊆T}|v(L)|`` (``eps``
+of the dtype: 1.2e-7 in float32, 2.2e-16 in float64); for :func:`or_mobius` the sum runs over
+the complements ``v(N∖L)``. :func:`or_zeta` forms each value as a total minus a subset sum, so
+its bound is ``(n + 1)·eps·Σ_T |I(T)|`` over all T. Tests check float32 against float64 with
+these bounds. Work in float64
 (``jax.config.update("jax_enable_x64", True)``) when interactions of high order matter.
 """
 

@@ -1,0 +1,789 @@
+r"""Model outputs on masked inputs: ``v(x_S)`` for every subset ``S`` of players (MATH.md §1).
+
+``x_S`` keeps the input elements of the players in ``S`` and replaces those of the other
+players by a baseline; elements that belong to no player (background) always stay. A player
+specification (:class:`TabularPlayers`, :class:`PatchPlayers`, :class:`TokenPlayers`) maps
+every input element to its player, so a masked input is one fused
+``where(bit_{owner}(S), x, baseline)`` inside the jitted evaluation: masked inputs are never
+materialized outside the chunk that feeds the model.
+
+Masks follow :mod:`jinter.transforms`: bit ``i`` of ``S`` is player ``i``; the result has last
+axis ``2**n`` (index 0 = ∅), ready for :func:`jinter.mobius` / :func:`jinter.or_mobius`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
+from jinter.transforms import mask_to_players
+
+__all__ = [
+    "TabularPlayers",
+    "PatchPlayers",
+    "TokenPlayers",
+    "masked_outputs",
+    "mean_baseline",
+    "log_odds",
+    "logit",
+    "host_model",
+    "HostModel",
+    "NonFiniteOutputError",
+]
+
+MAX_CHUNK = 4096
+"""Default cap on the number of masked inputs fed to the model at once."""
+_LIVE_FACTOR = 4  # bytes live per masked input element: input + baseline blend + activations (guess)
+_MAX_ALL_MASKS = 30  # 2**30 outputs is already 8 GiB in float64
+
+
+class NonFiniteOutputError(ValueError):
+    """Raised when a model output on some masked input is NaN or infinite."""
+
+
+# --------------------------------------------------------------------------------------------
+# Player specifications
+# --------------------------------------------------------------------------------------------
+
+
+class _Players:
+    """Shared behaviour: ``owner`` maps every input element to its player (−1: background)."""
+
+    n: int
+    input_shape: tuple[int, ...]
+
+    def _owner(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @functools.cached_property
+    def owner(self) -> np.ndarray:
+        """Int array of shape ``input_shape``: the player of each element, −1 for background."""
+        owner = np.asarray(self._owner(), dtype=np.int32)
+        owner.setflags(write=False)
+        return owner
+
+    @property
+    def membership(self) -> np.ndarray:
+        """Bool array ``(n, *input_shape)``: ``membership[i]`` marks the elements of player ``i``."""
+        return self.owner[None] == np.arange(self.n).reshape((-1,) + (1,) * len(self.input_shape))
+
+    @property
+    def background(self) -> np.ndarray:
+        """Bool array of shape ``input_shape``: elements in no player (never masked)."""
+        return self.owner < 0
+
+
+def _check_disjoint(groups: Sequence[Sequence[int]], size: int, what: str) -> np.ndarray:
+    owner = np.full(size, -1, dtype=np.int32)
+    for i, g in enumerate(groups):
+        idx = np.asarray(g, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ValueError(f"{what} {i} is empty")
+        if idx.min() < 0 or idx.max() >= size:
+            raise ValueError(f"{what} {i} has indices {idx.tolist()} outside [0, {size})")
+        if np.any(owner[idx] >= 0) or len(set(idx.tolist())) != idx.size:
+            raise ValueError(f"{what}s must be disjoint; {what} {i} = {idx.tolist()} overlaps another")
+        owner[idx] = i
+    return owner
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularPlayers(_Players):
+    """Tabular input of ``n_features`` values; each feature is a player, or each group is.
+
+    Args:
+        n_features: input length (input shape ``(n_features,)``).
+        groups: optional disjoint groups of feature indices; group ``i`` is player ``i`` and
+            features in no group are background.
+    """
+
+    n_features: int
+    groups: tuple[tuple[int, ...], ...] | None = None
+
+    def __post_init__(self):
+        if int(self.n_features) < 1:
+            raise ValueError(f"n_features must be positive, got {self.n_features}")
+        object.__setattr__(self, "n_features", int(self.n_features))
+        if self.groups is not None:
+            groups = tuple(tuple(int(i) for i in np.asarray(g).reshape(-1)) for g in self.groups)
+            object.__setattr__(self, "groups", groups)
+            _check_disjoint(groups, self.n_features, "group")
+
+    @property
+    def n(self) -> int:
+        return self.n_features if self.groups is None else len(self.groups)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.n_features,)
+
+    def _owner(self) -> np.ndarray:
+        if self.groups is None:
+            return np.arange(self.n_features)
+        return _check_disjoint(self.groups, self.n_features, "group")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchPlayers(_Players):
+    """A grid of patches over the trailing spatial dims of an image; each patch is a player.
+
+    Example: ``PatchPlayers((8, 8), (2, 2))`` has 16 players (a 4×4 grid of 2×2 patches);
+    ``PatchPlayers((8, 8), (2, 2), cells=[5, 6, 9, 10])`` uses only the central 2×2 cells
+    (the rest is background), as [D24] picks 10 patches from the centre of a feature map.
+
+    Args:
+        image_shape: shape of one input. The last ``len(patch_shape)`` dims are spatial, any
+            leading dims (channels first) are shared by a patch; with ``channels_last`` the
+            last dim is the channel axis and the spatial dims come just before it.
+        patch_shape: patch size along each spatial dim; must divide the spatial dims.
+        cells: grid cells used as players, in player order: row-major flat indices into the
+            grid or tuples of grid coordinates. Default: every cell, row-major.
+        channels_last: whether the last dim of ``image_shape`` is a channel axis (NHWC).
+    """
+
+    image_shape: tuple[int, ...]
+    patch_shape: tuple[int, ...]
+    cells: tuple[int, ...] | None = None
+    channels_last: bool = False
+
+    def __post_init__(self):
+        image = tuple(int(s) for s in self.image_shape)
+        patch = tuple(int(s) for s in self.patch_shape)
+        object.__setattr__(self, "image_shape", image)
+        object.__setattr__(self, "patch_shape", patch)
+        k = len(patch)
+        if k == 0 or len(image) < k + int(self.channels_last):
+            raise ValueError(
+                f"image_shape {image} needs at least {k + int(self.channels_last)} dims for "
+                f"patch_shape {patch}" + (" and a channel axis" if self.channels_last else "")
+            )
+        spatial = self._spatial
+        if any(p <= 0 or s % p for s, p in zip(spatial, patch)):
+            raise ValueError(f"patch_shape {patch} must divide the spatial dims {spatial} of {image}")
+        if self.cells is not None:
+            grid = self.grid_shape
+            flat = []
+            for c in self.cells:
+                if isinstance(c, (tuple, list, np.ndarray)) and np.ndim(c) == 1:
+                    c = tuple(int(a) for a in c)
+                    if len(c) != len(grid) or any(not 0 <= a < g for a, g in zip(c, grid)):
+                        raise ValueError(f"cell {c} is not a coordinate of the patch grid {grid}")
+                    c = int(np.ravel_multi_index(c, grid))
+                c = int(c)
+                if not 0 <= c < math.prod(grid):
+                    raise ValueError(f"cell {c} is outside the patch grid {grid} ({math.prod(grid)} cells)")
+                flat.append(c)
+            if len(set(flat)) != len(flat):
+                raise ValueError(f"cells must be distinct, got {flat}")
+            if not flat:
+                raise ValueError("cells must not be empty")
+            object.__setattr__(self, "cells", tuple(flat))
+
+    @property
+    def _spatial(self) -> tuple[int, ...]:
+        k = len(self.patch_shape)
+        end = len(self.image_shape) - int(self.channels_last)
+        return self.image_shape[end - k : end]
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Number of patches along each spatial dim."""
+        return tuple(s // p for s, p in zip(self._spatial, self.patch_shape))
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.grid_shape) if self.cells is None else len(self.cells)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.image_shape
+
+    def _owner(self) -> np.ndarray:
+        grid = self.grid_shape
+        coords = np.meshgrid(*[np.arange(s) // p for s, p in zip(self._spatial, self.patch_shape)], indexing="ij")
+        cell = np.ravel_multi_index(tuple(coords), grid)  # spatial shape
+        player = np.arange(math.prod(grid))
+        if self.cells is not None:
+            player = np.full(math.prod(grid), -1)
+            player[list(self.cells)] = np.arange(len(self.cells))
+        owner = player[cell]
+        k = len(self.patch_shape)
+        lead = len(self.image_shape) - k - int(self.channels_last)
+        owner = owner.reshape((1,) * lead + owner.shape + (1,) * int(self.channels_last))
+        return np.broadcast_to(owner, self.image_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenPlayers(_Players):
+    """A token sequence; each (chosen) position is a player.
+
+    Masked positions take the baseline: a mask token id (input shape ``(seq_len,)``) or a
+    mask embedding of length ``embed_dim`` (input shape ``(seq_len, embed_dim)``).
+
+    Args:
+        seq_len: sequence length.
+        positions: positions used as players, in player order (default: all); the others
+            (e.g. [CLS], [SEP]) are background.
+        embed_dim: set when inputs are embeddings rather than token ids.
+    """
+
+    seq_len: int
+    positions: tuple[int, ...] | None = None
+    embed_dim: int | None = None
+
+    def __post_init__(self):
+        if int(self.seq_len) < 1:
+            raise ValueError(f"seq_len must be positive, got {self.seq_len}")
+        object.__setattr__(self, "seq_len", int(self.seq_len))
+        if self.positions is not None:
+            pos = tuple(int(p) for p in np.asarray(self.positions).reshape(-1))
+            object.__setattr__(self, "positions", pos)
+            _check_disjoint([[p] for p in pos], self.seq_len, "position")
+
+    @property
+    def n(self) -> int:
+        return self.seq_len if self.positions is None else len(self.positions)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.seq_len,) if self.embed_dim is None else (self.seq_len, int(self.embed_dim))
+
+    def _owner(self) -> np.ndarray:
+        if self.positions is None:
+            owner = np.arange(self.seq_len)
+        else:
+            owner = _check_disjoint([[p] for p in self.positions], self.seq_len, "position")
+        if self.embed_dim is not None:
+            owner = np.broadcast_to(owner[:, None], self.input_shape)
+        return owner
+
+
+Players = TabularPlayers | PatchPlayers | TokenPlayers
+
+# --------------------------------------------------------------------------------------------
+# Rewards
+# --------------------------------------------------------------------------------------------
+
+
+def _label_array(label: ArrayLike) -> Array:
+    lab = np.asarray(label) if not isinstance(label, jax.core.Tracer) else label
+    if not jnp.issubdtype(lab.dtype, jnp.integer):
+        raise ValueError(f"label must be an integer or an integer array, got dtype {lab.dtype}")
+    return lab
+
+
+def _check_outputs_2d(outputs: Array, name: str) -> None:
+    if outputs.ndim != 2:
+        raise ValueError(f"{name} expects model outputs of shape (B, num_classes), got shape {outputs.shape}")
+
+
+def _pick(label: Array, batch: int) -> Array:
+    lab = label.reshape(-1)
+    if lab.size not in (1, batch):
+        raise ValueError(f"label must be a scalar or have one entry per input ({batch}), got shape {label.shape}")
+    return jnp.broadcast_to(lab, (batch,))
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class _LabelReward:
+    label: Any
+    kind: str
+    label_range: tuple[int, int] | None = None  # (min, max) of a concrete label: static, for checks
+
+    def tree_flatten(self):
+        return (self.label,), (self.kind, self.label_range)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def __call__(self, outputs: Float[Array, "B C"]) -> Float[Array, " B"]:
+        _check_outputs_2d(outputs, f"{self.kind}(label)")
+        b, c = outputs.shape
+        lab = _pick(jnp.asarray(self.label), b)
+        picked = jnp.take_along_axis(outputs, lab[:, None].astype(jnp.int32), axis=1)[:, 0]
+        if self.kind == "logit":
+            return picked
+        if c == 1:  # a single binary logit: log-odds of class 1 is the logit itself
+            return jnp.where(lab == 1, picked, -picked)
+        others = jnp.where(jnp.arange(c)[None, :] == lab[:, None], -jnp.inf, outputs)
+        return picked - jax.nn.logsumexp(others, axis=1)
+
+    def validate(self, num_classes: int) -> None:
+        if self.label_range is None:
+            return
+        hi = 2 if (num_classes == 1 and self.kind == "log_odds") else num_classes
+        if self.label_range[0] < 0 or self.label_range[1] >= hi:
+            raise ValueError(f"label range {self.label_range} out of range for {num_classes} model output(s)")
+
+
+def log_odds(label: int | Int[ArrayLike, " B"]) -> Callable[[Array], Array]:
+    r"""Reward ``v = log(p_y / (1 − p_y))``, ``p = softmax(logits)`` (MATH.md §1, [R24] [D24]).
+
+    Computed stably as ``logit_y − logsumexp_{c≠y} logit_c``. With a single output (a binary
+    logit ``z``) it is ``z`` for label 1 and ``−z`` for label 0.
+
+    Args:
+        label: ground-truth class, an int or one per batch input.
+    """
+    return _LabelReward(_label_array(label), "log_odds")
+
+
+def logit(label: int | Int[ArrayLike, " B"]) -> Callable[[Array], Array]:
+    """Reward ``v = logit_y``: the raw model output of class ``label`` (an int or one per input)."""
+    return _LabelReward(_label_array(label), "logit")
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class _Id:
+    """Hashable by identity: lets arbitrary objects (modules, functions) be static jit data."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _Id) and other.obj is self.obj
+
+
+@jax.tree_util.register_pytree_node_class
+class _Apply:
+    """A model as ``apply(variables, batch)``: variables are traced, the rest is static."""
+
+    def __init__(self, kind: str, static: Any, variables: Any = None):
+        self.kind, self.static, self.variables = kind, static, variables
+
+    def tree_flatten(self):
+        return (self.variables,), (self.kind, self.static)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(aux[0], aux[1], children[0])
+
+    def __call__(self, batch: Array) -> Array:
+        if self.kind == "fn":
+            return self.static.obj(batch)
+        if self.kind == "linen":
+            return self.static.obj.apply(self.variables, batch)
+        if self.kind == "nnx":
+            from flax import nnx
+
+            return nnx.merge(self.static, self.variables)(batch)
+        raise AssertionError(self.kind)  # pragma: no cover
+
+
+def _adapt(model: Any, params: Any) -> _Apply:
+    try:
+        from flax import linen, nnx
+    except ImportError:  # pragma: no cover - flax is a dependency
+        linen = nnx = None
+    if nnx is not None and isinstance(model, nnx.Module):
+        graphdef, state = nnx.split(model)
+        return _Apply("nnx", graphdef, state)
+    if linen is not None and isinstance(model, linen.Module):
+        if params is None:
+            raise ValueError("a Flax linen Module needs its variables: pass params=...")
+        if isinstance(params, dict) and "params" not in params:
+            params = {"params": params}
+        return _Apply("linen", _Id(model), params)
+    if not callable(model):
+        raise ValueError(
+            f"model must be a callable, a Flax Module or a (features, head) pair, got {type(model).__name__}"
+        )
+    return _Apply("fn", _Id(model))
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True, eq=False)
+class HostModel:
+    """A numpy-in / numpy-out callable evaluated on the host through :func:`jax.pure_callback`.
+
+    Build it with :func:`host_model`. Calling it on a JAX batch ``(B, *input_shape)`` returns
+    ``(B, *output_shape)``; it works inside ``jax.jit`` and ``jax.vmap``.
+    """
+
+    fn: Callable[[np.ndarray], Any]
+    output_shape: tuple[int, ...] | None = None
+    dtype: Any = None
+    batch_size: int | None = None
+
+    def tree_flatten(self):
+        return (), _Id(self)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return aux.obj
+
+    def _result_spec(self, input_shape: tuple[int, ...], in_dtype) -> tuple[tuple[int, ...], Any]:
+        if self.output_shape is not None and self.dtype is not None:
+            return tuple(self.output_shape), jax.dtypes.canonicalize_dtype(self.dtype)
+        probe = np.asarray(self.fn(np.zeros((1,) + tuple(input_shape), dtype=in_dtype)))
+        shape = tuple(self.output_shape) if self.output_shape is not None else probe.shape[1:]
+        dtype = self.dtype if self.dtype is not None else probe.dtype
+        if not np.issubdtype(np.dtype(dtype), np.floating):
+            dtype = np.float64
+        return shape, jax.dtypes.canonicalize_dtype(dtype)
+
+    def __call__(self, batch: Array) -> Array:
+        batch = jnp.asarray(batch)
+        input_shape = batch.shape[1:]
+        out_shape, out_dtype = self._result_spec(input_shape, np.dtype(batch.dtype))
+        k = len(input_shape)
+
+        def host(b):
+            b = np.asarray(b)
+            lead = b.shape[: b.ndim - k]
+            flat = b.reshape((-1,) + tuple(input_shape))
+            step = self.batch_size or max(len(flat), 1)
+            outs = [np.asarray(self.fn(flat[i : i + step])) for i in range(0, len(flat), step)]
+            out = np.concatenate(outs, axis=0) if outs else np.zeros((0,) + out_shape)
+            if out.shape[1:] != out_shape:
+                raise ValueError(f"host model returned per-input shape {out.shape[1:]}, expected {out_shape}")
+            return out.reshape(lead + out_shape).astype(out_dtype)
+
+        spec = jax.ShapeDtypeStruct(batch.shape[:1] + out_shape, out_dtype)
+        return jax.pure_callback(host, spec, batch, vmap_method="broadcast_all")
+
+
+def host_model(
+    fn: Callable[[np.ndarray], Any],
+    *,
+    output_shape: Sequence[int] | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+) -> HostModel:
+    """Wrap a numpy-in / numpy-out model (e.g. PyTorch via ``torch.from_numpy``) for jinter.
+
+    Args:
+        fn: maps a numpy batch ``(B, *input_shape)`` to ``(B,)`` or ``(B, C)``.
+        output_shape: per-input output shape (``()`` or ``(C,)``); if omitted (or ``dtype``
+            is), ``fn`` is called once on a zero input of batch 1 at trace time to find it.
+        dtype: output dtype (cast to JAX's canonical dtype); default: that of ``fn``'s output.
+        batch_size: largest batch passed to ``fn`` at once (default: the whole chunk).
+    """
+    if not callable(fn):
+        raise ValueError(f"host_model needs a callable, got {type(fn).__name__}")
+    return HostModel(fn, None if output_shape is None else tuple(output_shape), dtype, batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def mean_baseline(data: Float[ArrayLike, "N *input_shape"], players: Players | None = None) -> Array:
+    """Mean input over ``data`` (MATH.md §1): over axis 0, or over every leading axis beyond
+    ``players.input_shape`` when ``players`` is given."""
+    data = jnp.asarray(data)
+    if data.ndim == 0:
+        raise ValueError("data must have a leading sample axis, got a scalar")
+    if players is None:
+        return jnp.mean(data, axis=0)
+    k = len(players.input_shape)
+    if data.shape[data.ndim - k :] != players.input_shape or data.ndim == k:
+        raise ValueError(f"data of shape {data.shape} is not a set of inputs of shape {players.input_shape}")
+    return jnp.mean(data.reshape((-1,) + players.input_shape), axis=0)
+
+
+def _keep(masks: Array, owner: Array) -> Array:
+    """``keep[j, e]``: element ``e`` is present in mask ``j`` (its player's bit is set, or background)."""
+    shift = jnp.maximum(owner, 0).astype(masks.dtype)
+    m = masks.reshape(masks.shape + (1,) * owner.ndim)
+    return ((m >> shift) & 1).astype(bool) | (owner < 0)
+
+
+def _reward_values(outputs: Array, reward: Any, batch: int, chunk: int) -> Array:
+    """Model outputs ``(batch·chunk, …)`` → values ``(batch, chunk)``."""
+    n_in = batch * chunk
+    if outputs.ndim == 0 or outputs.shape[0] != n_in:
+        raise ValueError(
+            f"model returned shape {outputs.shape} for a batch of {n_in} inputs; "
+            f"expected ({n_in},) or ({n_in}, num_outputs)"
+        )
+    if reward is None:
+        if outputs.shape[1:] not in ((), (1,)):
+            raise ValueError(
+                f"model returned shape {outputs.shape} (more than one value per input) and no "
+                "reward was given: pass reward=log_odds(label), logit(label) or a function "
+                "outputs -> (B,)"
+            )
+        return outputs.reshape(batch, chunk)
+    per_mask = outputs.reshape((batch, chunk) + outputs.shape[1:])
+    if isinstance(reward, _LabelReward) and per_mask.ndim == 3:
+        reward.validate(per_mask.shape[2])
+    probe = jax.eval_shape(reward, per_mask[:, 0])
+    if not hasattr(probe, "shape") or probe.shape != (batch,):
+        got = getattr(probe, "shape", type(probe).__name__)
+        raise ValueError(
+            f"reward returned shape {got} for model outputs of shape {per_mask[:, 0].shape}; "
+            f"it must return one value per input, shape ({batch},)"
+        )
+    return jax.vmap(reward, in_axes=1, out_axes=1)(per_mask)
+
+
+@jax.tree_util.register_pytree_node_class
+class _Static:
+    """Wrap a non-pytree callable (a user reward) as static jit data."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def tree_flatten(self):
+        return (), _Id(self.obj)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(aux.obj)
+
+    def __call__(self, *a):
+        return self.obj(*a)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk",))
+def _eval_chunk(apply: _Apply, reward: Any, x: Array, base: Array, owner: Array, masks: Array | None,
+                start: Array, *, chunk: int) -> Array:
+    """``v(x_S)`` for one chunk of masks: ``masks`` ``(chunk,)``, or ``start + arange(chunk)``.
+
+    ``x`` is ``(*batch, *shape)``; ``base`` is ``shape`` or ``x.shape``. Returns ``(*batch, chunk)``.
+    """
+    shape = owner.shape
+    batch = x.shape[: x.ndim - owner.ndim]
+    b = math.prod(batch)
+    if masks is None:
+        masks = start + jnp.arange(chunk, dtype=start.dtype)
+    keep = _keep(masks, owner)  # (c, *shape)
+    xf = x.reshape((b, 1) + shape)
+    base = base.reshape((b, 1) + shape) if base.ndim > owner.ndim else base[None, None]
+    masked = jnp.where(keep[None], xf, base)  # (B, c, *shape), fused into the model's first op
+    outputs = apply(masked.reshape((b * chunk,) + shape))
+    return _reward_values(jnp.asarray(outputs), reward, b, chunk).reshape(batch + (chunk,))
+
+
+_features_jit = jax.jit(lambda apply, x: apply(x))
+
+
+def _mask_dtype(n: int):
+    if n <= 31:
+        return jnp.int32
+    if not jax.config.jax_enable_x64:
+        raise ValueError(f"masks of n={n} > 31 players need 64-bit integers: enable jax_enable_x64")
+    return jnp.int64
+
+
+def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> Array | np.ndarray:
+    """Baseline of shape ``input_shape`` (shared) or ``x.shape`` (one per batch input)."""
+    shape = tuple(players.input_shape)
+    if isinstance(baseline, str):
+        if baseline == "zeros":
+            return np.zeros(shape, dtype=x.dtype)
+        if baseline == "mean":
+            if data is None:
+                raise ValueError('baseline="mean" needs data=... (inputs to average over)')
+            data = jnp.asarray(data)
+            if feats_fn is not None:
+                data = feats_fn(data)
+            return mean_baseline(data, players).astype(x.dtype)
+        raise ValueError(f'baseline must be an array, "zeros" or "mean", got {baseline!r}')
+    xp = jnp if isinstance(baseline, jax.Array) else np
+    base = xp.asarray(baseline)
+    for target in (shape, x.shape):
+        try:
+            if np.broadcast_shapes(base.shape, target) == target:
+                return xp.broadcast_to(base, target).astype(x.dtype)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"baseline of shape {base.shape} does not broadcast to the input shape {shape} "
+        f"of {type(players).__name__} nor to the inputs of shape {x.shape}"
+    )
+
+
+def masked_outputs(
+    model: Any,
+    x: ArrayLike,
+    players: Players,
+    *,
+    baseline: ArrayLike | str = "zeros",
+    reward: Callable[[Array], Array] | None = None,
+    masks: Int[ArrayLike, " M"] | None = None,
+    data: ArrayLike | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int | str | None = None,
+    params: Any = None,
+) -> Float[Array, "*batch M"]:
+    r"""Model values ``v(x_S)`` on masked inputs, for all ``2**n`` masks or the given ones.
+
+    ``x_S`` keeps the players in ``S`` and sets the others to the baseline; background elements
+    stay (MATH.md §1). Feed the result to :func:`jinter.mobius` for AND interactions
+    ([R24] eq. 1, [D24] eq. 2).
+
+    Args:
+        model: a JAX function of a batch ``(B, *input_shape)`` returning ``(B,)`` or ``(B, C)``;
+            a Flax linen Module (variables in ``params``); a ``flax.nnx`` Module; a
+            :func:`host_model`; or a ``(features, head)`` pair of those, in which case masking
+            happens on ``features(x)`` ([D24]: players on an intermediate feature map) and
+            ``players`` describes the feature shape. ``features`` is applied once to ``x`` as
+            given (so ``x`` carries its batch axis), ``head`` to every masked feature batch;
+            with linen modules in a pair, ``params`` is the pair of their variables.
+        x: inputs of shape ``(*batch, *players.input_shape)``; leading axes are batch axes.
+        players: the player specification (:class:`TabularPlayers`, :class:`PatchPlayers`,
+            :class:`TokenPlayers`).
+        baseline: values of masked players: an array broadcasting to the inputs (e.g. one of
+            shape ``input_shape``, a mask embedding, a mask token id), ``"zeros"``, or
+            ``"mean"`` (mean over ``data``, see :func:`mean_baseline`).
+        reward: maps model outputs ``(B, C)`` to values ``(B,)``, e.g. :func:`log_odds` (the
+            default of the papers) or :func:`logit`. ``None``: the model returns one value
+            per input.
+        masks: 1-D integer masks to evaluate (bit ``i`` = player ``i``); default all ``2**n``.
+        data: inputs to average over for ``baseline="mean"`` (raw inputs for a pair model).
+        chunk_size: masks evaluated per model call (each for every batch input). Default: as
+            many as fit the memory budget, at most ``4096`` masked inputs per call.
+        memory_budget: bytes (or ``"2G"``); default :func:`jinter.memory_budget`.
+        params: Flax linen variables (or a pair of them for a pair model).
+
+    Returns:
+        Values of shape ``(*batch, 2**n)`` (or ``(*batch, len(masks))``).
+
+    Raises:
+        ValueError: on shapes that do not match ``players``, masks out of range, or a model /
+            reward output that is not one value per input.
+        MemoryBudgetError: if the output, or one masked input per batch entry, exceeds the budget.
+        NonFiniteOutputError: if some value is NaN or infinite (names the first such mask).
+    """
+    n = players.n
+    shape = tuple(players.input_shape)
+    k = len(shape)
+
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise ValueError(f"a model pair must be (features, head), got {len(model)} elements")
+        fparams, hparams = params if isinstance(params, tuple) else (params, params)
+        feats_apply = _adapt(model[0], fparams)
+        apply = _adapt(model[1], hparams)
+        feats_fn = functools.partial(_features_jit, feats_apply)
+        x = jnp.asarray(feats_fn(jnp.asarray(x)))
+        where = "features(x)"
+    else:
+        feats_fn = None
+        apply = _adapt(model, params)
+        x = jnp.asarray(x)
+        where = "x"
+    if x.ndim < k or x.shape[x.ndim - k :] != shape:
+        raise ValueError(
+            f"{where} has shape {x.shape}, which does not end with the player input shape {shape} "
+            f"of {type(players).__name__}"
+        )
+    batch = x.shape[: x.ndim - k]
+    b = math.prod(batch)
+
+    # masks
+    if masks is None:
+        if n > _MAX_ALL_MASKS:
+            raise MemoryBudgetError(f"all 2**{n} masks of {n} players are too many; pass masks=...")
+        num = 2**n
+        mask_arr = None
+    else:
+        m = np.asarray(masks)
+        if m.ndim != 1 or not (np.issubdtype(m.dtype, np.integer) or m.size == 0):
+            raise ValueError(f"masks must be a 1-D integer array, got shape {m.shape} dtype {m.dtype}")
+        m = m.astype(np.int64)
+        if m.size and (m.min() < 0 or m.max() >= 2**n):
+            bad = m[(m < 0) | (m >= 2**n)][0]
+            raise ValueError(f"mask {int(bad)} is out of range for n={n} players (0 ≤ mask < 2**{n})")
+        num = m.size
+        mask_arr = m
+
+    # memory plan
+    limit = _memory_budget(memory_budget)
+    out_bytes = b * num * 8
+    check_budget(out_bytes, f"values of {b} input(s) on {num} masks", limit)
+    per_mask = b * max(math.prod(shape), 1) * x.dtype.itemsize * _LIVE_FACTOR
+    fit = (limit - out_bytes) // per_mask
+    if fit < 1:
+        raise MemoryBudgetError(
+            f"one masked input per batch entry ({b} × {shape} {x.dtype}) would need about "
+            f"{format_bytes(per_mask)} next to the output of {format_bytes(out_bytes)}, more than "
+            f"the memory budget of {format_bytes(limit)}"
+        )
+    if chunk_size is None:
+        chunk = min(fit, max(MAX_CHUNK // max(b, 1), 1))
+        chunk = 1 << (int(chunk).bit_length() - 1)  # a power of two: divides 2**n evenly
+    else:
+        chunk = int(chunk_size)
+        if chunk < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    chunk = max(1, min(chunk, num))
+
+    # baseline, reward
+    base = _resolve_baseline(baseline, data, feats_fn, players, x)
+    if reward is not None and not isinstance(reward, _LabelReward):
+        if not callable(reward):
+            raise ValueError(f"reward must be callable, got {type(reward).__name__}")
+        reward = _Static(reward)
+    if isinstance(reward, _LabelReward):
+        lab = reward.label
+        if lab.ndim and lab.size not in (1, b):
+            raise ValueError(f"label has shape {lab.shape}; expected a scalar or one label per input ({b})")
+        rng_ = None
+        if not isinstance(lab, jax.core.Tracer) and lab.size:
+            rng_ = (int(np.min(lab)), int(np.max(lab)))
+        reward = _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_)
+
+    if num == 0 or b == 0:
+        return jnp.zeros(batch + (num,), dtype=jnp.result_type(float))
+
+    mdtype = _mask_dtype(n)
+    outs = []
+    for start in range(0, num, chunk):
+        stop = min(start + chunk, num)
+        if mask_arr is None:
+            cm, first = None, np.asarray(start, dtype=mdtype)
+        else:
+            cm, first = np.zeros(chunk, dtype=mdtype), np.asarray(0, dtype=mdtype)
+            cm[: stop - start] = mask_arr[start:stop]
+        val = _eval_chunk(apply, reward, x, base, players.owner, cm, first, chunk=chunk)
+        outs.append(val[..., : stop - start] if stop - start < chunk else val)
+    values = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+    _check_finite(values, mask_arr, n, batch)
+    return values
+
+
+def _memory_budget(budget: int | str | None) -> int:
+    return memory_budget(budget)  # the module-level function (the argument shadows it above)
+
+
+def _check_finite(values: Array, masks: np.ndarray | None, n: int, batch: tuple[int, ...]) -> None:
+    if isinstance(values, jax.core.Tracer):
+        return
+    vals = np.asarray(values)
+    finite = np.isfinite(vals)
+    if finite.all():
+        return
+    vals, finite = vals.reshape(-1, vals.shape[-1]), finite.reshape(-1, vals.shape[-1])
+    j = int(np.argmax((~finite).any(axis=0)))  # the first offending mask, then its first input
+    bi = int(np.argmax(~finite[:, j]))
+    mask = int(j if masks is None else masks[j])
+    val = float(vals[bi, j])
+    index = tuple(int(i) for i in np.unravel_index(bi, batch))
+    where = f"batch index {index}, " if batch else ""
+    raise NonFiniteOutputError(
+        f"model value is {val} on masked input {where}mask {mask} = players {mask_to_players(mask)} "
+        f"({int((~finite).sum())} non-finite value(s) in all)"
+    )

@@ -1,0 +1,357 @@
+"""masked_outputs against hand-built masked inputs (MATH.md §1)."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jinter._budget import MemoryBudgetError
+from jinter.masking import (
+    NonFiniteOutputError,
+    PatchPlayers,
+    TabularPlayers,
+    TokenPlayers,
+    host_model,
+    log_odds,
+    logit,
+    masked_outputs,
+    mean_baseline,
+)
+from jinter.transforms import mask_to_players
+
+# ----------------------------------------------------------------------------- oracles
+
+
+def oracle(model, x, n, mask_input, masks=None):
+    """Plain loop: build x_S by hand for each mask, call the model on it alone."""
+    masks = range(2**n) if masks is None else masks
+    return np.array([float(np.asarray(model(mask_input(np.array(x, copy=True), set(mask_to_players(m))))[0]))
+                     for m in masks])
+
+
+def tabular_masker(groups, baseline):
+    def mask(x, s):
+        for i, g in enumerate(groups):
+            if i not in s:
+                x[list(g)] = baseline[list(g)]
+        return x[None]
+    return mask
+
+
+def patch_masker(cells, patch, baseline, channels=False):
+    ph, pw = patch
+
+    def mask(x, s):
+        for i, (r, c) in enumerate(cells):
+            if i not in s:
+                sl = (Ellipsis, slice(r * ph, (r + 1) * ph), slice(c * pw, (c + 1) * pw))
+                if channels:
+                    sl = sl + (slice(None),)
+                x[sl] = baseline[sl]
+        return x[None]
+    return mask
+
+
+def quadratic_model(w, a):
+    """A smooth non-additive model of a flattened input: b·w + (b·a)²."""
+    def f(batch):
+        flat = batch.reshape(batch.shape[0], -1)
+        return flat @ w + (flat @ a) ** 2
+    return f
+
+
+# ----------------------------------------------------------------------------- players
+
+
+def test_player_specs():
+    t = TabularPlayers(5, groups=[[0, 2], [4]])
+    assert (t.n, t.input_shape) == (2, (5,))
+    np.testing.assert_array_equal(t.owner, [0, -1, 0, -1, 1])
+    np.testing.assert_array_equal(t.background, [False, True, False, True, False])
+    assert t.membership.shape == (2, 5) and t.membership[0].tolist() == [1, 0, 1, 0, 0]
+    p = PatchPlayers((8, 8), (2, 2))
+    assert p.n == 16 and p.grid_shape == (4, 4) and p.owner[7, 7] == 15 and p.owner[0, 3] == 1
+    q = PatchPlayers((3, 8, 8), (2, 2), cells=[(1, 1), 10])
+    assert q.n == 2 and q.owner.shape == (3, 8, 8) and q.owner[2, 2, 3] == 0 and q.owner[0, 5, 4] == 1
+    assert (q.owner >= 0).sum() == 2 * 4 * 3
+    c = PatchPlayers((8, 8, 3), (4, 4), channels_last=True)
+    assert c.n == 4 and c.owner[5, 1, 2] == 2
+    tok = TokenPlayers(6, positions=[1, 2, 3, 4], embed_dim=3)
+    assert tok.n == 4 and tok.input_shape == (6, 3) and tok.owner[0, 0] == -1 and tok.owner[4, 2] == 3
+    assert hash(t) == hash(TabularPlayers(5, groups=((0, 2), (4,))))
+
+
+# ----------------------------------------------------------------------------- values vs oracle
+
+
+def test_tabular_single_and_grouped(rng):
+    w, a = rng.normal(size=6), rng.normal(size=6)
+    f = quadratic_model(w, a)
+    x, base = rng.normal(size=6), rng.normal(size=6)
+    v = masked_outputs(f, x, TabularPlayers(6), baseline=base)
+    assert v.shape == (64,)
+    np.testing.assert_allclose(v, oracle(f, x, 6, tabular_masker([[i] for i in range(6)], base)), rtol=1e-12)
+    groups = [[0, 3], [1], [5, 2]]  # feature 4 is background
+    v = masked_outputs(f, x, TabularPlayers(6, groups=groups), baseline=base)
+    np.testing.assert_allclose(v, oracle(f, x, 3, tabular_masker(groups, base)), rtol=1e-12)
+    # zeros baseline is the default
+    v0 = masked_outputs(f, x, TabularPlayers(6, groups=groups))
+    np.testing.assert_allclose(v0, oracle(f, x, 3, tabular_masker(groups, np.zeros(6))), rtol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [None, "first", "last"])
+def test_patches(rng, channels):
+    shape = {None: (8, 8), "first": (2, 8, 8), "last": (8, 8, 2)}[channels]
+    f = quadratic_model(rng.normal(size=128 if channels else 64), rng.normal(size=128 if channels else 64) / 8)
+    x, base = rng.normal(size=shape), rng.normal(size=shape)
+    cells = [(1, 1), (1, 2), (2, 1), (2, 2), (0, 3), (3, 0)]  # a subset of the 4×4 grid
+    players = PatchPlayers(shape, (2, 2), cells=cells, channels_last=channels == "last")
+    v = masked_outputs(f, x, players, baseline=base)
+    np.testing.assert_allclose(v, oracle(f, x, 6, patch_masker(cells, (2, 2), base, channels == "last")), rtol=1e-11)
+
+
+def test_all_patches_given_masks_and_batch(rng):
+    """All 16 2×2 patches of an 8×8 digit, a list of masks, two batch axes."""
+    f = quadratic_model(rng.normal(size=64), rng.normal(size=64) / 8)
+    xs = rng.normal(size=(2, 3, 8, 8))
+    masks = np.array([0, 2**16 - 1, 5, 40000, 12345, 5])
+    cells = [divmod(i, 4) for i in range(16)]
+    v = masked_outputs(f, xs, PatchPlayers((8, 8), (2, 2)), masks=masks, baseline=0.5)
+    assert v.shape == (2, 3, 6)
+    for i, j in itertools.product(range(2), range(3)):
+        want = oracle(f, xs[i, j], 16, patch_masker(cells, (2, 2), np.full((8, 8), 0.5)), masks)
+        np.testing.assert_allclose(v[i, j], want, rtol=1e-11)
+
+
+def test_tokens_ids_and_embeddings(rng):
+    table = rng.normal(size=(10, 4))
+    w = rng.normal(size=(5, 4))
+
+    def f(ids):  # token ids -> a scalar
+        e = jnp.asarray(table)[ids]
+        return jnp.tanh(jnp.einsum("bsd,sd->b", e, jnp.asarray(w)))
+
+    ids = np.array([1, 4, 7, 2, 3])
+    players = TokenPlayers(5, positions=[1, 2, 3])  # 0 and 4 are [CLS]/[SEP]-like background
+    v = masked_outputs(f, ids, players, baseline=9)  # 9 = the mask token id
+    np.testing.assert_allclose(v, oracle(f, ids, 3, tabular_masker([[1], [2], [3]], np.full(5, 9))), rtol=1e-12)
+
+    g = lambda e: jnp.tanh(jnp.einsum("bsd,sd->b", e, jnp.asarray(w)))  # noqa: E731
+    emb, mask_emb = table[ids], rng.normal(size=4)
+    v = masked_outputs(g, emb, TokenPlayers(5, positions=[1, 2, 3], embed_dim=4), baseline=mask_emb)
+
+    def mask(e, s):
+        for i, pos in enumerate([1, 2, 3]):
+            if i not in s:
+                e[pos] = mask_emb
+        return e[None]
+
+    np.testing.assert_allclose(v, oracle(g, emb, 3, mask), rtol=1e-12)
+
+
+def test_log_odds_reward_and_label_per_input(rng):
+    wm = rng.normal(size=(4, 3))
+    f = lambda b: b @ jnp.asarray(wm)  # noqa: E731 - logits of 3 classes
+    xs = rng.normal(size=(2, 4))
+    labels = np.array([2, 0])
+    v = masked_outputs(f, xs, TabularPlayers(4), reward=log_odds(labels))
+    for i in range(2):
+        logits = np.stack([oracle(lambda b: f(b)[:, c], xs[i], 4, tabular_masker([[k] for k in range(4)], np.zeros(4)))
+                           for c in range(3)], axis=-1)
+        p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        np.testing.assert_allclose(v[i], np.log(p[:, labels[i]] / (1 - p[:, labels[i]])), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(masked_outputs(f, xs[i], TabularPlayers(4), reward=logit(labels[i])),
+                                   logits[:, labels[i]], rtol=1e-12)
+    # stable for huge logits where the naive formula overflows
+    big = lambda b: jnp.stack([1000.0 * b[:, 0], -1000.0 * b[:, 0]], axis=1)  # noqa: E731
+    v = masked_outputs(big, np.array([1.0]), TabularPlayers(1), reward=log_odds(0))
+    np.testing.assert_allclose(v, [0.0, 2000.0])
+    # a single binary logit
+    one = lambda b: b[:, :1] * 3.0  # noqa: E731
+    np.testing.assert_allclose(masked_outputs(one, np.array([1.0]), TabularPlayers(1), reward=log_odds(0)), [0, -3.0])
+
+
+def test_custom_reward_and_chunking(rng):
+    wm = rng.normal(size=(5, 2))
+    f = lambda b: jnp.tanh(b @ jnp.asarray(wm))  # noqa: E731
+    x = rng.normal(size=(3, 5))
+    reward = lambda out: out[:, 0] - 2 * out[:, 1]  # noqa: E731
+    full = masked_outputs(f, x, TabularPlayers(5), reward=reward)
+    tiny = masked_outputs(f, x, TabularPlayers(5), reward=reward, chunk_size=3)  # 32 = 10·3 + 2: padded
+    np.testing.assert_allclose(tiny, full, rtol=1e-13)
+    masks = np.array([31, 0, 7])
+    np.testing.assert_allclose(masked_outputs(f, x, TabularPlayers(5), reward=reward, masks=masks, chunk_size=3),
+                               full[:, masks], rtol=1e-13)
+    # the memory budget also chunks: a small budget gives the same numbers
+    np.testing.assert_allclose(masked_outputs(f, x, TabularPlayers(5), reward=reward, memory_budget=3000), full,
+                               rtol=1e-13)
+
+
+def test_mean_baseline(rng):
+    data = rng.normal(size=(20, 4))
+    np.testing.assert_allclose(mean_baseline(data), data.mean(0))
+    np.testing.assert_allclose(mean_baseline(data.reshape(4, 5, 4), TabularPlayers(4)), data.mean(0))
+    f = lambda b: jnp.sum(b**3, axis=-1)  # noqa: E731
+    x = rng.normal(size=4)
+    v = masked_outputs(f, x, TabularPlayers(4), baseline="mean", data=data)
+    np.testing.assert_allclose(v, oracle(f, x, 4, tabular_masker([[i] for i in range(4)], data.mean(0))), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- model kinds
+
+
+def test_flax_linen_and_nnx(rng):
+    from flax import linen as nn
+    from flax import nnx
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, b):
+            return nn.Dense(3, param_dtype=jnp.float64)(jnp.tanh(nn.Dense(8, param_dtype=jnp.float64)(b)))
+
+    x = rng.normal(size=5)
+    mlp = MLP()
+    variables = mlp.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)))
+    v = masked_outputs(mlp, x, TabularPlayers(5), params=variables, reward=logit(1))
+    want = oracle(lambda b: mlp.apply(variables, b)[:, 1], x, 5, tabular_masker([[i] for i in range(5)], np.zeros(5)))
+    np.testing.assert_allclose(v, want, rtol=1e-12)
+    # raw params (no "params" key) are wrapped
+    np.testing.assert_allclose(masked_outputs(mlp, x, TabularPlayers(5), params=variables["params"], reward=logit(1)), v)
+
+    lin = nnx.Linear(5, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+    v = masked_outputs(lin, x, TabularPlayers(5))
+    want = oracle(lambda b: lin(jnp.asarray(b))[:, 0], x, 5, tabular_masker([[i] for i in range(5)], np.zeros(5)))
+    np.testing.assert_allclose(v, want, rtol=1e-12)
+
+
+def test_features_head_pair(rng):
+    """[D24]: mask patches of an intermediate feature map, a zero baseline, centre cells only."""
+    k = rng.normal(size=(4, 8, 8))
+
+    def features(b):  # (B, 8, 8) -> (B, 4, 8, 8) channels-first "feature map"
+        return jax.nn.relu(jnp.einsum("chw,bhw->bchw", jnp.asarray(k), b))
+
+    wh = rng.normal(size=4 * 64) / 16
+
+    def head(fm):
+        return jnp.tanh(fm.reshape(fm.shape[0], -1) @ jnp.asarray(wh))
+
+    xs = rng.normal(size=(2, 8, 8))
+    cells = [(1, 1), (1, 2), (2, 1), (2, 2), (1, 3)]
+    players = PatchPlayers((4, 8, 8), (2, 2), cells=cells)
+    v = masked_outputs((features, head), xs, players)
+    assert v.shape == (2, 32)
+    for i in range(2):
+        fm = np.asarray(features(xs[i : i + 1]))[0]
+        np.testing.assert_allclose(v[i], oracle(head, fm, 5, patch_masker(cells, (2, 2), np.zeros_like(fm))), rtol=1e-12)
+    # mean baseline over the features of the data
+    data = rng.normal(size=(6, 8, 8))
+    vm = masked_outputs((features, head), xs[:1], players, baseline="mean", data=data)
+    fm = np.asarray(features(xs[:1]))[0]
+    base = np.asarray(features(data)).mean(0)
+    np.testing.assert_allclose(vm[0], oracle(head, fm, 5, patch_masker(cells, (2, 2), base)), rtol=1e-12)
+
+
+def test_host_model_numpy_callable(rng):
+    w = rng.normal(size=(4, 2))
+    calls = []
+
+    def np_model(b):  # e.g. a PyTorch model behind torch.from_numpy
+        assert isinstance(b, np.ndarray)
+        calls.append(len(b))
+        return np.tanh(b @ w)
+
+    x = rng.normal(size=4)
+    hm = host_model(np_model, batch_size=5)
+    v = masked_outputs(hm, x, TabularPlayers(4), reward=log_odds(1))
+    ref = masked_outputs(lambda b: jnp.tanh(b @ jnp.asarray(w)), x, TabularPlayers(4), reward=log_odds(1))
+    np.testing.assert_allclose(v, ref, rtol=1e-12)
+    assert max(calls) <= 5
+    # declared output shape: no probe call; works under jit and vmap
+    hm2 = host_model(np_model, output_shape=(2,), dtype=np.float64)
+    b = rng.normal(size=(3, 7, 4))
+    np.testing.assert_allclose(jax.vmap(hm2)(b), np.tanh(b @ w), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(hm2)(b[0]), np.tanh(b[0] @ w), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_errors(rng):
+    f = lambda b: jnp.sum(b, axis=-1)  # noqa: E731
+    p = TabularPlayers(3)
+    with pytest.raises(ValueError, match=r"shape \(4,\).*\(3,\)"):
+        masked_outputs(f, np.ones(4), p)
+    with pytest.raises(ValueError, match="mask 8 is out of range"):
+        masked_outputs(f, np.ones(3), p, masks=[1, 8])
+    with pytest.raises(ValueError, match="mask -1"):
+        masked_outputs(f, np.ones(3), p, masks=[-1])
+    with pytest.raises(ValueError, match="1-D integer"):
+        masked_outputs(f, np.ones(3), p, masks=[[1]])
+    multi = lambda b: jnp.stack([b[:, 0], b[:, 1]], 1)  # noqa: E731
+    with pytest.raises(ValueError, match=r"shape \(8, 2\).*no reward"):
+        masked_outputs(multi, np.ones(3), p)
+    with pytest.raises(ValueError, match=r"reward returned shape \(\)"):
+        masked_outputs(multi, np.ones(3), p, reward=lambda o: o.sum())
+    with pytest.raises(ValueError, match=r"model returned shape \(\)"):
+        masked_outputs(lambda b: b.sum(), np.ones(3), p)
+    with pytest.raises(ValueError, match="label"):
+        masked_outputs(multi, np.ones(3), p, reward=log_odds(5))
+    with pytest.raises(ValueError, match="label"):
+        masked_outputs(multi, np.ones((2, 3)), p, reward=log_odds([0, 1, 1]))
+    with pytest.raises(ValueError, match="data"):
+        masked_outputs(f, np.ones(3), p, baseline="mean")
+    with pytest.raises(ValueError, match="baseline"):
+        masked_outputs(f, np.ones(3), p, baseline="median")
+    with pytest.raises(ValueError, match="baseline of shape"):
+        masked_outputs(f, np.ones(3), p, baseline=np.ones(4))
+    with pytest.raises(ValueError, match="params"):
+        from flax import linen as nn
+
+        masked_outputs(nn.Dense(1), np.ones(3), p)
+    with pytest.raises(ValueError, match="disjoint"):
+        TabularPlayers(4, groups=[[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="outside"):
+        TabularPlayers(4, groups=[[0, 4]])
+    with pytest.raises(ValueError, match="divide"):
+        PatchPlayers((8, 8), (3, 3))
+    with pytest.raises(ValueError, match="grid"):
+        PatchPlayers((8, 8), (2, 2), cells=[16])
+    with pytest.raises(ValueError, match="grid"):
+        PatchPlayers((8, 8), (2, 2), cells=[(4, 0)])
+    with pytest.raises(ValueError, match="chunk_size"):
+        masked_outputs(f, np.ones(3), p, chunk_size=0)
+
+
+def test_memory_budget_errors():
+    f = lambda b: jnp.sum(b, axis=-1)  # noqa: E731
+    with pytest.raises(MemoryBudgetError, match="KiB"):  # the output alone: 2**12 · 8 B = 32 KiB
+        masked_outputs(f, np.ones(12), TabularPlayers(12), memory_budget="16K")
+    with pytest.raises(MemoryBudgetError, match="one masked input"):
+        masked_outputs(f, np.ones((4, 1000)), TabularPlayers(1000, groups=[[0], [1]]), memory_budget="40K")
+
+
+def test_non_finite_names_the_mask():
+    def f(b):  # NaN exactly when player 1 is present and player 0 absent
+        return jnp.where((b[:, 1] > 0) & (b[:, 0] == 0), jnp.nan, b.sum(-1))
+
+    with pytest.raises(NonFiniteOutputError, match=r"batch index \(1,\), mask 2 = players \(1,\)"):
+        masked_outputs(f, np.array([[-1.0, -1.0, 1.0], [1.0, 1.0, 1.0]]), TabularPlayers(3))
+    with pytest.raises(NonFiniteOutputError, match=r"mask 6 = players \(1, 2\)"):
+        masked_outputs(f, np.ones(3), TabularPlayers(3), masks=[1, 6, 2])
+    assert issubclass(NonFiniteOutputError, ValueError)
+
+
+def test_under_jit_and_vmap(rng):
+    """masked_outputs traces (the NaN check is skipped on tracers): jit and vmap agree."""
+    wm = rng.normal(size=(4, 3))
+    f = lambda b: jnp.tanh(b @ jnp.asarray(wm))  # noqa: E731
+    xs, labels = rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    p = TabularPlayers(4)
+    want = masked_outputs(f, xs, p, reward=log_odds(labels))
+    got = jax.jit(lambda x, y: masked_outputs(f, x, p, reward=log_odds(y)))(xs, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = jax.vmap(lambda x, y: masked_outputs(f, x, p, reward=log_odds(y), chunk_size=4))(xs, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
