@@ -1,6 +1,43 @@
-"""jinter: exact AND-OR interactions of deep networks, in JAX."""
+"""jinter: exact AND-OR interactions of deep networks, in JAX.
 
+Top level: the transforms (:mod:`jinter.transforms`), masked-input evaluation
+(:mod:`jinter.masking`), the AND-OR decomposition (:mod:`jinter.decomposition`) and the
+analysis of interactions (:mod:`jinter.analysis`). Submodules: :mod:`jinter.theory`
+(closed-form dynamics, decay/spindle, sparsity bound), :mod:`jinter.plots` (matplotlib),
+:mod:`jinter.models`, :mod:`jinter.data`, :mod:`jinter.training`, :mod:`jinter.sweep`,
+:mod:`jinter.report` (the ``jinter demo`` study).
+"""
+
+from jinter import theory
 from jinter._budget import MemoryBudgetError, memory_budget
+from jinter.analysis import (
+    GeneralizationPower,
+    InteractionRecord,
+    Interactions,
+    generalization_power,
+    order_distribution,
+    order_strength,
+    salient_counts,
+    salient_mask,
+    signed_order_strength,
+    sparsity_curve,
+    tau_output,
+    tau_relative,
+    top_interactions,
+)
+from jinter.decomposition import AndOrResult, SharedAndOrResult, and_or, and_or_shared
+from jinter.masking import (
+    HostModel,
+    NonFiniteOutputError,
+    PatchPlayers,
+    TabularPlayers,
+    TokenPlayers,
+    host_model,
+    log_odds,
+    logit,
+    masked_outputs,
+    mean_baseline,
+)
 from jinter.transforms import (
     kron_apply,
     mask_orders,
@@ -19,18 +56,52 @@ from jinter.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "MemoryBudgetError",
+    # transforms
     "kron_apply",
-    "mask_orders",
-    "mask_to_players",
-    "masks_of_order",
-    "matching_error",
-    "memory_budget",
     "mobius",
-    "num_players",
+    "zeta",
     "or_mobius",
     "or_zeta",
-    "players_to_mask",
     "reconstruct",
-    "zeta",
+    "matching_error",
+    "num_players",
+    "mask_orders",
+    "masks_of_order",
+    "mask_to_players",
+    "players_to_mask",
+    # masking
+    "masked_outputs",
+    "TabularPlayers",
+    "PatchPlayers",
+    "TokenPlayers",
+    "mean_baseline",
+    "log_odds",
+    "logit",
+    "host_model",
+    "HostModel",
+    "NonFiniteOutputError",
+    # decomposition
+    "and_or",
+    "and_or_shared",
+    "AndOrResult",
+    "SharedAndOrResult",
+    # analysis
+    "Interactions",
+    "InteractionRecord",
+    "GeneralizationPower",
+    "salient_mask",
+    "tau_relative",
+    "tau_output",
+    "order_strength",
+    "order_distribution",
+    "signed_order_strength",
+    "salient_counts",
+    "sparsity_curve",
+    "top_interactions",
+    "generalization_power",
+    # memory
+    "MemoryBudgetError",
+    "memory_budget",
+    # submodules
+    "theory",
 ]

@@ -309,13 +309,13 @@ class _LabelReward:
     def __call__(self, outputs: Float[Array, "B C"]) -> Float[Array, " B"]:
         _check_outputs_2d(outputs, f"{self.kind}(label)")
         b, c = outputs.shape
-        lab = _pick(jnp.asarray(self.label), b)
-        picked = jnp.take_along_axis(outputs, lab[:, None].astype(jnp.int32), axis=1)[:, 0]
+        lab = _pick(jnp.asarray(self.label), b).astype(jnp.int32)  # any int dtype, strict promotion
+        picked = jnp.take_along_axis(outputs, lab[:, None], axis=1)[:, 0]
         if self.kind == "logit":
             return picked
         if c == 1:  # a single binary logit: log-odds of class 1 is the logit itself
             return jnp.where(lab == 1, picked, -picked)
-        others = jnp.where(jnp.arange(c)[None, :] == lab[:, None], -jnp.inf, outputs)
+        others = jnp.where(jnp.arange(c, dtype=jnp.int32)[None, :] == lab[:, None], -jnp.inf, outputs)
         return picked - jax.nn.logsumexp(others, axis=1)
 
     def validate(self, num_classes: int) -> None:

@@ -355,3 +355,12 @@ def test_under_jit_and_vmap(rng):
     np.testing.assert_allclose(got, want, rtol=1e-12)
     got = jax.vmap(lambda x, y: masked_outputs(f, x, p, reward=log_odds(y), chunk_size=4))(xs, labels)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8])
+def test_log_odds_accepts_any_integer_label_dtype(dtype):
+    logits = jnp.asarray([[0.5, 1.5, -1.0], [2.0, 0.0, 0.0]])
+    got = log_odds(np.asarray([1, 0], dtype=dtype))(logits)
+    p = jax.nn.softmax(logits, axis=1)
+    want = jnp.log(jnp.asarray([p[0, 1], p[1, 0]]) / (1 - jnp.asarray([p[0, 1], p[1, 0]])))
+    np.testing.assert_allclose(got, want, rtol=1e-10)

@@ -1,0 +1,121 @@
+"""Small Flax (linen) classifiers used in the experiments: an MLP and a CNN for 8×8 digits.
+
+Both map inputs with any leading batch axes to logits of shape ``(*batch, n_classes)``.
+The CNN also exposes ``features`` (the conv feature map, ``(*batch, 8, 8, C)``) and
+``head`` (feature map → logits), so players can live on the feature map as in [D24]
+(MATH.md §1): ``model.apply(params, x, method="features")``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+__all__ = ["MLP", "CNN", "MODELS", "make_model", "model_for_dataset", "init_params"]
+
+
+class MLP(nn.Module):
+    """ReLU multi-layer perceptron on the last axis (flattening nothing)."""
+
+    n_classes: int
+    hidden: Sequence[int] = (100, 100, 100, 100)
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "*batch d"]) -> Float[Array, "*batch c"]:
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.n_classes)(x)
+
+
+def _batch_shape(shape: tuple[int, ...], item_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Leading axes of ``shape`` whose trailing axes hold exactly one item of ``item_shape``."""
+    size = math.prod(item_shape)
+    for k in range(len(shape), -1, -1):
+        if math.prod(shape[k:]) == size and math.prod(shape[:k]) * size == math.prod(shape):
+            return tuple(shape[:k])
+    raise ValueError(f"input of shape {shape} does not end in an item of shape {item_shape}")
+
+
+class CNN(nn.Module):
+    """Two 3×3 ReLU convolutions (SAME, so the feature map stays 8×8), 2×2 average pooling,
+    one hidden dense layer, logits. Accepts ``(*batch, 8, 8, 1)``, ``(*batch, 8, 8)`` or
+    ``(*batch, 64)`` inputs."""
+
+    n_classes: int = 10
+    channels: Sequence[int] = (16, 32)
+    hidden: int = 64
+    image_shape: Sequence[int] = (8, 8, 1)
+
+    def setup(self):
+        self.convs = [nn.Conv(c, (3, 3), padding="SAME") for c in self.channels]
+        self.dense = nn.Dense(self.hidden)
+        self.out = nn.Dense(self.n_classes)
+
+    def features(self, x: Float[Array, "*batch ..."]) -> Float[Array, "*batch h w c"]:
+        """Conv feature map after the last ReLU."""
+        image = tuple(self.image_shape)
+        batch = _batch_shape(x.shape, image)
+        h = x.reshape((-1,) + image)
+        for conv in self.convs:
+            h = nn.relu(conv(h))
+        return h.reshape(batch + h.shape[1:])
+
+    def head(self, h: Float[Array, "*batch h w c"]) -> Float[Array, "*batch c"]:
+        """Feature map → logits."""
+        batch = h.shape[:-3]
+        h = h.reshape((-1,) + h.shape[-3:])
+        n, hh, ww, c = h.shape  # 2×2 average pooling (flax's avg_pool breaks strict promotion)
+        h = h[:, : hh - hh % 2, : ww - ww % 2].reshape(n, hh // 2, 2, ww // 2, 2, c).mean(axis=(2, 4))
+        h = nn.relu(self.dense(h.reshape(h.shape[0], -1)))
+        return self.out(h).reshape(batch + (self.n_classes,))
+
+    def __call__(self, x: Float[Array, "*batch ..."]) -> Float[Array, "*batch c"]:
+        return self.head(self.features(x))
+
+
+MODELS = ("mlp", "cnn")
+"""Names accepted by :func:`make_model`."""
+
+
+def make_model(name: str, *, n_classes: int, **kwargs) -> nn.Module:
+    """Build a model by name.
+
+    Args:
+        name: ``"mlp"`` (kwargs: ``hidden``) or ``"cnn"`` (kwargs: ``channels``, ``hidden``,
+            ``image_shape``).
+        n_classes: number of output logits.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones) or bad sizes.
+    """
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be positive, got {n_classes}")
+    if name == "mlp":
+        kwargs["hidden"] = tuple(int(h) for h in kwargs.get("hidden", MLP.hidden))
+        return MLP(n_classes=n_classes, **kwargs)
+    if name == "cnn":
+        for key in ("channels", "image_shape"):
+            if key in kwargs:
+                kwargs[key] = tuple(int(c) for c in kwargs[key])
+        return CNN(n_classes=n_classes, **kwargs)
+    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+
+
+def model_for_dataset(dataset, name: str | None = None, **kwargs) -> nn.Module:
+    """Default architecture for a :class:`jinter.data.Dataset`: CNN for images, MLP otherwise."""
+    if name is None:
+        name = "cnn" if len(dataset.input_shape) == 3 else "mlp"
+    if name == "cnn":
+        kwargs.setdefault("image_shape", dataset.input_shape)
+    return make_model(name, n_classes=dataset.n_classes, **kwargs)
+
+
+def init_params(model: nn.Module, input_shape: Sequence[int], seed: int = 0, dtype=jnp.float32):
+    """Initial parameters for inputs of shape ``input_shape`` (one sample, no batch axis)."""
+    x = jnp.zeros((1,) + tuple(input_shape), dtype=dtype)
+    return model.init(jax.random.PRNGKey(seed), x)

@@ -1,0 +1,635 @@
+r"""Resumable, sharded sweeps: AND-OR interactions for every checkpoint × test sample.
+
+The dynamics experiments of [D24] (and [H25]) need ``v(x_S)`` on all ``2**n`` masks and its
+AND-OR split (MATH.md §3) for each saved checkpoint and each of (by default) 50 test samples
+with n = 10 players. A sweep splits this work into *units*, one checkpoint × one block of
+samples, and writes one file per unit:
+
+- A unit computes ``v = masked_outputs(model, x_block, players, ...)`` and
+  ``and_or(v, q_ratio=...)`` and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file,
+  fsync, ``os.replace``): a file exists only once it is complete.
+- Each file stores a *unit hash* (settings + checkpoint bytes + the samples' inputs and labels)
+  and a checksum of its arrays. On resume a file is reused only if both match; a corrupt,
+  truncated or stale file (other settings, other checkpoint) is detected and recomputed, never
+  mixed in. A sweep killed at any moment therefore resumes where it stopped and loses
+  nothing, and the resumed result is bitwise the one of an uninterrupted run (every unit is
+  a pure function of its inputs with fixed shapes).
+- ``sweep.json`` (the manifest) lists the settings and every unit with its hash;
+  :func:`load_sweep` reads all units into arrays of shape ``(checkpoints, samples, 2**n)``.
+
+Devices: the sample axis of a block is sharded over a ``jax.sharding.Mesh`` of all devices
+(``NamedSharding(mesh, P("samples"))``); the block is padded to a multiple of the device
+count by repeating its last sample (every block to the same size, so one compilation serves
+all units), and the padding is dropped before writing. The same code
+runs on one CPU, several GPUs or a TPU slice.
+
+Multi-host: call ``jax.distributed.initialize()`` in every process first. Each process then
+takes the units ``u`` with ``u % process_count == process_index`` and shards them over its
+own (local) devices; unit files are process-local work written into a shared ``out_dir``
+(distinct names, so no two processes write one file), and process 0 writes the manifest.
+Run :func:`load_sweep` after all processes finish (or rerun the sweep: finished units are
+reused). Without a shared file system, give each host its own ``out_dir`` and copy the unit
+files together before loading.
+
+Typical use (what ``jinter demo`` does)::
+
+    ds = load_dataset("synthetic", seed=0, label_noise=0.01)
+    model = model_for_dataset(ds)
+    run = train(model, ds, epochs=100, checkpoint_epochs=log_spaced_epochs(100, 12),
+                checkpoint_dir="out/ckpt")
+    sweep_dataset(model, ds, run.checkpoints, "out/sweep", n_players=10, n_samples=50)
+    res = load_sweep("out/sweep")          # res.I_and: (12, 50, 1024)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import ArrayLike, Float, Int
+
+from jinter import decomposition, masking
+from jinter.training import atomic_write_bytes, list_checkpoints
+
+__all__ = [
+    "SweepReport",
+    "SweepResult",
+    "SweepError",
+    "run_sweep",
+    "sweep_dataset",
+    "load_sweep",
+    "select_samples",
+    "default_players",
+    "sample_mesh",
+]
+
+FORMAT_VERSION = 1
+MANIFEST = "sweep.json"
+_AXIS = "samples"
+_RESULT_FIELDS = ("I_and", "I_or", "gamma", "q", "objective", "lower_bound", "gap", "iterations", "converged")
+
+
+class SweepError(ValueError):
+    """A sweep directory is incomplete, corrupt, or was written with other settings."""
+
+
+class SweepReport(NamedTuple):
+    """What :func:`run_sweep` did: unit counts and wall time."""
+
+    out_dir: Path
+    units: int  # units assigned to this process
+    computed: int  # computed now (missing before)
+    reused: int  # valid files kept
+    recomputed: int  # files found corrupt or stale, computed again
+    seconds: float
+    unconverged: int = 0  # samples (in units computed now) whose AND-OR solve hit its cap
+    value_seconds: float = 0.0  # time in masked model evaluation (v)
+    and_or_seconds: float = 0.0  # time in the AND-OR split
+
+
+class SweepResult(NamedTuple):
+    """All units of a sweep as arrays; leading axes ``(checkpoints, samples)``.
+
+    ``v``, ``I_and``, ``I_or``, ``gamma``, ``q`` have a last axis ``2**n``; ``objective``,
+    ``lower_bound``, ``gap``, ``iterations``, ``converged`` are per sample (see
+    :func:`jinter.decomposition.and_or`).
+    """
+
+    epochs: np.ndarray  # (C,) checkpoint epochs
+    sample_indices: np.ndarray  # (S,) indices of the samples (e.g. into the test split)
+    labels: np.ndarray  # (S,)
+    v: np.ndarray  # (C, S, 2**n)
+    I_and: np.ndarray
+    I_or: np.ndarray
+    gamma: np.ndarray
+    q: np.ndarray
+    objective: np.ndarray
+    lower_bound: np.ndarray
+    gap: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    settings: dict
+
+
+# --------------------------------------------------------------------------------------------
+# Fingerprints
+# --------------------------------------------------------------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fingerprint(obj: Any) -> Any:
+    """A JSON-able description of ``obj`` that changes whenever its content does."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.ndarray, jax.Array, np.generic)):
+        a = np.asarray(obj)
+        return {"array": _sha(np.ascontiguousarray(a).tobytes()), "shape": list(a.shape), "dtype": str(a.dtype)}
+    if isinstance(obj, (tuple, list)):
+        return [_fingerprint(o) for o in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): _fingerprint(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, nn.Module):
+        return {"module": repr(obj)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: _fingerprint(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {"type": type(obj).__qualname__, **fields}
+    if callable(obj):
+        return {"callable": f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"}
+    return {"repr": repr(obj)}
+
+
+def _hash_json(obj: Any) -> str:
+    return _sha(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Unit files
+# --------------------------------------------------------------------------------------------
+
+
+def _unit_name(c: int, b: int) -> str:
+    return f"unit_c{c:04d}_b{b:04d}.npz"
+
+
+def _write_unit(path: Path, arrays: dict[str, np.ndarray], unit_hash: str) -> None:
+    payload = dict(arrays)
+    payload["unit_hash"] = np.asarray(unit_hash)
+    payload["checksum"] = np.asarray(_checksum(arrays | {"unit_hash": payload["unit_hash"]}))
+    buf = io.BytesIO()
+    np.savez(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_unit(path: Path, unit_hash: str) -> dict[str, np.ndarray] | None:
+    """The unit's arrays, or None if the file is missing, corrupt or for other settings."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception:  # truncated / garbled zip, bad header, ...: treat as corrupt
+        return None
+    checksum = arrays.pop("checksum", None)
+    if checksum is None or str(arrays.get("unit_hash")) != unit_hash:
+        return None
+    if str(checksum) != _checksum(arrays):
+        return None
+    arrays.pop("unit_hash")
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints, samples, players
+# --------------------------------------------------------------------------------------------
+
+
+def _as_checkpoints(checkpoints) -> list[tuple[int, Any]]:
+    """Normalize to ``[(epoch, path_or_params), ...]`` sorted by epoch."""
+    if isinstance(checkpoints, (str, os.PathLike)):
+        found = list_checkpoints(checkpoints)
+        if not found:
+            raise ValueError(f"no checkpoints (epoch_*.msgpack) in {checkpoints}")
+        checkpoints = found
+    if isinstance(checkpoints, Mapping):
+        items = [(int(e), p) for e, p in checkpoints.items()]
+    else:
+        items = [(int(e), p) for e, p in checkpoints]
+    if not items:
+        raise ValueError("a sweep needs at least one checkpoint")
+    epochs = [e for e, _ in items]
+    if len(set(epochs)) != len(epochs):
+        raise ValueError(f"checkpoint epochs must be distinct, got {epochs}")
+    return sorted(items, key=lambda t: t[0])
+
+
+def _load_checkpoint(ckpt: Any) -> tuple[Any, str]:
+    """``(params, sha256 of their msgpack bytes)`` for a path or a parameter pytree."""
+    if isinstance(ckpt, (str, os.PathLike)):
+        data = Path(ckpt).read_bytes()
+        return flax.serialization.msgpack_restore(data), _sha(data)
+    return ckpt, _sha(flax.serialization.to_bytes(ckpt))
+
+
+def select_samples(n_available: int, n_samples: int = 50, seed: int = 0) -> np.ndarray:
+    """``n_samples`` distinct indices in ``[0, n_available)``, sorted, chosen with ``seed``."""
+    if not 1 <= n_samples <= n_available:
+        raise ValueError(f"cannot pick {n_samples} samples out of {n_available}")
+    return np.sort(np.random.default_rng([seed, 3]).choice(n_available, n_samples, replace=False))
+
+
+def default_players(input_shape: Sequence[int], n_players: int = 10):
+    """Players for an input shape: ``n_players`` contiguous feature groups for tabular data
+    (all features when there are exactly ``n_players``), or ``n_players`` 2×2 patches of an
+    8×8-like image chosen from the centre outwards (as [D24] picks central patches).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 1:
+        d = shape[0]
+        if not 1 <= n_players <= d:
+            raise ValueError(f"cannot make {n_players} players from {d} features")
+        if n_players == d:
+            return masking.TabularPlayers(d)
+        groups = tuple(tuple(int(i) for i in g) for g in np.array_split(np.arange(d), n_players))
+        return masking.TabularPlayers(d, groups=groups)
+    if len(shape) in (2, 3):
+        channels_last = len(shape) == 3
+        h, w = shape[:2]
+        if h % 2 or w % 2:
+            raise ValueError(f"images of shape {shape} need even height and width for 2×2 patches")
+        grid = (h // 2, w // 2)
+        centre = ((grid[0] - 1) / 2, (grid[1] - 1) / 2)
+        cells = sorted(
+            range(grid[0] * grid[1]),
+            key=lambda c: ((c // grid[1] - centre[0]) ** 2 + (c % grid[1] - centre[1]) ** 2, c),
+        )
+        if not 1 <= n_players <= len(cells):
+            raise ValueError(f"cannot make {n_players} players from {len(cells)} patches")
+        return masking.PatchPlayers(shape, (2, 2), cells=tuple(sorted(cells[:n_players])), channels_last=channels_last)
+    raise ValueError(f"no default players for inputs of shape {shape}")
+
+
+def sample_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """1-D mesh with axis ``"samples"`` over ``devices`` (default: this process's devices)."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    return Mesh(np.asarray(devices), (_AXIS,))
+
+
+# --------------------------------------------------------------------------------------------
+# The unit computation
+# --------------------------------------------------------------------------------------------
+
+
+def _cast(tree: Any, dtype) -> Any:
+    return jax.tree.map(
+        lambda a: jnp.asarray(a).astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree
+    )
+
+
+_REWARDS: dict[str | None, Callable | None] = {"log_odds": masking.log_odds, "logit": masking.logit, None: None}
+
+
+_VALUES_CACHE: dict[Any, Callable] = {}
+
+
+def _values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh):
+    """Jitted ``(params, x, y, baseline, data) -> v``, sharded over the sample axis.
+
+    Cached per (model, players, settings, mesh), so repeated or resumed sweeps in one process
+    compile once (unhashable models are simply not cached).
+    """
+    key = (model, players, baseline_kind, reward, jnp.dtype(dtype), mesh)
+    try:
+        return _VALUES_CACHE[key]
+    except TypeError:
+        return _build_values_fn(model, players, baseline_kind, reward, dtype, mesh)
+    except KeyError:
+        if len(_VALUES_CACHE) > 32:
+            _VALUES_CACHE.clear()
+        fn = _VALUES_CACHE[key] = _build_values_fn(model, players, baseline_kind, reward, dtype, mesh)
+        return fn
+
+
+def _build_values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh):
+    sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def values(params, x, y, baseline, data):
+        params = _cast(params, dtype)
+        x = x.astype(dtype)
+        y = y.astype(jnp.result_type(int))  # the default int (int64 under x64)
+        base = baseline.astype(dtype) if baseline_kind == "array" else baseline_kind
+        data = None if data is None else data.astype(dtype)
+        make_reward = _REWARDS[reward]
+        v = masking.masked_outputs(
+            model, x, players, baseline=base, reward=None if make_reward is None else make_reward(y),
+            data=data, params=params,
+        )
+        return jax.lax.with_sharding_constraint(v, sharded)
+
+    return jax.jit(
+        values,
+        in_shardings=(replicated, sharded, sharded, replicated, replicated),
+        out_shardings=sharded,
+    )
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def run_sweep(
+    model: Any,
+    checkpoints: Mapping[int, Any] | Sequence[tuple[int, Any]] | str | os.PathLike,
+    x: Float[ArrayLike, "S *input_shape"],
+    y: Int[ArrayLike, " S"],
+    players: Any,
+    out_dir: str | os.PathLike,
+    *,
+    sample_indices: Int[ArrayLike, " S"] | None = None,
+    block_size: int = 10,
+    baseline: str | ArrayLike = "zeros",
+    data: ArrayLike | None = None,
+    reward: str | None = "log_odds",
+    q_ratio: float = 0.02,
+    and_or_kwargs: Mapping[str, Any] | None = None,
+    dtype: Any = None,
+    progress: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    on_mismatch: str = "recompute",
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> SweepReport:
+    """Compute ``v`` and its AND-OR split for every checkpoint × sample, resumably.
+
+    Args:
+        model: what :func:`jinter.masking.masked_outputs` accepts (e.g. a linen module).
+        checkpoints: ``{epoch: params or msgpack path}`` (e.g. ``TrainResult.checkpoints``),
+            a list of ``(epoch, params_or_path)`` pairs, or a directory of checkpoints.
+        x: the samples, shape ``(S, *players.input_shape)``.
+        y: their labels (for the reward), shape ``(S,)``.
+        players: player specification (e.g. :func:`default_players`).
+        out_dir: folder for the unit files and ``sweep.json``.
+        sample_indices: provenance of the samples (e.g. indices into the test split);
+            default ``arange(S)``.
+        block_size: samples per unit (a multiple of the device count avoids padding).
+        baseline: ``"zeros"``, ``"mean"`` (over ``data``) or an array (MATH.md §1).
+        data: inputs to average for ``baseline="mean"``.
+        reward: ``"log_odds"`` (MATH.md §1, default), ``"logit"``, or None (scalar model).
+        q_ratio: noise box of the AND-OR split (MATH.md §3; [D24] 0.02).
+        and_or_kwargs: further keyword arguments of :func:`jinter.decomposition.and_or`.
+        dtype: computation dtype (default: float64 when x64 is enabled, else float32).
+        progress: show a tqdm bar.
+        devices: devices of the sample mesh (default: this process's devices).
+        on_mismatch: a ``sweep.json`` with other settings in ``out_dir``: ``"recompute"``
+            (replace it; stale units are recomputed) or ``"error"`` (raise :class:`SweepError`).
+        process_index, process_count: multi-host split (default: from ``jax``); this
+            process computes the units ``u`` with ``u % process_count == process_index``.
+
+    Returns:
+        :class:`SweepReport`. Read the results with :func:`load_sweep`.
+    """
+    from tqdm.auto import tqdm
+
+    start_time = time.perf_counter()
+    out = Path(out_dir)
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"x must hold at least one sample along axis 0, got shape {x.shape}")
+    if y.shape != (len(x),):
+        raise ValueError(f"y must have shape ({len(x)},) (one label per sample), got {y.shape}")
+    sample_indices = np.arange(len(x)) if sample_indices is None else np.asarray(sample_indices)
+    if sample_indices.shape != (len(x),):
+        raise ValueError(f"sample_indices must have shape ({len(x)},), got {sample_indices.shape}")
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    if reward not in _REWARDS:
+        raise ValueError(f"reward must be 'log_odds', 'logit' or None, got {reward!r}")
+    if on_mismatch not in ("recompute", "error"):
+        raise ValueError(f"on_mismatch must be 'recompute' or 'error', got {on_mismatch!r}")
+    dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+    and_or_kwargs = dict(and_or_kwargs or {})
+    pidx = jax.process_index() if process_index is None else int(process_index)
+    pcount = jax.process_count() if process_count is None else int(process_count)
+    if not 0 <= pidx < pcount:
+        raise ValueError(f"process_index {pidx} not in [0, {process_count})")
+    ckpts = _as_checkpoints(checkpoints)
+
+    if isinstance(baseline, str):
+        if baseline not in ("zeros", "mean"):
+            raise ValueError(f'baseline must be "zeros", "mean" or an array, got {baseline!r}')
+        if baseline == "mean" and data is None:
+            raise ValueError('baseline="mean" needs data=... (the inputs to average over)')
+        baseline_kind, base_arr = baseline, np.zeros(0, dtype=np.float32)
+    else:
+        baseline_kind, base_arr = "array", np.asarray(baseline)
+    data_arr = None if baseline_kind != "mean" else np.asarray(data)
+
+    settings = {
+        "format": FORMAT_VERSION,
+        "model": _fingerprint(model),
+        "players": _fingerprint(players),
+        "n_players": int(players.n),
+        "baseline": baseline_kind,
+        "baseline_array": _fingerprint(base_arr) if baseline_kind == "array" else None,
+        "data": _fingerprint(data_arr) if data_arr is not None else None,
+        "reward": reward,
+        "q_ratio": float(q_ratio),
+        "and_or_kwargs": _fingerprint(and_or_kwargs),
+        "dtype": str(dtype),
+        "block_size": block_size,
+    }
+    settings_hash = _hash_json(settings)
+
+    # Units: checkpoint c × block b. Hash = settings + checkpoint bytes + block content.
+    blocks = [np.arange(s, min(s + block_size, len(x))) for s in range(0, len(x), block_size)]
+    block_hashes = [
+        _hash_json([_fingerprint(x[b]), _fingerprint(y[b]), _fingerprint(sample_indices[b])]) for b in blocks
+    ]
+    ckpt_hashes, params_cache = [], {}
+    for c, (_, ck) in enumerate(ckpts):
+        if isinstance(ck, (str, os.PathLike)):
+            ckpt_hashes.append(_sha(Path(ck).read_bytes()))  # loaded lazily, one at a time
+        else:
+            params_cache[c], h = _load_checkpoint(ck)
+            ckpt_hashes.append(h)
+    units = []
+    for c, (epoch, _) in enumerate(ckpts):
+        for b in range(len(blocks)):
+            units.append(
+                {
+                    "checkpoint": c,
+                    "epoch": epoch,
+                    "block": b,
+                    "file": _unit_name(c, b),
+                    "hash": _hash_json([settings_hash, ckpt_hashes[c], block_hashes[b]]),
+                }
+            )
+    sweep_hash = _hash_json([settings_hash, ckpt_hashes, block_hashes])
+    manifest = {
+        "settings": settings,
+        "settings_hash": settings_hash,
+        "sweep_hash": sweep_hash,
+        "epochs": [e for e, _ in ckpts],
+        "sample_indices": sample_indices.tolist(),
+        "labels": y.tolist(),
+        "blocks": [b.tolist() for b in blocks],
+        "units": units,
+    }
+    man_path = out / MANIFEST
+    if man_path.is_file():
+        try:
+            old = json.loads(man_path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if on_mismatch == "error" and old is not None and old.get("sweep_hash") != sweep_hash:
+            raise SweepError(
+                f"{man_path} was written with other settings, checkpoints or samples; use a new "
+                "out_dir or on_mismatch='recompute'"
+            )
+    if pcount == 1:  # temporary files of writes cut short by a kill (no other writer exists)
+        for tmp in out.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+    if pidx == 0:
+        atomic_write_bytes(man_path, json.dumps(manifest, indent=1).encode())
+
+    mine = [u for i, u in enumerate(units) if i % pcount == pidx]
+    mesh = sample_mesh(devices)
+    n_dev = mesh.devices.size
+    values_fn = _values_fn(model, players, baseline_kind, reward, dtype, mesh)
+    base_dev = jnp.asarray(base_arr)
+    data_dev = None if data_arr is None else jnp.asarray(data_arr)
+    sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
+    # Every block is padded to one shape (a multiple of the device count): one compilation.
+    padded = -(-min(block_size, len(x)) // n_dev) * n_dev
+    computed = reused = recomputed = unconverged = 0
+    value_seconds = and_or_seconds = 0.0
+    bar = tqdm(total=len(mine), desc="sweep", unit="unit", disable=not progress)
+    loaded: dict[int, Any] = {}
+    try:
+        for u in mine:
+            path = out / u["file"]
+            existed = path.exists()
+            if _read_unit(path, u["hash"]) is not None:
+                reused += 1
+                bar.update(1)
+                continue
+            c = u["checkpoint"]
+            if c not in loaded:
+                loaded.clear()  # hold one checkpoint's parameters at a time
+                loaded[c] = params_cache[c] if c in params_cache else _load_checkpoint(ckpts[c][1])[0]
+            idx = blocks[u["block"]]
+            xb = jax.device_put(_pad(x[idx], padded), sharded)
+            yb = jax.device_put(_pad(y[idx], padded), sharded)
+            t0 = time.perf_counter()
+            v = values_fn(loaded[c], xb, yb, base_dev, data_dev)
+            arrays = {"v": np.asarray(v)[: len(idx)]}
+            t1 = time.perf_counter()
+            if not np.all(np.isfinite(arrays["v"])):
+                raise masking.NonFiniteOutputError(
+                    f"non-finite model values in unit {u['file']} (epoch {u['epoch']}, samples "
+                    f"{sample_indices[idx].tolist()})"
+                )
+            split = decomposition.and_or(v, q_ratio=q_ratio, **and_or_kwargs)
+            for name in _RESULT_FIELDS:
+                arrays[name] = np.asarray(getattr(split, name))[: len(idx)]
+            value_seconds += t1 - t0
+            and_or_seconds += time.perf_counter() - t1
+            unconverged += int(np.size(arrays["converged"]) - np.count_nonzero(arrays["converged"]))
+            arrays["sample_indices"] = sample_indices[idx]
+            arrays["epoch"] = np.asarray(u["epoch"])
+            _write_unit(path, arrays, u["hash"])
+            if existed:
+                recomputed += 1
+            else:
+                computed += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start_time
+    return SweepReport(
+        out, len(mine), computed, reused, recomputed, seconds, unconverged, value_seconds, and_or_seconds
+    )
+
+
+def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
+    """Read every unit of a finished sweep into arrays ``(checkpoints, samples, ...)``.
+
+    Raises:
+        SweepError: if the manifest is missing, or some unit file is missing, corrupt or
+            was written with other settings (the message lists them; rerun the sweep).
+    """
+    out = Path(out_dir)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise SweepError(f"no readable {MANIFEST} in {out}: {e}") from None
+    blocks = [np.asarray(b, dtype=np.int64) for b in manifest["blocks"]]
+    n_c, n_s = len(manifest["epochs"]), sum(len(b) for b in blocks)
+    fields = ("v",) + _RESULT_FIELDS
+    stacked: dict[str, np.ndarray] = {}
+    bad = []
+    for u in manifest["units"]:
+        arrays = _read_unit(out / u["file"], u["hash"])
+        if arrays is None:
+            bad.append(u["file"])
+            continue
+        idx = blocks[u["block"]]
+        for name in fields:
+            a = arrays[name]
+            if name not in stacked:
+                stacked[name] = np.zeros((n_c, n_s) + a.shape[1:], dtype=a.dtype)
+            stacked[name][u["checkpoint"], idx] = a
+    if bad:
+        raise SweepError(
+            f"{len(bad)} of {len(manifest['units'])} unit(s) in {out} are missing, corrupt or stale "
+            f"(e.g. {bad[:3]}); rerun the sweep to (re)compute them"
+        )
+    return SweepResult(
+        epochs=np.asarray(manifest["epochs"], dtype=np.int64),
+        sample_indices=np.asarray(manifest["sample_indices"], dtype=np.int64),
+        labels=np.asarray(manifest["labels"]),
+        settings=manifest["settings"],
+        **stacked,
+    )
+
+
+def sweep_dataset(
+    model: Any,
+    dataset: Any,
+    checkpoints: Mapping[int, Any] | Sequence[tuple[int, Any]] | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    n_players: int = 10,
+    n_samples: int = 50,
+    seed: int = 0,
+    players: Any = None,
+    **kwargs,
+) -> SweepReport:
+    """:func:`run_sweep` on ``n_samples`` test samples of a :class:`jinter.data.Dataset`.
+
+    Samples come from :func:`select_samples` (``seed``), players from
+    :func:`default_players` unless given; ``baseline="mean"`` averages the train split.
+    Other keyword arguments go to :func:`run_sweep`.
+    """
+    idx = select_samples(len(dataset.y_test), n_samples, seed)
+    if players is None:
+        players = default_players(dataset.input_shape, n_players)
+    if kwargs.get("baseline") == "mean":
+        kwargs.setdefault("data", dataset.x_train)
+    return run_sweep(
+        model, checkpoints, dataset.x_test[idx], dataset.y_test[idx], players, out_dir,
+        sample_indices=idx, **kwargs,
+    )

@@ -1,0 +1,295 @@
+"""Training loop with checkpoints at chosen epochs ([D24] setup: SGD lr 0.01, momentum 0.9).
+
+- :func:`train`: optax SGD-with-momentum (or Adam) on softmax cross-entropy; one jit-compiled
+  function runs a whole epoch (``lax.scan`` over shuffled minibatches; the last partial batch
+  is padded with zero-weight samples, so every sample counts once per epoch). Train / test
+  loss and accuracy are recorded at epoch 0 (initialization) and after every epoch. The same
+  seed gives the same numbers.
+- Parameters are saved at chosen epochs (:func:`log_spaced_epochs`) as flax msgpack bytes,
+  written atomically (temporary file + ``os.replace``), so a killed run never leaves a
+  half-written checkpoint. :func:`load_params` reads one back exactly.
+- :func:`train_baseline`: the same architecture trained on the TEST split, the baseline
+  model ``v_base`` of [H25] (MATH.md §7).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jinter.data import Dataset
+from jinter.models import init_params
+
+__all__ = [
+    "TrainResult",
+    "train",
+    "train_baseline",
+    "log_spaced_epochs",
+    "save_params",
+    "load_params",
+    "list_checkpoints",
+    "atomic_write_bytes",
+    "evaluate",
+    "load_history",
+    "checkpoint_path",
+]
+
+_CKPT_PREFIX = "epoch_"
+_CKPT_SUFFIX = ".msgpack"
+MANIFEST = "training.json"
+
+
+class TrainResult(NamedTuple):
+    """Output of :func:`train`.
+
+    Attributes:
+        params: final parameters.
+        history: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``,
+            numpy arrays of length ``epochs + 1`` (entry 0 = initialization).
+        checkpoints: ``{epoch: path}`` of the saved parameter files (empty without a
+            ``checkpoint_dir``).
+    """
+
+    params: Any
+    history: dict[str, np.ndarray]
+    checkpoints: dict[int, Path]
+
+
+def log_spaced_epochs(n_epochs: int, k: int) -> tuple[int, ...]:
+    """``k`` distinct epochs from 0 to ``n_epochs`` (both included), log-spaced after 0.
+
+    Dense early (where interactions change fastest [D24]), sparse late. Needs
+    ``2 <= k <= n_epochs + 1``.
+
+    Example:
+        >>> log_spaced_epochs(100, 6)
+        (0, 1, 3, 10, 32, 100)
+    """
+    n_epochs, k = int(n_epochs), int(k)
+    if n_epochs < 1 or not 2 <= k <= n_epochs + 1:
+        raise ValueError(f"need n_epochs >= 1 and 2 <= k <= n_epochs + 1, got {n_epochs=}, {k=}")
+    out, prev = [0, 1], 1
+    for remaining in range(k - 2, 0, -1):
+        ratio = (n_epochs / prev) ** (1.0 / remaining)
+        nxt = max(prev + 1, int(round(prev * ratio)))
+        nxt = min(nxt, n_epochs - remaining + 1)
+        out.append(nxt)
+        prev = nxt
+    return tuple(out[:k]) if k > 2 or n_epochs == 1 else (0, n_epochs)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_params(path: str | os.PathLike, params: Any) -> Path:
+    """Save a parameter pytree as flax msgpack bytes, atomically."""
+    return atomic_write_bytes(path, flax.serialization.to_bytes(params))
+
+
+def load_params(path: str | os.PathLike, template: Any = None) -> Any:
+    """Load parameters saved by :func:`save_params`.
+
+    Args:
+        path: the msgpack file.
+        template: optional pytree with the target structure (e.g. ``init_params(...)``);
+            without it the nested dicts stored in the file are returned (linen's layout).
+    """
+    data = Path(path).read_bytes()
+    if template is not None:
+        return flax.serialization.from_bytes(template, data)
+    return jax.tree.map(jnp.asarray, flax.serialization.msgpack_restore(data))
+
+
+def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
+    """File name of the checkpoint of ``epoch`` in ``directory``."""
+    return Path(directory) / f"{_CKPT_PREFIX}{int(epoch):06d}{_CKPT_SUFFIX}"
+
+
+def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
+    """``{epoch: path}`` of the checkpoints saved in ``directory``, by epoch."""
+    found = {}
+    for p in Path(directory).glob(f"{_CKPT_PREFIX}*{_CKPT_SUFFIX}"):
+        stem = p.name[len(_CKPT_PREFIX) : -len(_CKPT_SUFFIX)]
+        if stem.isdigit():
+            found[int(stem)] = p
+    return dict(sorted(found.items()))
+
+
+def _make_optimizer(optimizer: str, learning_rate: float, momentum: float):
+    if optimizer == "sgd":
+        return optax.sgd(learning_rate, momentum=momentum or None)
+    if optimizer == "adam":
+        return optax.adam(learning_rate)
+    raise ValueError(f"unknown optimizer {optimizer!r}; valid: 'sgd', 'adam'")
+
+
+def _loss_acc(model: nn.Module, params, x, y, w):
+    logits = model.apply(params, x)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = (jnp.argmax(logits, axis=-1).astype(y.dtype) == y).astype(losses.dtype)
+    total = jnp.sum(w)
+    return jnp.sum(w * losses) / total, jnp.sum(w * correct) / total
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(model: nn.Module, optimizer: str, learning_rate: float, momentum: float, batch_size: int):
+    """Jitted (epoch step, evaluation) for one model / optimizer (cached across calls)."""
+    tx = _make_optimizer(optimizer, learning_rate, momentum)
+
+    def loss_fn(params, x, y, w):
+        return _loss_acc(model, params, x, y, w)[0]
+
+    @jax.jit
+    def epoch(params, opt_state, key, x, y):
+        n = x.shape[0]
+        n_batches = -(-n // batch_size)
+        pad = n_batches * batch_size - n
+        perm = jax.random.permutation(key, n)
+        idx = jnp.concatenate([perm, perm[:pad]]).reshape(n_batches, batch_size)
+        weights = jnp.concatenate([jnp.ones(n, x.dtype), jnp.zeros(pad, x.dtype)])
+        weights = weights.reshape(n_batches, batch_size)
+
+        def step(carry, batch):
+            params, opt_state = carry
+            i, w = batch
+            grads = jax.grad(loss_fn)(params, x[i], y[i], w)
+            with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts and floats
+                updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), (idx, weights))
+        return params, opt_state
+
+    @jax.jit
+    def evaluate(params, x, y):
+        return _loss_acc(model, params, x, y, jnp.ones(y.shape, x.dtype))
+
+    return tx, epoch, evaluate
+
+
+def evaluate(model: nn.Module, params: Any, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``."""
+    loss, acc = _loss_acc(model, params, jnp.asarray(x), jnp.asarray(y), jnp.ones(len(y), jnp.float32))
+    return float(loss), float(acc)
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    epochs: int = 100,
+    batch_size: int = 64,
+    optimizer: str = "sgd",
+    learning_rate: float = 0.01,
+    momentum: float = 0.9,
+    seed: int = 0,
+    checkpoint_epochs: Sequence[int] = (),
+    checkpoint_dir: str | os.PathLike | None = None,
+    params: Any = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``model`` on ``dataset.x_train`` / ``y_train`` and record its learning curves.
+
+    Args:
+        model: a flax linen module mapping inputs to logits.
+        dataset: a :class:`jinter.data.Dataset`.
+        epochs: number of passes over the train split.
+        batch_size: minibatch size (the last partial batch is padded with zero weights).
+        optimizer: ``"sgd"`` (with ``momentum``; [D24]: lr 0.01, momentum 0.9) or ``"adam"``.
+        learning_rate: step size.
+        momentum: SGD momentum (0 for plain SGD).
+        seed: seeds initialization and shuffling; the same seed gives the same numbers.
+        checkpoint_epochs: epochs (0 = initialization) whose parameters are saved.
+        checkpoint_dir: folder for ``epoch_XXXXXX.msgpack`` files and ``training.json``
+            (history, settings, checkpoint list). Required if ``checkpoint_epochs`` is set.
+        params: initial parameters (default: ``init_params(model, input_shape, seed)``).
+        progress: show a tqdm bar over epochs.
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    epochs, batch_size = int(epochs), int(batch_size)
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs=}, {batch_size=}")
+    wanted = sorted({int(e) for e in checkpoint_epochs})
+    if wanted and (wanted[0] < 0 or wanted[-1] > epochs):
+        raise ValueError(f"checkpoint epochs must be in [0, {epochs}], got {wanted}")
+    if wanted and checkpoint_dir is None:
+        raise ValueError("checkpoint_epochs needs a checkpoint_dir")
+    from tqdm.auto import tqdm
+
+    tx, epoch_fn, eval_fn = _compiled(model, optimizer, float(learning_rate), float(momentum), batch_size)
+    x_tr, y_tr = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    x_te, y_te = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+    if params is None:
+        params = init_params(model, dataset.input_shape, seed, dtype=x_tr.dtype)
+    opt_state = tx.init(params)
+    key = jax.random.PRNGKey(seed)
+    names = ("train_loss", "train_acc", "test_loss", "test_acc")
+    rows: list[tuple[float, ...]] = []
+    checkpoints: dict[int, Path] = {}
+
+    def record(e, params):
+        rows.append(tuple(float(a) for a in (*eval_fn(params, x_tr, y_tr), *eval_fn(params, x_te, y_te))))
+        if e in wanted:
+            checkpoints[e] = save_params(checkpoint_path(checkpoint_dir, e), params)
+
+    record(0, params)
+    for e in tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress):
+        params, opt_state = epoch_fn(params, opt_state, jax.random.fold_in(key, e), x_tr, y_tr)
+        record(e, params)
+    cols = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
+    history = {"epoch": np.arange(epochs + 1)} | {k: cols[:, i] for i, k in enumerate(names)}
+    if checkpoint_dir is not None:
+        manifest = {
+            "dataset": dataset.name,
+            "model": repr(model),
+            "settings": dict(
+                epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                learning_rate=float(learning_rate), momentum=float(momentum), seed=int(seed),
+            ),
+            "checkpoints": {str(e): p.name for e, p in checkpoints.items()},
+            "history": {k: v.tolist() for k, v in history.items()},
+        }
+        atomic_write_bytes(Path(checkpoint_dir) / MANIFEST, json.dumps(manifest, indent=1).encode())
+    return TrainResult(params, history, checkpoints)
+
+
+def train_baseline(model: nn.Module, dataset: Dataset, **kwargs) -> TrainResult:
+    """Train the same architecture on the TEST split: the baseline ``v_base`` of [H25] §7.
+
+    Takes the keyword arguments of :func:`train`; its "test" curves are on the train split.
+    """
+    return train(model, dataset.swap(), **kwargs)
+
+
+def load_history(directory: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Learning curves saved by :func:`train` in ``directory/training.json``."""
+    manifest: Mapping = json.loads((Path(directory) / MANIFEST).read_text())
+    return {k: np.asarray(v) for k, v in manifest["history"].items()}

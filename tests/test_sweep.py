@@ -1,0 +1,222 @@
+"""Resumable sharded sweeps: correctness, corruption / mismatch detection, kill-and-resume,
+and 4 devices vs 1 (n = 4 players, tiny MLP, a capped AND-OR solve to keep it fast)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jinter import decomposition, masking
+from jinter.data import load_dataset
+from jinter.models import make_model
+from jinter.sweep import (
+    SweepError,
+    default_players,
+    load_sweep,
+    select_samples,
+    sweep_dataset,
+)
+from jinter.training import load_params, train
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 4
+SAMPLES = 5
+BLOCK = 3
+AND_OR = {"max_iter": 400, "check_every": 50}  # capped: results are deterministic either way
+FIELDS = ("v", "I_and", "I_or", "gamma", "q", "objective", "lower_bound", "gap", "iterations", "converged")
+
+# Rebuilds the same dataset, model and checkpoints in a fresh process (used by subprocess tests).
+_SETUP = textwrap.dedent(
+    f"""
+    import sys, time
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    from jinter.data import load_dataset
+    from jinter.models import make_model
+    from jinter.sweep import sweep_dataset
+    ds = load_dataset("synthetic", seed=0, n_samples=300, n_features={N})
+    model = make_model("mlp", n_classes=2, hidden=(8,))
+    ckpt, out = sys.argv[1], sys.argv[2]
+    kw = dict(n_players={N}, n_samples={SAMPLES}, block_size={BLOCK}, and_or_kwargs={AND_OR!r},
+              progress=False)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    ds = load_dataset("synthetic", seed=0, n_samples=300, n_features=N)
+    model = make_model("mlp", n_classes=2, hidden=(8,))
+    ckpt = tmp_path_factory.mktemp("ckpt")
+    res = train(model, ds, epochs=4, batch_size=32, learning_rate=0.05, checkpoint_epochs=(0, 2, 4),
+                checkpoint_dir=ckpt)
+    ref = tmp_path_factory.mktemp("ref")
+    report = sweep_dataset(model, ds, res.checkpoints, ref, n_players=N, n_samples=SAMPLES,
+                           block_size=BLOCK, and_or_kwargs=AND_OR, progress=False)
+    return ds, model, res, ckpt, ref, report
+
+
+def _run(args, env=None, **kw):
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    return subprocess.Popen([sys.executable, "-c", *args], env=env, **kw)
+
+
+def _assert_same(a, b, exact=True):
+    for f in FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        assert x.shape == y.shape, f
+        if exact or x.dtype == bool or np.issubdtype(x.dtype, np.integer):
+            np.testing.assert_array_equal(x, y, err_msg=f)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9, err_msg=f)
+    np.testing.assert_array_equal(a.epochs, b.epochs)
+    np.testing.assert_array_equal(a.sample_indices, b.sample_indices)
+
+
+def test_sweep_matches_direct_computation(setup):
+    ds, model, res, _, ref, report = setup
+    assert report.units == 3 * 2 and report.computed == 6 and report.reused == 0
+    out = load_sweep(ref)
+    idx = select_samples(len(ds.y_test), SAMPLES, 0)
+    assert out.v.shape == (3, SAMPLES, 2**N) and out.I_and.shape == (3, SAMPLES, 2**N)
+    np.testing.assert_array_equal(out.epochs, [0, 2, 4])
+    np.testing.assert_array_equal(out.sample_indices, idx)
+    np.testing.assert_array_equal(out.labels, ds.y_test[idx])
+    assert report.unconverged == int(np.sum(~out.converged))
+    assert 0 < report.value_seconds and 0 < report.and_or_seconds < report.seconds
+    players = default_players(ds.input_shape, N)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), load_params(res.checkpoints[2]))
+    x = jnp.asarray(ds.x_test[idx], jnp.float64)
+    v = masking.masked_outputs(model, x, players, reward=masking.log_odds(ds.y_test[idx].astype(np.int64)),
+                               params=params)
+    np.testing.assert_allclose(out.v[1], v, rtol=1e-12, atol=1e-12)
+    direct = decomposition.and_or(v[:BLOCK], q_ratio=0.02, **AND_OR)  # the first unit's block
+    for f in ("I_and", "I_or", "q", "objective"):
+        np.testing.assert_allclose(getattr(out, f)[1, :BLOCK], getattr(direct, f), rtol=1e-9, atol=1e-9)
+    # universal matching of the stored split (MATH.md §3)
+    from jinter.transforms import matching_error
+
+    assert np.max(matching_error(out.v + out.q, out.I_and, out.I_or)) < 1e-8
+    again = sweep_dataset(model, ds, res.checkpoints, ref, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                          and_or_kwargs=AND_OR, progress=False)
+    assert (again.reused, again.computed, again.recomputed) == (6, 0, 0)
+
+
+def test_corrupt_and_stale_units_are_recomputed(setup, tmp_path):
+    ds, model, res, _, ref, _ = setup
+    work = tmp_path / "sweep"
+    work.mkdir()
+    for p in ref.iterdir():
+        (work / p.name).write_bytes(p.read_bytes())
+    (work / "unit_c0000_b0000.npz").write_bytes((ref / "unit_c0000_b0000.npz").read_bytes()[:200])  # truncated
+    data = bytearray((ref / "unit_c0001_b0001.npz").read_bytes())
+    v = np.ascontiguousarray(load_sweep(ref).v[1, BLOCK]).tobytes()  # the block's first v row
+    at = bytes(data).find(v)
+    assert at > 0
+    data[at + 3] ^= 0x10  # one flipped bit inside the stored values
+    (work / "unit_c0001_b0001.npz").write_bytes(bytes(data))
+    # a valid file of another unit under this name: its hash does not match
+    (work / "unit_c0002_b0000.npz").write_bytes((ref / "unit_c0001_b0000.npz").read_bytes())
+    with pytest.raises(SweepError, match="3 of 6"):
+        load_sweep(work)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                        and_or_kwargs=AND_OR, progress=False)
+    assert (rep.recomputed, rep.reused, rep.computed) == (3, 3, 0)
+    _assert_same(load_sweep(work), load_sweep(ref))
+
+
+def test_settings_mismatch_detected(setup, tmp_path):
+    ds, model, res, _, ref, _ = setup
+    work = tmp_path / "sweep"
+    work.mkdir()
+    for p in ref.iterdir():
+        (work / p.name).write_bytes(p.read_bytes())
+    kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, and_or_kwargs=AND_OR, progress=False)
+    with pytest.raises(SweepError, match="other settings"):
+        sweep_dataset(model, ds, res.checkpoints, work, q_ratio=0.0, on_mismatch="error", **kw)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, q_ratio=0.0, **kw)
+    assert (rep.recomputed, rep.reused) == (6, 0)  # every old file was stale
+    assert np.all(load_sweep(work).q == 0)
+    # a changed checkpoint invalidates only its own units
+    ckpts = dict(res.checkpoints)
+    ckpts[4] = jax.tree.map(lambda a: a * 1.01, res.params)
+    rep = sweep_dataset(model, ds, ckpts, work, q_ratio=0.0, **kw)
+    assert (rep.recomputed, rep.reused) == (2, 4)
+    with pytest.raises(ValueError, match="block_size"):
+        sweep_dataset(model, ds, res.checkpoints, work, **{**kw, "block_size": 0})
+
+
+def test_kill_and_resume_equals_uninterrupted(setup, tmp_path):
+    ds, model, res, ckpt, ref, _ = setup
+    out = tmp_path / "sweep"
+    script = _SETUP + textwrap.dedent(
+        """
+        import jinter.decomposition as dec
+        slow = dec.and_or
+        def and_or(*a, **k):  # slow the units down so the kill lands mid-sweep
+            time.sleep(1.0)
+            return slow(*a, **k)
+        dec.and_or = and_or
+        sweep_dataset(model, ds, ckpt, out, **kw)
+        """
+    )
+    proc = _run([script, str(ckpt), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None and not list(out.glob("unit_*.npz")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate()
+    done = len(list(out.glob("unit_*.npz")))
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert 0 < done < 6
+    with pytest.raises(SweepError):
+        load_sweep(out)
+    (out / ".unit_c0002_b0001.npz.x1y2.tmp").write_bytes(b"half a file")  # a write cut short
+    rep = sweep_dataset(model, ds, ckpt, out, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                        and_or_kwargs=AND_OR, progress=False)
+    assert rep.reused == done and rep.computed + rep.recomputed == 6 - done
+    _assert_same(load_sweep(out), load_sweep(ref))
+    assert not list(out.glob("*.tmp"))
+
+
+def test_four_devices_match_one(setup, tmp_path):
+    _, _, _, ckpt, ref, _ = setup
+    out = tmp_path / "sweep4"
+    script = _SETUP + textwrap.dedent(
+        """
+        assert jax.device_count() == 4, jax.devices()
+        import jinter.sweep as sw
+        mesh = sw.sample_mesh()
+        assert mesh.devices.size == 4
+        sweep_dataset(model, ds, ckpt, out, **kw)
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    proc = _run([script, str(ckpt), str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    _assert_same(load_sweep(out), load_sweep(ref), exact=False)
+
+
+def test_float32_path_matches_float64(setup, tmp_path):
+    ds, model, res, _, ref, _ = setup
+    rep = sweep_dataset(model, ds, {4: res.checkpoints[4]}, tmp_path, n_players=N, n_samples=SAMPLES,
+                        block_size=BLOCK, and_or_kwargs=AND_OR, dtype=jnp.float32, progress=False)
+    assert rep.computed == 2
+    out32, out64 = load_sweep(tmp_path), load_sweep(ref)
+    assert out32.v.dtype == np.float32 and out32.settings["dtype"] == "float32"
+    # v: float32 rounding of a small MLP, relative to the value scale
+    scale = np.abs(out64.v[2]).max()
+    np.testing.assert_allclose(out32.v[0], out64.v[2], atol=1e-5 * scale)
+    # interactions: alternating sums of 2**|T| values (transforms.py bound (n+1)·eps·Σ|v|)
+    assert np.abs(out32.I_and[0] + 0.0 - out64.I_and[2]).max() < 1e-3 * (1 + np.abs(out64.I_and[2]).max())
