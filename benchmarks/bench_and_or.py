@@ -1,0 +1,194 @@
+"""Benchmark of the exact AND-OR decomposition (jinter.decomposition.and_or).
+
+Compares, in the same run (ratios of medians):
+1. one game at n=10, q_ratio=0: HiGHS (scipy.optimize.linprog on the same LP, sparse matrices)
+   vs and_or (compiled, tol=1e-5 certified gap); both optima printed;
+2. the papers' recipe (benchmarks/reference_sgd.py: dense matrices, SGD + momentum,
+   lr 1e-5→1e-6, 10k steps, numpy) vs and_or with q_ratio=0.02; objectives vs the LP optimum;
+3. 64 games at n=10: one batched call vs 64 single calls (games/s);
+4. n=16: time to certificate and final gap.
+``--quick``: n=8 / 16 games / n=12 / 2k SGD steps, for a smoke run.
+Writes benchmarks/results/bench_and_or.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from scipy.optimize import linprog  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_sgd import dense_mobius, reference_and_or  # noqa: E402
+
+from jinter.decomposition import and_or  # noqa: E402
+
+
+def lp_problem(v: np.ndarray, rho_q: float):
+    """The LP of MATH.md §3: vars (o_and, q, s, t); |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅."""
+    N = v.shape[-1]
+    n = N.bit_length() - 1
+    M = sp.csr_matrix(dense_mobius(n))
+    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
+    Mn, Ln = M[1:], L[1:]
+    I = sp.identity(N - 1, format="csr")
+    Z = None
+    A = sp.bmat(
+        [[Mn, None, -I, Z], [-Mn, None, -I, Z], [Ln, -Ln, Z, -I], [-Ln, Ln, Z, -I]], format="csr"
+    ) if rho_q > 0 else sp.bmat([[Mn, -I, Z], [-Mn, -I, Z], [Ln, Z, -I], [-Ln, Z, -I]], format="csr")
+    lv = Ln @ v
+    b = np.concatenate([np.zeros(2 * (N - 1)), lv, -lv])
+    nq = N if rho_q > 0 else 0
+    cost = np.concatenate([np.zeros(N + nq), np.ones(2 * (N - 1))])
+    bounds = [(None, None)] * N + [(-rho_q, rho_q)] * nq + [(0, None)] * (2 * (N - 1))
+    return cost, A, b, bounds
+
+
+def highs(v, rho_q=0.0):
+    cost, A, b, bounds = lp_problem(v, rho_q)
+    t = time.perf_counter()
+    r = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+    return r.fun, time.perf_counter() - t
+
+
+def timed(fn, repeats):
+    out, times = None, []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large"],
+                    help="run only these sections (repeatable); results are merged into the JSON")
+    args = ap.parse_args()
+    todo = set(args.only or ["highs", "reference", "batch", "large"])
+    n1, n_batch, n_big, sgd_steps = (8, 16, 12, 2000) if args.quick else (10, 64, 16, 10_000)
+    rng = np.random.default_rng(0)
+    res: dict = {"quick": args.quick, "device": str(jax.devices()[0])}
+    rows = []
+
+    # 1. HiGHS vs and_or, q_ratio = 0
+    games = [rng.normal(size=2**n1) for _ in range(3)]
+    if "highs" in todo:
+        _highs_section(games, n1, res, rows)
+    if "reference" in todo:
+        _reference_section(games[0], n1, sgd_steps, res, rows)
+    if "batch" in todo:
+        _batch_section(rng, n1, n_batch, res, rows)
+    if "large" in todo:
+        _large_section(rng, n_big, res, rows)
+    _report(res, rows, merge=args.only is not None)
+
+
+def _highs_section(games, n1, res, rows):
+    and_or(games[0], q_ratio=0.0)  # compile
+    t_lp, t_us, rel = [], [], []
+    for v in games:
+        opt, tl = highs(v)
+        r, tu = timed(lambda: and_or(v, q_ratio=0.0), 3)
+        t_lp.append(tl)
+        t_us.append(tu)
+        rel.append(float(r.objective) / opt - 1)
+        assert bool(r.converged)
+    ratio = statistics.median(t_lp) / statistics.median(t_us)
+    res["highs_vs_and_or"] = {
+        "n": n1, "highs_s": statistics.median(t_lp), "and_or_s": statistics.median(t_us),
+        "speedup": ratio, "max_rel_diff_vs_lp": max(abs(x) for x in rel),
+    }
+    rows.append((f"1 game n={n1} q=0: HiGHS vs and_or", statistics.median(t_lp), statistics.median(t_us), ratio,
+                 f"obj rel diff ≤ {max(abs(x) for x in rel):.1e}"))
+
+
+def _reference_section(v, n1, sgd_steps, res, rows):
+    # 2. reference SGD recipe vs and_or, q_ratio = 0.02
+    rq = 0.02 * abs(v[-1] - v[0])
+    opt_q, t_lpq = highs(v, rq)
+    t = time.perf_counter()
+    ref = reference_and_or(v, q_ratio=0.02, steps=sgd_steps)
+    t_ref = time.perf_counter() - t
+    and_or(v, q_ratio=0.02)  # compile
+    r, t_q = timed(lambda: and_or(v, q_ratio=0.02), 3)
+    res["reference_vs_and_or"] = {
+        "n": n1, "sgd_steps": sgd_steps, "reference_s": t_ref, "and_or_s": t_q, "speedup": t_ref / t_q,
+        "lp_optimum": opt_q, "highs_s": t_lpq, "reference_objective": ref["objective"],
+        "and_or_objective": float(r.objective), "and_or_gap": float(r.gap),
+        "reference_excess": ref["objective"] / opt_q - 1, "and_or_excess": float(r.objective) / opt_q - 1,
+    }
+    rows.append((f"1 game n={n1} q=0.02: SGD ref vs and_or", t_ref, t_q, t_ref / t_q,
+                 f"objective/LP-1: ref {ref['objective'] / opt_q - 1:+.2e}, ours {float(r.objective) / opt_q - 1:+.2e}"))
+
+
+def _batch_section(rng, n1, n_batch, res, rows):
+    # 3. batched vs single calls, alternated 3 times (load on the shared machine drifts)
+    vb = rng.normal(size=(n_batch, 2**n1))
+
+    def singles():
+        return [and_or(x, q_ratio=0.0).objective for x in vb]
+
+    rb = and_or(vb, q_ratio=0.0)  # compile both
+    singles()
+    tb_all, ts_all = [], []
+    for _ in range(3):
+        rb, t = timed(lambda: and_or(vb, q_ratio=0.0), 1)
+        tb_all.append(t)
+        rs, t = timed(singles, 1)
+        ts_all.append(t)
+    t_b, t_s = statistics.median(tb_all), statistics.median(ts_all)
+    np.testing.assert_allclose(np.asarray(rb.objective), np.asarray(rs), rtol=1e-4)
+    res["batched_vs_single"] = {
+        "n": n1, "games": n_batch, "batched_s": t_b, "single_calls_s": t_s,
+        "games_per_s_batched": n_batch / t_b, "games_per_s_single": n_batch / t_s, "speedup": t_s / t_b,
+        "all_converged": bool(np.all(rb.converged)),
+    }
+    rows.append((f"{n_batch} games n={n1}: single calls vs batched", t_s, t_b, t_s / t_b,
+                 f"{n_batch / t_b:.1f} vs {n_batch / t_s:.1f} games/s"))
+
+
+def _large_section(rng, n_big, res, rows):
+    # 4. large n
+    vbig = rng.normal(size=2**n_big)
+    t = time.perf_counter()
+    rbig = and_or(vbig, q_ratio=0.0, max_iter=40_000)
+    jax.block_until_ready(rbig)
+    t_big = time.perf_counter() - t
+    res["large_n"] = {
+        "n": n_big, "seconds_incl_compile": t_big, "gap": float(rbig.gap), "iterations": int(rbig.iterations),
+        "converged": bool(rbig.converged), "objective": float(rbig.objective),
+    }
+    rows.append((f"n={n_big} one game q=0 (incl. compile)", float("nan"), t_big, float("nan"),
+                 f"gap {float(rbig.gap):.1e} after {int(rbig.iterations)} it"))
+
+
+def _report(res, rows, merge):
+    out = Path(__file__).resolve().parent / "results" / "bench_and_or.json"
+    if merge and out.exists():
+        old = json.loads(out.read_text())
+        old.update(res)
+        res = old
+    print(f"{'case':42s} {'reference s':>12s} {'and_or s':>10s} {'ratio':>8s}  note")
+    for name, a, b, rt, note in rows:
+        print(f"{name:42s} {a:12.4f} {b:10.4f} {rt:8.1f}  {note}")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,689 @@
+r"""Exact AND-OR decomposition at the certified optimum (MATH.md §3, [D24] eq. 11, [C24]).
+
+The split ``o_and = ½(v+q)+γ``, ``o_or = ½(v+q)−γ`` is chosen to minimize
+``Σ_{T≠∅} |I_and(T)| + |I_or(T)|`` over ``γ`` and the noise ``q`` in its box. With
+``u = mobius(o_and)`` the OR part is ``I_or = K u + c − L q`` where ``K = ⊗[[1,1],[0,−1]]``
+(self-inverse), ``L = M·R = ⊗[[0,1],[1,−1]]`` (Möbius after index reversal, symmetric) and
+``c = −L v``. So the problem is the ℓ1 program
+
+    min_{u, |q|≤ρ}  Σ_{T≠∅} |u_T| + |(K u + c − L q)_T|,      ρ = q_ratio·|v(N) − v(∅)|,
+
+whose operators are butterflies (O(n·2^n), never a ``2^n×2^n`` matrix). Its dual is
+
+    max_y  ⟨y, c⟩ − ρ‖L y‖₁   s.t.  ‖y‖∞ ≤ 1, ‖Kᵀy‖∞ ≤ 1, y_∅ = 0
+
+(``y_∅ = 0`` because the ∅ entries carry no cost; then ``(Kᵀy)_∅ = y_∅ = 0`` matches the free
+``u_∅``; the ``q`` box contributes the support function ``ρ‖Lᵀy‖₁``). Any ``y`` rescaled to
+feasibility gives a certified lower bound, so every iterate has a valid duality gap.
+
+Solver: Douglas–Rachford splitting (ADMM) between the soft-threshold prox and the projection
+on the affine set ``{(u, Ku + c − Lq, q)}``, accelerated by reflected Halpern anchoring with
+adaptive restarts (as in restarted PDLP / r2HPDHG). The projection costs a few butterflies:
+``(I + KᵀK)⁻¹ = (⊗Q)(I + ⊗Λ)⁻¹(⊗Q)ᵀ`` from the 2×2 eigendecomposition of ``kᵀk``. With a
+noise box (``q_ratio > 0``) the ``u``–``q`` coupling is removed by a proximal term
+(semi-proximal ADMM, Fazel et al. 2013), again two Kronecker-diagonal solves per step. The step is an
+:class:`optax.GradientTransformation` (:func:`halpern_fixed_point`) run inside a
+``lax.while_loop`` that stops when the relative duality gap is ≤ ``tol``.
+
+The shared decomposition of several models [C24] (:func:`and_or_shared`) uses PDHG
+(Chambolle–Pock) on the same operators, with the same kind of certificate.
+
+Precision: float64 reaches ``tol = 1e-5`` and below. In float32 use ``tol ≥ 1e-4``; the
+objective then agrees with the float64 optimum to 1e-3 relative (tested at n = 6).
+
+Tie rule (degenerate games with many optimal ``γ``): the iteration is deterministic and
+starts from zero, so equal inputs give bit-identical outputs on a given backend; among
+optimal splits it returns the limit of that iteration (not characterized further). ``γ`` is
+only defined up to a constant (a constant shift changes no interaction with ``T ≠ ∅``); we fix
+``γ(∅) = 0``, i.e. ``o_and(∅) = o_or(∅) = ½ b``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from jinter._budget import check_budget
+from jinter.analysis import salient_mask
+from jinter.transforms import kron_apply, mobius, num_players, or_mobius, zeta
+
+__all__ = [
+    "AndOrResult",
+    "SharedAndOrResult",
+    "HalpernState",
+    "halpern_fixed_point",
+    "and_or",
+    "and_or_shared",
+]
+
+# 2×2 factors (bit i of a mask = player i).
+_K = np.array([[1.0, 1.0], [0.0, -1.0]])  # I_or = K u + c − L q, K² = I
+_KT = _K.T.copy()
+_L = np.array([[0.0, 1.0], [1.0, -1.0]])  # Möbius ∘ reversal; symmetric
+_MT = np.array([[1.0, -1.0], [0.0, 1.0]])  # Möbius transposed
+_ZT = np.array([[1.0, 1.0], [0.0, 1.0]])  # zeta transposed
+
+
+def _eig_factor(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lam, q = np.linalg.eigh(b)
+    return lam, q
+
+
+_LAM_K, _Q_K = _eig_factor(_KT @ _K)  # KᵀK = ⊗ kᵀk
+_LAM_L, _Q_L = _eig_factor(_L.T @ _L)  # LᵀL = ⊗ lᵀl
+
+
+def _kron_diag(lam: np.ndarray, n: int) -> np.ndarray:
+    d = np.ones(1)
+    for _ in range(n):
+        d = np.concatenate([d * lam[0], d * lam[1]])  # new bit is the most significant
+    return d
+
+
+def _solve_plus_identity(x: Array, q: np.ndarray, diag: Array) -> Array:
+    """(I + ⊗B)⁻¹ x with ⊗B = (⊗Q) diag (⊗Q)ᵀ."""
+    return kron_apply(kron_apply(x, q.T) / (1.0 + diag), q)
+
+
+def _soft(x: Array, k: Array, free: Array) -> Array:
+    """Soft threshold; entries where ``free`` carry no cost and pass through."""
+    return jnp.where(free, x, jnp.sign(x) * jnp.maximum(jnp.abs(x) - k, 0.0))
+
+
+# ----------------------------------------------------------------------------------------
+# optax transformation: reflected Halpern iteration of a fixed-point operator, with restarts
+# ----------------------------------------------------------------------------------------
+
+
+class HalpernState(NamedTuple):
+    """State of :func:`halpern_fixed_point`."""
+
+    anchor: Any  # pytree like params: Halpern anchor (last restart point)
+    k: Int[Array, ""]  # iterations since the last restart
+    res0: Float[Array, ""]  # fixed-point residual at the last restart
+
+
+def _tree_norm(t: Any) -> Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(t)))
+
+
+def halpern_fixed_point(
+    operator: Callable[[Any], Any], *, restart_factor: float = 0.2
+) -> optax.GradientTransformation:
+    r"""Reflected Halpern iteration ``z ← (k+1)/(k+2)·(2T z − z) + 1/(k+2)·z₀`` as an optax transform.
+
+    ``T`` is a firmly nonexpansive operator (here a Douglas–Rachford or PDHG step), so
+    ``2T − I`` is nonexpansive and the anchored iteration has an O(1/k) fixed-point residual;
+    restarting the anchor whenever the residual falls below ``restart_factor`` times its value
+    at the last restart gives linear convergence on sharp problems such as LPs (PDLP-style).
+
+    The incoming ``updates`` are ignored (there is no gradient: the step is a fixed-point
+    map of ``params``); the returned updates are ``z_new − z`` for :func:`optax.apply_updates`.
+    """
+
+    def init(params):
+        return HalpernState(
+            anchor=params,
+            k=jnp.zeros((), jnp.int32),
+            res0=jnp.asarray(jnp.inf, dtype=jax.tree_util.tree_leaves(params)[0].dtype),
+        )
+
+    def update(updates, state, params=None):
+        del updates
+        tz = operator(params)
+        if math.isinf(restart_factor):  # plain fixed-point iteration z ← T z
+            return jax.tree_util.tree_map(jnp.subtract, tz, params), state
+        res = _tree_norm(jax.tree_util.tree_map(jnp.subtract, tz, params))
+        restart = res <= restart_factor * state.res0
+        w = (state.k + 1).astype(res.dtype) / (state.k + 2).astype(res.dtype)
+        new = jax.tree_util.tree_map(
+            lambda t, z, a: jnp.where(restart, t, w * (2 * t - z) + (1 - w) * a), tz, params, state.anchor
+        )
+        anchor = jax.tree_util.tree_map(lambda t, a: jnp.where(restart, t, a), tz, state.anchor)
+        state = HalpernState(
+            anchor=anchor,
+            k=jnp.where(restart, 0, state.k + 1),
+            res0=jnp.where(restart, res, state.res0),
+        )
+        return jax.tree_util.tree_map(jnp.subtract, new, params), state
+
+    return optax.GradientTransformation(init, update)
+
+
+# ----------------------------------------------------------------------------------------
+# Single model
+# ----------------------------------------------------------------------------------------
+
+
+class AndOrResult(NamedTuple):
+    """Result of :func:`and_or`; every field has the leading batch axes of ``v``.
+
+    Attributes:
+        I_and: AND interactions, ``I_and[..., 0] = b = v(∅) + q(∅)`` (the bias).
+        I_or: OR interactions, ``I_or[..., 0] = 0``.
+        gamma: the split ``γ`` (``γ(∅) = 0``).
+        q: the noise term, ``|q| ≤ q_ratio·|v(N) − v(∅)|``.
+        objective: ``Σ_{T≠∅} |I_and(T)| + |I_or(T)|``.
+        lower_bound: certified lower bound on the optimum (dual objective of a feasible dual point).
+        gap: relative duality gap ``(objective − lower_bound) / objective`` (0 if objective is 0).
+        iterations: Douglas–Rachford iterations used.
+        converged: ``gap ≤ tol``.
+    """
+
+    I_and: Float[Array, "*batch 2**n"]
+    I_or: Float[Array, "*batch 2**n"]
+    gamma: Float[Array, "*batch 2**n"]
+    q: Float[Array, "*batch 2**n"]
+    objective: Float[Array, "*batch"]
+    lower_bound: Float[Array, "*batch"]
+    gap: Float[Array, "*batch"]
+    iterations: Int[Array, "*batch"]
+    converged: Bool[Array, "*batch"]
+
+
+def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
+    v = jnp.asarray(v)
+    if not jnp.issubdtype(v.dtype, jnp.floating):
+        v = v.astype(jnp.result_type(float))
+    n = num_players(v, what=what)
+    if n < 1:
+        raise ValueError(f"{what} needs at least one player (last axis ≥ 2), got shape {v.shape}")
+    if not isinstance(v, jax.core.Tracer):
+        bad = ~np.isfinite(np.asarray(v))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{what} has {int(bad.sum())} non-finite value(s); first at index {idx} "
+                f"(mask {idx[-1]}, players {tuple(i for i in range(n) if idx[-1] >> i & 1)})"
+            )
+    return v, n
+
+
+def _check_ratio(q_ratio: float) -> None:
+    if not (isinstance(q_ratio, (int, float)) and math.isfinite(q_ratio) and q_ratio >= 0):
+        raise ValueError(f"q_ratio must be a finite number ≥ 0, got {q_ratio!r}")
+
+
+def _gap(p: Array, lb: Array) -> Array:
+    tiny = jnp.finfo(p.dtype).tiny
+    return jnp.where(p > tiny, (p - lb) / jnp.maximum(p, tiny), 0.0)
+
+
+def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
+    """One game ``v`` of shape (2**n,): Halpern–Douglas–Rachford with a duality-gap stop."""
+    dt = v.dtype
+    size = v.shape[-1]
+    n = size.bit_length() - 1
+    free = jnp.arange(size) == 0  # ∅ entries carry no cost
+    dk = jnp.asarray(_kron_diag(_LAM_K, n), dt)
+    dl = jnp.asarray(_kron_diag(_LAM_L, n), dt)
+    c_raw = -kron_apply(v, _L)
+    scale = jnp.maximum(jnp.max(jnp.where(free, 0.0, jnp.abs(c_raw))), jnp.finfo(dt).tiny)
+    c = c_raw / scale
+    rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt) if with_q else jnp.zeros((), dt)
+    rho = jnp.asarray(rho, dt)
+    K = lambda x: kron_apply(x, _K)  # noqa: E731
+    KT = lambda x: kron_apply(x, _KT)  # noqa: E731
+    L = lambda x: kron_apply(x, _L)  # noqa: E731
+
+    thr = 1.0 / rho
+    dk2 = 2.0 * dk
+    dl2 = 2.0 * dl
+
+    def _cost(x):
+        return jnp.sum(jnp.where(free, 0.0, jnp.abs(x)))
+
+    if not with_q:
+        # Douglas–Rachford on ζ = (ζ_s, ζ_t): exact projection on {(u, K u + c)}.
+        def project(z):
+            u = _solve_plus_identity(z[0] + KT(z[1] - c), _Q_K, dk)
+            return u, K(u) + c
+
+        def fixed_point(z):
+            u, t = project(z)
+            rs, rt = 2 * u - z[0], 2 * t - z[1]
+            return z[0] + _soft(rs, thr, free) - u, z[1] + _soft(rt, thr, free) - t
+
+        def primal_dual(z):
+            u, t = project(z)
+            rs, rt = 2 * u - z[0], 2 * t - z[1]
+            ys = rho * (rs - _soft(rs, thr, free))
+            yt = rho * (rt - _soft(rt, thr, free))
+            return u, jnp.zeros_like(u), ys, yt
+
+        z0 = (jnp.zeros(size, dt), jnp.zeros(size, dt))
+    else:
+        # Semi-proximal ADMM (Fazel et al. 2013) on x = (u, q), z = (s, t, r), constraints
+        # s = u, t = K u − L q + c, r = q. The proximal term ‖K(u−u_k) + L(q−q_k)‖² cancels
+        # the u–q coupling, so the x-update is two independent Kronecker-diagonal solves.
+        def fixed_point(z):
+            u, q, s, t, r, ls, lt, lr = z
+            base = K(u) + L(q)
+            a, b, e = s - ls, t - lt, r - lr
+            u = _solve_plus_identity(a + KT(b - c + base), _Q_K, dk2)
+            q = _solve_plus_identity(e + L(c - b + base), _Q_L, dl2)
+            au, at, aq = u, K(u) - L(q) + c, q
+            s = _soft(au + ls, thr, free)
+            t = _soft(at + lt, thr, free)
+            r = jnp.clip(aq + lr, -rq, rq)
+            return u, q, s, t, r, ls + au - s, lt + at - t, lr + aq - r
+
+        def primal_dual(z):
+            u, q, s, t, r, ls, lt, lr = z
+            return u, q, rho * ls, rho * lt
+
+        z0 = tuple(jnp.zeros(size, dt) for _ in range(8))
+
+    def certificate(z):
+        u, q, ys, yt = primal_dual(z)
+        q = jnp.clip(q, -rq, rq)
+        p = _cost(u) + _cost(K(u) + c - L(q))
+        ys = jnp.where(free, 0.0, jnp.clip(ys, -1, 1))
+        yt = jnp.where(free, 0.0, jnp.clip(yt, -1, 1))
+        best = jnp.asarray(-jnp.inf, dt)
+        for y in (yt, -KT(ys), 0.5 * (yt - KT(ys))):
+            y = jnp.where(free, 0.0, y)
+            y = y / jnp.maximum(1.0, jnp.maximum(jnp.max(jnp.abs(y)), jnp.max(jnp.abs(KT(y)))))
+            for sgn in (1.0, -1.0):
+                best = jnp.maximum(best, sgn * jnp.dot(y, c) - rq * jnp.sum(jnp.abs(L(y))))
+        return p, jnp.minimum(best, p), u, q
+
+    # semi-proximal ADMM is nonexpansive only in its own (degenerate) metric: run it plainly
+    # (a restart every step); DR gets the Euclidean Halpern acceleration.
+    opt = halpern_fixed_point(fixed_point, restart_factor=0.2 if not with_q else math.inf)
+
+    def body(carry):
+        z, st, it, _, _ = carry
+
+        def step(_, zs):
+            z, st = zs
+            upd, st = opt.update(None, st, z)
+            return optax.apply_updates(z, upd), st
+
+        z, st = jax.lax.fori_loop(0, check_every, step, (z, st))
+        p, lb, _, _ = certificate(z)
+        return z, st, it + check_every, p, lb
+
+    def cond(carry):
+        _, _, it, p, lb = carry
+        return (it < max_iter) & (_gap(p, lb) > tol)
+
+    p0, lb0, _, _ = certificate(z0)
+    z, _, it, p, lb = jax.lax.while_loop(cond, body, (z0, opt.init(z0), jnp.zeros((), jnp.int32), p0, lb0))
+    _, _, u, q = certificate(z)
+    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb), it
+
+
+def _assemble(v, u, q):
+    """Interactions and γ from ``u = mobius(o_and)`` (off ∅) and ``q``; γ(∅) = 0."""
+    w = v + q
+    b = w[..., :1]
+    u = u.at[..., 0].set(0.5 * b[..., 0])  # o_and(∅) = ½ b  ⇔  γ(∅) = 0
+    o_and = zeta(u)
+    gamma = (o_and - 0.5 * w).at[..., 0].set(0.0)
+    i_and = mobius(o_and).at[..., 0].set(b[..., 0])
+    i_or = or_mobius(w - o_and).at[..., 0].set(0.0)
+    return i_and, i_or, gamma
+
+
+def _budget_bytes(batch: int, size: int, itemsize: int) -> int:
+    # ζ (3), anchor (3), projection / prox temporaries (~10) per game
+    return 16 * batch * size * itemsize
+
+
+def and_or(
+    v: Float[ArrayLike, "*batch 2**n"],
+    *,
+    q_ratio: float = 0.02,
+    tol: float = 1e-5,
+    max_iter: int = 100_000,
+    check_every: int = 50,
+    rho: float = 30.0,
+    chunk: int = 1,
+    memory_budget: int | str | None = None,
+) -> AndOrResult:
+    r"""AND-OR interactions at the certified minimum of ``Σ_{T≠∅}|I_and(T)| + |I_or(T)|``.
+
+    MATH.md §3, [D24] eq. (11), [C24] §3. ``q_ratio`` defaults to 0.02 as in [D24] and [C24]
+    ([R24] uses 0.04); ``q_ratio = 0`` drops the noise term (``q = 0``).
+
+    Args:
+        v: model outputs on all masks, shape ``(..., 2**n)``; leading axes are a batch of games
+            solved in one compiled call (see ``chunk``); the function also works under ``jax.vmap``.
+        q_ratio: noise box ``|q_S| ≤ q_ratio·|v(N) − v(∅)|``.
+        tol: stop when the relative duality gap ``(objective − lower_bound)/objective ≤ tol``.
+        max_iter: iteration cap; ``converged`` is False if it is hit first.
+        check_every: iterations between certificate checks.
+        rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``.
+        chunk: games solved in lock-step (vmapped) per step of the compiled loop over the
+            batch. 1 (default) lets every game stop at its own certificate, which is fastest on
+            CPU where iteration counts vary between games; larger chunks suit accelerators.
+        memory_budget: bytes (or "2G") a call may hold; default :func:`jinter.memory_budget`.
+
+    Returns:
+        :class:`AndOrResult`. Universal matching ``v + q = zeta(I_and) + or_zeta(I_or)`` holds
+        to rounding for every iterate; ``lower_bound ≤ optimum ≤ objective``.
+
+    Raises:
+        ValueError: last axis not a power of two, non-finite ``v`` (index reported),
+            negative ``q_ratio``.
+        MemoryBudgetError: the solve would not fit the budget (checked before allocating).
+    """
+    _check_ratio(q_ratio)
+    v, n = _check_v(v)
+    size = 2**n
+    batch = int(np.prod(v.shape[:-1], dtype=np.int64))
+    check_budget(
+        _budget_bytes(batch, size, v.dtype.itemsize),
+        f"and_or on {batch} game(s) of n={n} players in {v.dtype}",
+        memory_budget,
+    )
+    return _and_or_jit(v, float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk))
+
+
+def _and_or_impl(v, q_ratio, tol, max_iter, check_every, rho, chunk):
+    lead = v.shape[:-1]
+    flat = v.reshape((-1, v.shape[-1]))
+    with_q = q_ratio > 0
+    solve = lambda x: _solve_single(x, q_ratio, tol, max_iter, check_every, rho, with_q)  # noqa: E731
+    if chunk <= 1 or flat.shape[0] == 1:
+        # each game keeps its own stopping time (no waiting for the slowest game of a batch)
+        u, q, p, lb, gap, it = jax.lax.map(solve, flat)
+    else:
+        u, q, p, lb, gap, it = jax.lax.map(solve, flat, batch_size=chunk)
+    i_and, i_or, gamma = _assemble(flat, u, q)
+    p = jnp.sum(jnp.abs(i_and[:, 1:]), axis=-1) + jnp.sum(jnp.abs(i_or[:, 1:]), axis=-1)
+    lb = jnp.minimum(lb, p)
+    gap = _gap(p, lb)
+    r = lambda x: x.reshape(lead + x.shape[1:])  # noqa: E731
+    return AndOrResult(
+        I_and=r(i_and),
+        I_or=r(i_or),
+        gamma=r(gamma),
+        q=r(q),
+        objective=r(p),
+        lower_bound=r(lb),
+        gap=r(gap),
+        iterations=r(it),
+        converged=r(gap <= tol),
+    )
+
+
+_and_or_jit = jax.jit(_and_or_impl, static_argnums=(1, 2, 3, 4, 5, 6))
+
+
+# ----------------------------------------------------------------------------------------
+# Several models sharing interactions [C24]
+# ----------------------------------------------------------------------------------------
+
+
+class SharedAndOrResult(NamedTuple):
+    """Result of :func:`and_or_shared`; model axis first, then the batch axes of one model.
+
+    Attributes:
+        I_and, I_or: per-model interactions ``(m, ..., 2**n)`` (``I_and[..., 0]`` = bias, ``I_or[..., 0] = 0``).
+        gamma_shared: ``γ̄`` ``(..., 2**n)``; gamma_model: ``γ̂^(i)`` ``(m, ..., 2**n)``
+            (``γ^(i) = γ̄ + γ̂^(i)``; ``γ^(i)(∅) = 0``).
+        q: per-model noise ``(m, ..., 2**n)``.
+        objective, lower_bound, gap: shared objective, certified dual bound, relative gap ``(...)``.
+        iterations, converged: PDHG iterations and ``gap ≤ tol``.
+        shared_and, shared_or: ``Ω_shared`` as boolean masks ``(..., 2**n)``.
+    """
+
+    I_and: Float[Array, "m *batch 2**n"]
+    I_or: Float[Array, "m *batch 2**n"]
+    gamma_shared: Float[Array, "*batch 2**n"]
+    gamma_model: Float[Array, "m *batch 2**n"]
+    q: Float[Array, "m *batch 2**n"]
+    objective: Float[Array, "*batch"]
+    lower_bound: Float[Array, "*batch"]
+    gap: Float[Array, "*batch"]
+    iterations: Int[Array, "*batch"]
+    converged: Bool[Array, "*batch"]
+    shared_and: Bool[Array, "*batch 2**n"]
+    shared_or: Bool[Array, "*batch 2**n"]
+
+
+_M = ((1.0, 0.0), (-1.0, 1.0))
+
+
+def _phi(z: Array, alpha: float) -> Array:
+    """(1−α)·max_i|z_i| + α·Σ_i|z_i| along the model axis 0."""
+    a = jnp.abs(z)
+    return (1 - alpha) * jnp.max(a, axis=0) + alpha * jnp.sum(a, axis=0)
+
+
+def _proj_l1_ball(x: Array, radius: Array) -> Array:
+    """Euclidean projection of each column (axis 0) on the ℓ1 ball of the given radius."""
+    a = jnp.abs(x)
+    srt = -jnp.sort(-a, axis=0)
+    css = jnp.cumsum(srt, axis=0)
+    k = jnp.arange(1, x.shape[0] + 1, dtype=x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+    cond = srt - (css - radius) / k > 0
+    rank = jnp.sum(cond, axis=0)  # ≥ 1 when outside the ball
+    idx = jnp.maximum(rank - 1, 0)
+    theta = (jnp.take_along_axis(css, idx[None], axis=0)[0] - radius) / jnp.maximum(rank, 1).astype(x.dtype)
+    theta = jnp.maximum(theta, 0.0)
+    inside = jnp.sum(a, axis=0) <= radius
+    return jnp.where(inside, x, jnp.sign(x) * jnp.maximum(a - theta, 0.0))
+
+
+def _prox_phi(x: Array, lam: Array, alpha: float) -> Array:
+    """prox of λ·φ: soft threshold by λα, then the ℓ∞ prox (Moreau: x − Π_{ℓ1 ball λ(1−α)})."""
+    s = jnp.sign(x) * jnp.maximum(jnp.abs(x) - lam * alpha, 0.0)
+    return s - _proj_l1_ball(s, lam * (1 - alpha))
+
+
+def _dual_norm_phi(y: Array, alpha: float, steps: int = 60) -> Array:
+    """Dual norm of φ (unit ball α·B∞ + (1−α)·B1): least t with Σ_i (|y_i| − tα)_+ ≤ t(1−α)."""
+    a = jnp.abs(y)
+    if alpha >= 1.0:  # φ = ℓ1, dual norm ℓ∞
+        return jnp.max(a, axis=0)
+    hi = jnp.sum(a, axis=0) / (1 - alpha)  # always feasible
+    lo = jnp.zeros_like(hi)
+
+    def body(_, lh):
+        lo, hi = lh
+        t = 0.5 * (lo + hi)
+        ok = jnp.sum(jnp.maximum(a - t * alpha, 0.0), axis=0) <= t * (1 - alpha)
+        return jnp.where(ok, lo, t), jnp.where(ok, t, hi)
+
+    _, hi = jax.lax.fori_loop(0, steps, body, (lo, hi))
+    return hi
+
+
+def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every):
+    """One input: vs (m, 2**n). PDHG (Chambolle–Pock) with a certified duality gap stop."""
+    m, size = vs.shape
+    dt = vs.dtype
+    free = jnp.arange(size) == 0
+    M = lambda x: kron_apply(x, _M)  # noqa: E731
+    MT = lambda x: kron_apply(x, _MT)  # noqa: E731
+    L = lambda x: kron_apply(x, _L)  # noqa: E731
+    ca_raw, co_raw = 0.5 * M(vs), -0.5 * L(vs)
+    scale = jnp.maximum(
+        jnp.max(jnp.where(free, 0.0, jnp.maximum(jnp.abs(ca_raw), jnp.abs(co_raw)))), jnp.finfo(dt).tiny
+    )
+    ca, co = ca_raw / scale, co_raw / scale
+    rg = gb / scale
+    rq = q_ratio * jnp.abs(vs[:, -1] - vs[:, 0]) / scale
+
+    def A(x):
+        g, gh, q = x
+        p = g[None] + gh
+        return M(p + 0.5 * q), L(p - 0.5 * q)
+
+    def AT(y):
+        ya, yo = y
+        ma, lo = MT(ya), L(yo)
+        return jnp.sum(ma + lo, axis=0), ma + lo, 0.5 * (ma - lo)
+
+    # ‖A‖ by power iteration (deterministic start)
+    def pw(_, x):
+        x = AT(A(x))
+        nrm = _tree_norm(x)
+        return jax.tree_util.tree_map(lambda t: t / nrm, x)
+
+    x1 = (jnp.ones(size, dt), jnp.ones((m, size), dt), jnp.ones((m, size), dt))
+    x1 = jax.lax.fori_loop(0, 40, pw, x1)
+    norm_a = jnp.sqrt(_tree_norm(AT(A(x1))) / _tree_norm(x1)) * 1.01
+    tau = sigma = 0.95 / norm_a
+
+    def prox_g_conj(w, c):
+        # prox of σG* with G(z) = Σ_{S≠∅} φ(z_S + c_S); ∅ columns carry no cost
+        p = w / sigma
+        pr = _prox_phi(p + c, 1.0 / sigma, alpha) - c
+        return jnp.where(free, 0.0, w - sigma * pr)
+
+    def step(_, xy):
+        x, y = xy
+        g, gh, q = x
+        atg, atgh, atq = AT(y)
+        xn = (g - tau * atg, jnp.clip(gh - tau * atgh, -rg[:, None], rg[:, None]),
+              jnp.clip(q - tau * atq, -rq[:, None], rq[:, None]))
+        xb = jax.tree_util.tree_map(lambda a, b: 2 * a - b, xn, x)
+        za, zo = A(xb)
+        yn = (prox_g_conj(y[0] + sigma * za, ca), prox_g_conj(y[1] + sigma * zo, co))
+        return xn, yn
+
+    def certificate(x, y):
+        za, zo = A(x)
+        p = jnp.sum(jnp.where(free, 0.0, _phi(za + ca, alpha) + _phi(zo + co, alpha)))
+        ya, yo = y
+        r = jnp.sum(MT(ya) + L(yo), axis=0)  # must vanish (γ̄ is free): fix it exactly
+        ya = ya - kron_apply(r, _ZT)[None] / m
+        t = jnp.maximum(_dual_norm_phi(ya, alpha), _dual_norm_phi(yo, alpha))
+        t = jnp.where(free, 0.0, t)
+        sc = jnp.maximum(1.0, jnp.max(t))
+        ya, yo = ya / sc, yo / sc
+        _, atgh, atq = AT((ya, yo))
+        lin = jnp.sum(ya * ca) + jnp.sum(yo * co)
+        pen = jnp.sum(rg * jnp.sum(jnp.abs(atgh), -1)) + jnp.sum(rq * jnp.sum(jnp.abs(atq), -1))
+        lb = jnp.maximum(lin - pen, -lin - pen)
+        return p, jnp.minimum(lb, p)
+
+    x0 = (jnp.zeros(size, dt), jnp.zeros((m, size), dt), jnp.zeros((m, size), dt))
+    y0 = (jnp.zeros((m, size), dt), jnp.zeros((m, size), dt))
+
+    def body(carry):
+        x, y, it, _, _ = carry
+        x, y = jax.lax.fori_loop(0, check_every, step, (x, y))
+        p, lb = certificate(x, y)
+        return x, y, it + check_every, p, lb
+
+    def cond(carry):
+        _, _, it, p, lb = carry
+        return (it < max_iter) & (_gap(p, lb) > tol)
+
+    p0, lb0 = certificate(x0, y0)
+    x, y, it, p, lb = jax.lax.while_loop(cond, body, (x0, y0, jnp.zeros((), jnp.int32), p0, lb0))
+    g, gh, q = x
+    return g * scale, gh * scale, q * scale, lb * scale, it
+
+
+def _shared_impl(vs, gb, q_ratio, alpha, salient_frac, tol, max_iter, check_every):
+    m = vs.shape[0]
+    lead = vs.shape[1:-1]
+    size = vs.shape[-1]
+    flat = jnp.moveaxis(vs.reshape((m, -1, size)), 1, 0)  # (B, m, N)
+    gbf = jnp.moveaxis(gb.reshape((m, -1)), 1, 0)  # (B, m)
+    solve = lambda a, b: _solve_shared(a, b, q_ratio, alpha, tol, max_iter, check_every)  # noqa: E731
+    g, gh, q, lb, it = jax.vmap(solve)(flat, gbf)
+    gamma = g[:, None] + gh  # (B, m, N)
+    gamma = gamma - gamma[..., :1]  # γ(∅) = 0 (a constant shift changes no interaction)
+    gh = gh - gh[..., :1]
+    g = g - g[..., :1]
+    w = flat + q
+    b = w[..., :1]
+    o_and = 0.5 * w + gamma
+    i_and = mobius(o_and).at[..., 0].set(b[..., 0])
+    i_or = or_mobius(w - o_and).at[..., 0].set(0.0)
+    p = jnp.sum(_phi(jnp.moveaxis(i_and[..., 1:], 1, 0), alpha) + _phi(jnp.moveaxis(i_or[..., 1:], 1, 0), alpha), -1)
+    lb = jnp.minimum(lb, p)
+    gap = _gap(p, lb)
+    both = jnp.concatenate([jnp.abs(i_and[..., 1:]), jnp.abs(i_or[..., 1:])], axis=-1)
+    tau = salient_frac * jnp.max(both, axis=-1)  # per model and input (AND and OR together)
+    sh_and = jnp.all(salient_mask(i_and, tau), axis=1)
+    sh_or = jnp.all(salient_mask(i_or, tau), axis=1)
+    mv = lambda x: jnp.moveaxis(x, 0, 1).reshape((m,) + lead + (size,))  # noqa: E731
+    r = lambda x: x.reshape(lead + x.shape[1:])  # noqa: E731
+    return SharedAndOrResult(
+        I_and=mv(i_and), I_or=mv(i_or), gamma_shared=r(g), gamma_model=mv(gh), q=mv(q),
+        objective=r(p), lower_bound=r(lb), gap=r(gap), iterations=r(it), converged=r(gap <= tol),
+        shared_and=r(sh_and), shared_or=r(sh_or),
+    )
+
+
+_shared_jit = jax.jit(_shared_impl, static_argnums=(2, 3, 4, 5, 6, 7))
+
+
+def and_or_shared(
+    vs: Float[ArrayLike, "m *batch 2**n"],
+    *,
+    q_ratio: float = 0.02,
+    alpha: float = 0.1,
+    gamma_bound: Float[ArrayLike, "m *batch"] | None = None,
+    salient_frac: float = 0.05,
+    tol: float = 1e-4,
+    max_iter: int = 200_000,
+    check_every: int = 100,
+    memory_budget: int | str | None = None,
+) -> SharedAndOrResult:
+    r"""AND-OR interactions shared by ``m`` models on the same input(s) [C24] (MATH.md §3).
+
+    Minimizes ``Σ_{S≠∅} (1−α)·max_i|I^(i)(S)| + α·Σ_i|I^(i)(S)|`` for AND and OR over
+    ``γ^(i) = γ̄ + γ̂^(i)`` with ``|γ̂^(i)| ≤ gamma_bound_i`` and ``|q^(i)| ≤ q_ratio·|v^(i)(N) −
+    v^(i)(∅)|`` (q_ratio 0.02 and α = 0.1 as in [C24]). [C24] bounds ``γ̂^(i)`` by
+    ``0.5·E_x|v^(i)(x) − v^(i)(x_∅)|``; from a single input the default is
+    ``0.5·|v^(i)(N) − v^(i)(∅)|`` per input (pass ``gamma_bound`` for the dataset mean).
+    Solver: PDHG (Chambolle–Pock) on butterflies with a certified duality gap; it is much
+    slower than :func:`and_or` for large n (first-order rate governed by ``‖A‖ ~ φ^n``),
+    meant for the small n of shared-primitive studies.
+
+    Returns:
+        :class:`SharedAndOrResult` with ``Ω_shared = ∩_i {S : |I^(i)(S)| ≥ salient_frac·max_S|I^(i)(S)|}``
+        (the max over AND and OR of model i, ``S ≠ ∅``) as ``shared_and`` / ``shared_or``.
+
+    Raises:
+        ValueError: fewer than two dims, non power-of-two last axis, non-finite values,
+            bad ``q_ratio`` / ``alpha`` / ``gamma_bound`` shape.
+        MemoryBudgetError: before allocation, when the solve would not fit.
+    """
+    _check_ratio(q_ratio)
+    if not (0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    if isinstance(vs, (list, tuple)):
+        shapes = [np.shape(x) for x in vs]
+        if len(set(shapes)) != 1:
+            raise ValueError(f"all models must give values of the same shape; got shapes {shapes}")
+    vs, n = _check_v(vs, what="vs")
+    if vs.ndim < 2:
+        raise ValueError(f"vs must have shape (m models, ..., 2**n); got {vs.shape}")
+    m = vs.shape[0]
+    if gamma_bound is None:
+        gb = 0.5 * jnp.abs(vs[..., -1] - vs[..., 0])
+    else:
+        gb = jnp.asarray(gamma_bound, dtype=vs.dtype)
+        if gb.ndim == 1 and gb.shape[0] == m:
+            gb = jnp.broadcast_to(gb.reshape((m,) + (1,) * (vs.ndim - 2)), vs.shape[:-1])
+        if gb.shape != vs.shape[:-1]:
+            raise ValueError(
+                f"gamma_bound must have shape (m,) = ({m},) or {vs.shape[:-1]} (one per model and input); "
+                f"got {gb.shape}"
+            )
+        if not bool(jnp.all(gb >= 0)):
+            raise ValueError("gamma_bound must be ≥ 0")
+    batch = int(np.prod(vs.shape[:-1], dtype=np.int64))
+    check_budget(
+        20 * batch * 2**n * vs.dtype.itemsize,
+        f"and_or_shared on {m} model(s) × {batch // m} input(s) of n={n} players in {vs.dtype}",
+        memory_budget,
+    )
+    return _shared_jit(vs, gb, float(q_ratio), float(alpha), float(salient_frac), float(tol), int(max_iter),
+                       int(check_every))

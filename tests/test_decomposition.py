@@ -1,0 +1,248 @@
+"""Tests of the exact AND-OR decomposition (MATH.md §3) against a dense-matrix LP (HiGHS)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from jinter import MemoryBudgetError
+from jinter.decomposition import and_or, and_or_shared, halpern_fixed_point
+from jinter.transforms import matching_error, or_zeta, zeta
+
+
+def _dense(f, n):
+    out = np.ones((1, 1))
+    for _ in range(n):
+        out = np.kron(out, np.asarray(f, float))
+    return out
+
+
+def lp_optimum(v, rho_q):
+    """Exact optimum of MATH.md §3 by HiGHS with dense matrices (test-only oracle)."""
+    n = int(np.log2(len(v)))
+    N = 2**n
+    M = _dense([[1, 0], [-1, 1]], n)
+    Lm = (M @ np.eye(N)[::-1])[1:]
+    Mn = M[1:]
+    I, Z, Zn = np.eye(N - 1), np.zeros((N - 1, N - 1)), np.zeros((N - 1, N))
+    # variables: o_and (free), q (box), s, t ≥ 0; |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅
+    A = np.block([[Mn, Zn, -I, Z], [-Mn, Zn, -I, Z], [Lm, -Lm, Z, -I], [-Lm, Lm, Z, -I]])
+    b = np.concatenate([np.zeros(2 * (N - 1)), Lm @ v, -Lm @ v])
+    cost = np.concatenate([np.zeros(2 * N), np.ones(2 * (N - 1))])
+    bounds = [(None, None)] * N + [(-rho_q, rho_q)] * N + [(0, None)] * (2 * (N - 1))
+    r = linprog(cost, A_ub=sp.csr_matrix(A), b_ub=b, bounds=bounds, method="highs")
+    assert r.status == 0
+    return r.fun
+
+
+def _objective(res):
+    return np.sum(np.abs(res.I_and[..., 1:]), -1) + np.sum(np.abs(res.I_or[..., 1:]), -1)
+
+
+@pytest.mark.parametrize("q_ratio, sizes", [(0.0, (4, 7)), (0.02, (5, 6))])
+def test_matches_lp_optimum(q_ratio, sizes):
+    rng = np.random.default_rng(3)
+    for n in sizes:
+        batch = rng.normal(size=(3, 2**n))
+        results = and_or(batch, q_ratio=q_ratio)  # one compiled call per size
+        for k, v in enumerate(batch):
+            _check_against_lp(v, jax.tree_util.tree_map(lambda x: x[k], results), q_ratio)
+
+
+def _check_against_lp(v, res, q_ratio):
+    opt = lp_optimum(v, q_ratio * abs(v[-1] - v[0]))
+    assert bool(res.converged)
+    assert abs(float(res.objective) / opt - 1) < 1e-3  # spec: 0.1 %
+    assert float(res.lower_bound) <= opt * (1 + 1e-9) + 1e-12  # certified bound
+    assert float(res.objective) >= opt * (1 - 1e-9)
+    np.testing.assert_allclose(float(res.objective), _objective(res), rtol=1e-9)
+    # universal matching: v + q = zeta(I_and) + or_zeta(I_or)
+    err = matching_error(v + np.asarray(res.q), res.I_and, res.I_or, relative=True)
+    assert float(err) < 1e-6
+    # q in its box; q = 0 exactly without a noise term
+    assert np.all(np.abs(res.q) <= q_ratio * abs(v[-1] - v[0]) * (1 + 1e-12))
+    if q_ratio == 0:
+        assert np.all(np.asarray(res.q) == 0)
+    assert float(res.I_or[0]) == 0.0 and float(res.gamma[0]) == 0.0
+    np.testing.assert_allclose(float(res.I_and[0]), v[0] + float(res.q[0]))
+
+
+def test_pure_and_and_pure_or_games():
+    rng = np.random.default_rng(4)
+    n = 5
+    orders = np.array([bin(m).count("1") for m in range(2**n)])
+    # singletons are tied (an AND of one player is an OR of one player): plant orders ≥ 2
+    w = rng.normal(size=2**n) * (rng.random(2**n) < 0.3) * (orders >= 2)
+    w[0] = 0.7
+    v_and = np.asarray(zeta(w))
+    res = and_or(v_and, q_ratio=0.0)
+    np.testing.assert_allclose(res.I_and, w, atol=1e-6)
+    np.testing.assert_allclose(res.I_or, 0.0, atol=1e-6)
+    w_or = w.copy()
+    v_or = np.asarray(or_zeta(w_or))
+    res = and_or(v_or, q_ratio=0.0)
+    expect = w_or.copy()
+    expect[0] = 0
+    np.testing.assert_allclose(res.I_or, expect, atol=1e-6)
+    np.testing.assert_allclose(res.I_and[1:], 0.0, atol=1e-6)
+    np.testing.assert_allclose(float(res.I_and[0]), w_or[0])
+
+
+def test_batched_equals_single_jit_vmap_and_determinism():
+    rng = np.random.default_rng(5)
+    vs = rng.normal(size=(2, 3, 2**4))
+    res = and_or(vs, q_ratio=0.02)  # a (2, 3) batch of games
+    assert res.I_and.shape == vs.shape and res.gap.shape == (2, 3)
+    one = and_or(vs[1, 2], q_ratio=0.02)
+    np.testing.assert_allclose(res.I_and[1, 2], one.I_and, atol=1e-7 * float(one.objective))
+    np.testing.assert_allclose(float(res.objective[1, 2]), float(one.objective), rtol=1e-5)
+    again = and_or(vs, q_ratio=0.02)
+    for a, b in zip(res, again):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # deterministic
+    jitted = jax.jit(lambda x: and_or(x, q_ratio=0.02).objective)(jnp.asarray(vs))
+    np.testing.assert_allclose(jitted, res.objective, rtol=1e-5)
+    vmapped = jax.vmap(lambda x: and_or(x, q_ratio=0.02).objective)(jnp.asarray(vs[0]))
+    np.testing.assert_allclose(vmapped, res.objective[0], rtol=1e-5)
+
+
+def test_degenerate_symmetric_game_is_deterministic():
+    n = 4
+    orders = np.array([bin(s).count("1") for s in range(2**n)], float)
+    v = orders**2  # symmetric players: many optimal γ
+    a, b = and_or(v, q_ratio=0.0), and_or(v, q_ratio=0.0)
+    np.testing.assert_array_equal(np.asarray(a.gamma), np.asarray(b.gamma))
+    assert abs(float(a.objective) / lp_optimum(v, 0.0) - 1) < 1e-3
+
+
+def test_float32_path():
+    rng = np.random.default_rng(6)
+    v = rng.normal(size=2**6)
+    r64 = and_or(v, q_ratio=0.0)
+    r32 = and_or(v.astype(np.float32), q_ratio=0.0, tol=1e-4)
+    assert r32.I_and.dtype == jnp.float32
+    # stated float32 tolerance: objective within 1e-3 relative of the float64 optimum
+    assert abs(float(r32.objective) / float(r64.objective) - 1) < 1e-3
+    assert float(matching_error(v.astype(np.float32) + r32.q, r32.I_and, r32.I_or, relative=True)) < 1e-4
+
+
+def test_halpern_transform_is_an_optax_transformation():
+    # T = averaged map with fixed point 3: z ↦ (z + 3)/2
+    opt = halpern_fixed_point(lambda z: 0.5 * (z + 3.0))
+    z = jnp.zeros(())
+    st = opt.init(z)
+    for _ in range(60):
+        upd, st = opt.update(None, st, z)
+        z = z + upd
+    assert abs(float(z) - 3.0) < 1e-6
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="power of two"):
+        and_or(np.zeros(6))
+    v = np.zeros(8)
+    v[5] = np.nan
+    with pytest.raises(ValueError, match="index \\(5,\\)"):
+        and_or(v)
+    with pytest.raises(ValueError, match="q_ratio"):
+        and_or(np.zeros(8), q_ratio=-0.1)
+    with pytest.raises(MemoryBudgetError, match="KiB"):
+        and_or(np.zeros(2**10), memory_budget=1000)
+
+
+def lp_shared(vs, alpha, gb, rq):
+    """Exact optimum of the shared objective [C24] by HiGHS with dense matrices (test-only)."""
+    m, N = vs.shape
+    n = int(np.log2(N))
+    M = _dense([[1, 0], [-1, 1]], n)
+    L = M @ np.eye(N)[::-1]
+    nv = N + 2 * m * N + 2 * (N - 1) + 2 * m * (N - 1)
+    off_gh, off_q = N, N + m * N
+    off_e = {"and": N + 2 * m * N, "or": N + 2 * m * N + N - 1}
+    off_a = {"and": off_e["or"] + N - 1, "or": off_e["or"] + N - 1 + m * (N - 1)}
+    rows, rhs = [], []
+    for i in range(m):
+        for typ, F, sq, const in (("and", M, 0.5, 0.5 * M @ vs[i]), ("or", L, -0.5, -0.5 * L @ vs[i])):
+            for S in range(1, N):
+                coef = np.zeros(nv)
+                coef[:N] = F[S]
+                coef[off_gh + i * N : off_gh + (i + 1) * N] = F[S]
+                coef[off_q + i * N : off_q + (i + 1) * N] = sq * F[S]
+                for var in (off_e[typ] + S - 1, off_a[typ] + i * (N - 1) + S - 1):
+                    for sg in (1, -1):
+                        r = sg * coef
+                        r[var] -= 1
+                        rows.append(r)
+                        rhs.append(-sg * const[S])
+    cost = np.zeros(nv)
+    cost[off_e["and"] : off_a["and"]] = 1 - alpha
+    cost[off_a["and"] :] = alpha
+    bounds = (
+        [(None, None)] * N
+        + [(-gb[i], gb[i]) for i in range(m) for _ in range(N)]
+        + [(-rq[i], rq[i]) for i in range(m) for _ in range(N)]
+        + [(0, None)] * (2 * (N - 1) + 2 * m * (N - 1))
+    )
+    r = linprog(cost, A_ub=sp.csr_matrix(np.array(rows)), b_ub=np.array(rhs), bounds=bounds, method="highs")
+    assert r.status == 0
+    return r.fun
+
+
+def test_shared_matches_lp_and_recovers_planted_interaction():
+    rng = np.random.default_rng(7)
+    n, m = 4, 3
+    planted = 0b0110  # AND of players 1 and 2, strong in every model
+    ws = 0.05 * rng.normal(size=(m, 2**n))
+    ws[:, planted] = [2.0, 1.5, 2.5]
+    ws[:, 0] = 0.3
+    vs = np.asarray(zeta(ws)) + 0.01 * rng.normal(size=(m, 2**n))
+    res = and_or_shared(vs, q_ratio=0.02, tol=5e-4)  # PDHG: sublinear tail, certified gap
+    assert res.I_and.shape == (m, 2**n) and res.shared_and.shape == (2**n,)
+    gb = 0.5 * np.abs(vs[:, -1] - vs[:, 0])
+    opt = lp_shared(vs, 0.1, gb, 0.02 * np.abs(vs[:, -1] - vs[:, 0]))
+    assert bool(res.converged)
+    assert abs(float(res.objective) / opt - 1) < 1e-3
+    assert float(res.lower_bound) <= opt * (1 + 1e-9)
+    assert bool(res.shared_and[planted])
+    assert int(res.shared_and.sum()) + int(res.shared_or.sum()) <= 4  # only a few shared sets
+    # per-model universal matching and boxes
+    for i in range(m):
+        err = matching_error(vs[i] + np.asarray(res.q[i]), res.I_and[i], res.I_or[i], relative=True)
+        assert float(err) < 1e-6
+    assert np.all(np.abs(res.gamma_model - res.gamma_model[:, :1]) <= 2 * gb[:, None] + 1e-9)
+    np.testing.assert_allclose(res.gamma_model[:, 0], 0.0)
+
+
+def test_shared_batched_and_errors():
+    rng = np.random.default_rng(8)
+    vs = rng.normal(size=(3, 2, 2**4))  # 3 models, 2 inputs
+    res = and_or_shared(vs, q_ratio=0.02, tol=5e-4)
+    assert res.I_and.shape == vs.shape and res.objective.shape == (2,) and res.shared_or.shape == (2, 16)
+    assert bool(np.all(res.converged))
+    for k in range(2):
+        opt = lp_shared(vs[:, k], 0.1, 0.5 * np.abs(vs[:, k, -1] - vs[:, k, 0]), 0.02 * np.abs(vs[:, k, -1] - vs[:, k, 0]))
+        assert abs(float(res.objective[k]) / opt - 1) < 1e-3
+    with pytest.raises(ValueError, match="same shape"):
+        and_or_shared([np.zeros(8), np.zeros(16)])
+    with pytest.raises(ValueError, match="gamma_bound"):
+        and_or_shared(vs, gamma_bound=np.ones(4))
+    with pytest.raises(ValueError, match="alpha"):
+        and_or_shared(vs, alpha=1.5)
+    with pytest.raises(ValueError, match="m models"):
+        and_or_shared(np.zeros(8))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.floats(-10, 10), min_size=8, max_size=8), st.sampled_from([0.0, 0.1]))
+def test_certificate_valid_for_any_iterate(values, q_ratio):
+    """After only a few iterations the dual bound is still a valid lower bound (property)."""
+    v = np.asarray(values)
+    res = and_or(v, q_ratio=q_ratio, max_iter=50, check_every=50)
+    opt = lp_optimum(v, q_ratio * abs(v[-1] - v[0]))
+    scale = 1 + np.sum(np.abs(v))
+    assert float(res.lower_bound) <= opt + 1e-9 * scale
+    assert float(res.objective) >= opt - 1e-9 * scale
+    assert float(matching_error(v + np.asarray(res.q), res.I_and, res.I_or)) <= 1e-9 * scale
