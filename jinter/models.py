@@ -20,13 +20,17 @@ __all__ = ["MLP", "CNN", "MODELS", "make_model", "model_for_dataset", "init_para
 
 
 class MLP(nn.Module):
-    """ReLU multi-layer perceptron on the last axis (flattening nothing)."""
+    """ReLU multi-layer perceptron. With ``input_shape`` (e.g. ``(8, 8, 1)``) it flattens the
+    trailing input axes first; without it, it acts on the last axis."""
 
     n_classes: int
     hidden: Sequence[int] = (100, 100, 100, 100)
+    input_shape: Sequence[int] | None = None
 
     @nn.compact
     def __call__(self, x: Float[Array, "*batch d"]) -> Float[Array, "*batch c"]:
+        if self.input_shape is not None and len(self.input_shape) > 1:
+            x = x.reshape(_batch_shape(x.shape, tuple(self.input_shape)) + (-1,))
         for width in self.hidden:
             x = nn.relu(nn.Dense(width)(x))
         return nn.Dense(self.n_classes)(x)
@@ -86,7 +90,7 @@ def make_model(name: str, *, n_classes: int, **kwargs) -> nn.Module:
     """Build a model by name.
 
     Args:
-        name: ``"mlp"`` (kwargs: ``hidden``) or ``"cnn"`` (kwargs: ``channels``, ``hidden``,
+        name: ``"mlp"`` (kwargs: ``hidden``, ``input_shape``) or ``"cnn"`` (kwargs: ``channels``, ``hidden``,
             ``image_shape``).
         n_classes: number of output logits.
 
@@ -97,6 +101,8 @@ def make_model(name: str, *, n_classes: int, **kwargs) -> nn.Module:
         raise ValueError(f"n_classes must be positive, got {n_classes}")
     if name == "mlp":
         kwargs["hidden"] = tuple(int(h) for h in kwargs.get("hidden", MLP.hidden))
+        if kwargs.get("input_shape") is not None:
+            kwargs["input_shape"] = tuple(int(c) for c in kwargs["input_shape"])
         return MLP(n_classes=n_classes, **kwargs)
     if name == "cnn":
         for key in ("channels", "image_shape"):
@@ -112,6 +118,8 @@ def model_for_dataset(dataset, name: str | None = None, **kwargs) -> nn.Module:
         name = "cnn" if len(dataset.input_shape) == 3 else "mlp"
     if name == "cnn":
         kwargs.setdefault("image_shape", dataset.input_shape)
+    elif len(dataset.input_shape) > 1:
+        kwargs.setdefault("input_shape", dataset.input_shape)
     return make_model(name, n_classes=dataset.n_classes, **kwargs)
 
 

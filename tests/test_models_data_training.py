@@ -195,3 +195,17 @@ def test_adam_baseline_and_errors(tiny):
         train(model, ds, epochs=1, optimizer="rmsprop")
     with pytest.raises(ValueError, match="checkpoint epochs"):
         train(model, ds, epochs=2, checkpoint_epochs=(5,), checkpoint_dir="unused")
+
+
+def test_mlp_flattens_image_inputs():
+    ds = load_dataset("digits", seed=0)
+    model = model_for_dataset(ds, "mlp")
+    params = init_params(model, ds.input_shape)
+    x = jnp.asarray(ds.x_test[:5])
+    out = model.apply(params, x)
+    assert out.shape == (5, 10)
+    flat = model.apply(params, x.reshape(5, -1)[:, None].reshape(5, 8, 8, 1))
+    np.testing.assert_allclose(out, flat)
+    batched = model.apply(params, x.reshape(1, 5, 8, 8, 1))
+    assert batched.shape == (1, 5, 10)
+    np.testing.assert_allclose(batched[0], out, rtol=1e-6)

@@ -1,0 +1,423 @@
+r"""The main job: interaction dynamics over training, theory overlay, generalization power.
+
+:func:`run_demo` trains a network with checkpoints, sweeps the AND-OR interactions of test
+samples at every checkpoint, and writes a self-contained report folder:
+
+- ``settings.json``: the settings the folder was made with (a rerun with other settings
+  is refused unless ``force``);
+- ``train/``, ``baseline/``, ``noise_*/``: checkpoints and learning curves
+  (:mod:`jinter.training`), reused on rerun;
+- ``sweep*/``: one atomic, checksummed file per (checkpoint × sample block)
+  (:mod:`jinter.sweep`): a killed run resumes where it stopped;
+- ``results.json``: every number behind every figure, with the settings and timings;
+- ``*.png`` and ``index.html``.
+
+Analysis (MATH.md §4–7): order distributions ``I_real^(k)`` per checkpoint with
+``τ = 0.03·E_x|v(x) − v(x_∅)|`` [D24]; the theory overlay ``I_theo^(k)`` from the noisy
+regression of §5 with ``w*`` = the salient interactions of the final checkpoint and σ² fitted
+per checkpoint (:func:`jinter.theory.fit_sigma2`); the epoch where phase 2 starts
+(:func:`jinter.analysis.phase_two_start`) beside the epoch where the loss gap widens
+(:func:`jinter.analysis.gap_widening_epoch`); generalization power ``N̄``, ``H̄`` against a
+baseline model trained on the test split [H25]; decay/spindle parts per checkpoint and across
+label-noise levels [G25].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DemoSettings", "ReportError", "run_demo", "DATASET_MODELS"]
+
+DATASET_MODELS = {"digits": "mlp", "wine": "mlp", "breast_cancer": "mlp", "synthetic": "mlp"}
+"""Default architecture per dataset."""
+
+_OWNED = ("settings.json", "results.json", "index.html", "train", "baseline", "sweep", "sweep_baseline")
+
+
+class ReportError(ValueError):
+    """A user error: bad settings, or an output folder made with other settings."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """Settings of :func:`run_demo` (the defaults finish in a few minutes on 2 CPU cores).
+
+    Attributes:
+        dataset: ``digits`` (8×8 images, 2×2 patches as players), ``wine``,
+            ``breast_cancer`` or ``synthetic`` (tabular, features or feature groups).
+        n_players: number of players n (2**n masks per sample).
+        epochs: training epochs.
+        checkpoints: number of log-spaced checkpoints (epoch 0 included).
+        samples: test samples whose interactions are computed.
+        label_noise: fraction of flipped train labels of the main model ([D24]: 0.01).
+        noise_levels: label-noise levels of extra models for decay/spindle [G25].
+        seed: seeds data split, noise, initialization, shuffling and sample choice.
+        q_ratio: noise box of the AND-OR split (MATH.md §3).
+        model: architecture (default per dataset, :data:`DATASET_MODELS`).
+        learning_rate: SGD learning rate (momentum 0.9, [D24]).
+    """
+
+    dataset: str = "digits"
+    n_players: int = 10
+    epochs: int = 40
+    checkpoints: int = 8
+    samples: int = 20
+    label_noise: float = 0.01
+    noise_levels: tuple[float, ...] = (0.0, 0.1, 0.3)
+    seed: int = 0
+    q_ratio: float = 0.02
+    model: str | None = None
+    learning_rate: float = 0.01
+
+    def validate(self) -> "DemoSettings":
+        """Return the settings with defaults filled in, or raise :class:`ReportError`."""
+        from jinter.data import DATASETS
+        from jinter.models import MODELS
+
+        if self.dataset not in DATASETS:
+            raise ReportError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        model = self.model or DATASET_MODELS.get(self.dataset, "mlp")
+        if model not in MODELS:
+            raise ReportError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        checks = [
+            (2 <= self.n_players <= 16, f"n_players must be in [2, 16], got {self.n_players}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (2 <= self.checkpoints <= self.epochs + 1, f"checkpoints must be in [2, epochs + 1], got {self.checkpoints}"),
+            (self.samples >= 1, f"samples must be >= 1, got {self.samples}"),
+            (0 <= self.label_noise < 1, f"label_noise must be in [0, 1), got {self.label_noise}"),
+            (all(0 <= x < 1 for x in self.noise_levels), f"noise levels must be in [0, 1), got {self.noise_levels}"),
+            (self.q_ratio >= 0, f"q_ratio must be >= 0, got {self.q_ratio}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ReportError(message)
+        return dataclasses.replace(self, model=model, noise_levels=tuple(float(x) for x in self.noise_levels))
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def _prepare_out(out: Path, settings: DemoSettings, force: bool) -> None:
+    """Create ``out`` or check that it holds a report made with the same settings."""
+    path = out / "settings.json"
+    wanted = settings.to_json()
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != wanted:
+            if not force:
+                what = "an unreadable settings.json" if found is None else "a report made with other settings"
+                diff = "" if found is None else ": " + ", ".join(
+                    f"{k}={found.get(k)!r} (now {v!r})" for k, v in wanted.items() if found.get(k) != v
+                )
+                raise ReportError(f"{out} holds {what}{diff}. Use another --out, or --force to replace it.")
+            for name in list(_OWNED) + [p.name for p in out.glob("noise_*")] + [p.name for p in out.glob("*.png")]:
+                target = out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+    elif out.exists() and any(out.iterdir()) and not force:
+        raise ReportError(f"{out} is not empty and holds no jinter report; use another --out or --force")
+    out.mkdir(parents=True, exist_ok=True)
+    from jinter.training import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(wanted, indent=1).encode())
+
+
+def _train_cached(model, dataset, directory: Path, *, epochs: int, checkpoint_epochs, seed: int,
+                  learning_rate: float, baseline: bool = False, progress: bool = False):
+    """Train, or reuse a finished training run in ``directory`` (checkpoints verified)."""
+    from jinter import training
+
+    wanted = sorted(set(int(e) for e in checkpoint_epochs))
+    try:
+        history = training.load_history(directory)
+        found = training.list_checkpoints(directory)
+        if sorted(found) == wanted:
+            for p in found.values():
+                training.load_params(p)  # a corrupt file raises: retrain
+            return history, found, False
+    except Exception:  # noqa: BLE001 - anything unreadable is recomputed, never mixed in
+        pass
+    if directory.exists():
+        shutil.rmtree(directory)
+    fn = training.train_baseline if baseline else training.train
+    result = fn(model, dataset, epochs=epochs, checkpoint_epochs=wanted, checkpoint_dir=directory,
+                seed=seed, learning_rate=learning_rate, progress=progress)
+    return result.history, result.checkpoints, True
+
+
+def _to_list(x) -> Any:
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if a.dtype.kind == "f":
+        a = np.where(np.isfinite(a), a, np.nan)
+        return [None if np.isnan(e) else float(e) for e in a.ravel()] if a.ndim == 1 else [_to_list(r) for r in a]
+    return a.tolist()
+
+
+def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-report", *,
+             force: bool = False, progress: bool = True, log=print) -> dict[str, Any]:
+    """Run the whole study and write the report folder; return ``results.json``'s content."""
+    import jax
+
+    from jinter import analysis, data, models, sweep, theory, training
+
+    jax.config.update("jax_enable_x64", True)  # alternating sums cancel: interactions in float64
+    settings = settings.validate()
+    out = Path(out)
+    _prepare_out(out, settings, force)
+    timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
+    start = time.perf_counter()
+    s = settings
+
+    # ---------------------------------------------------------------- data and training
+    ds = data.load_dataset(s.dataset, seed=s.seed, label_noise=s.label_noise)
+    model = models.model_for_dataset(ds, s.model)
+    if s.samples > len(ds.y_test):
+        raise ReportError(f"samples={s.samples} exceeds the {len(ds.y_test)} test samples of {s.dataset}")
+    ckpt_epochs = training.log_spaced_epochs(s.epochs, s.checkpoints)
+    t = time.perf_counter()
+    log(f"[1/5] training {s.model} on {s.dataset} for {s.epochs} epochs ({len(ckpt_epochs)} checkpoints)")
+    history, checkpoints, _ = _train_cached(model, ds, out / "train", epochs=s.epochs, checkpoint_epochs=ckpt_epochs,
+                                            seed=s.seed, learning_rate=s.learning_rate, progress=progress)
+    log("[2/5] training the baseline model on the test split [H25]")
+    base_hist, base_ckpt, _ = _train_cached(model, ds, out / "baseline", epochs=s.epochs, checkpoint_epochs=[s.epochs],
+                                            seed=s.seed, learning_rate=s.learning_rate, baseline=True, progress=progress)
+    noise_runs = {}
+    for level in s.noise_levels:
+        log(f"      training at label noise {level:g} [G25]")
+        nds = data.load_dataset(s.dataset, seed=s.seed, label_noise=level)
+        noise_runs[level] = _train_cached(model, nds, out / f"noise_{level:g}", epochs=s.epochs,
+                                          checkpoint_epochs=[s.epochs], seed=s.seed,
+                                          learning_rate=s.learning_rate, progress=progress)
+    timings["training"] += time.perf_counter() - t
+
+    # ---------------------------------------------------------------- sweeps
+    players = sweep.default_players(ds.input_shape, s.n_players)
+    kw = dict(n_players=s.n_players, n_samples=s.samples, seed=s.seed, players=players, q_ratio=s.q_ratio,
+              progress=progress)
+    log(f"[3/5] interactions: {len(checkpoints)} checkpoints x {s.samples} samples x 2^{s.n_players} masks")
+    reports = [sweep.sweep_dataset(model, ds, checkpoints, out / "sweep", **kw)]
+    reports.append(sweep.sweep_dataset(model, ds, base_ckpt, out / "sweep_baseline", **kw))
+    for level, (_, ck, _) in noise_runs.items():
+        reports.append(sweep.sweep_dataset(model, ds, ck, out / f"noise_{level:g}" / "sweep", **kw))
+    for r in reports:
+        timings["masked_evaluation"] += getattr(r, "value_seconds", 0.0)
+        timings["and_or"] += getattr(r, "and_or_seconds", r.seconds)
+    res = sweep.load_sweep(out / "sweep")
+    base = sweep.load_sweep(out / "sweep_baseline")
+    noise_res = {level: sweep.load_sweep(out / f"noise_{level:g}" / "sweep") for level in noise_runs}
+
+    # ---------------------------------------------------------------- analysis and theory
+    log("[4/5] analysis and theory")
+    t = time.perf_counter()
+    n = s.n_players
+    epochs = [int(e) for e in res.epochs]
+    tau = np.stack([np.asarray(analysis.tau_output(res.v[c])) for c in range(len(epochs))])  # (C,)
+    real = np.stack([np.asarray(analysis.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
+    orders_mean = np.asarray(analysis.mean_order(real))
+    # w*: salient interactions of the final checkpoint, zero elsewhere (MATH.md §5)
+    final_and, final_or = res.I_and[-1], res.I_or[-1]
+    w_and = np.where(np.asarray(analysis.salient_mask(final_and, tau[-1])), final_and, 0.0)
+    w_or = np.where(np.asarray(analysis.salient_mask(final_or, tau[-1])), final_or, 0.0)
+    w_and[..., 0] = final_and[..., 0]
+    fit = theory.fit_sigma2(real, w_and, w_star_or=w_or)
+    pos, neg = (np.asarray(a).mean(axis=-2) for a in analysis.signed_order_strength(res.I_and, res.I_or, tau[:, None]))
+    parts = [theory.disentangle(pos[c], neg[c], n) for c in range(len(epochs))]
+    tau_base = np.asarray(analysis.tau_output(base.v[0]))
+    gp = [analysis.generalization_power((res.I_and[c], res.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_base)
+          for c in range(len(epochs))]
+    noise_parts = {}
+    for level, r in noise_res.items():
+        tl = np.asarray(analysis.tau_output(r.v[0]))
+        p_, n_ = (np.asarray(a).mean(axis=0) for a in analysis.signed_order_strength(r.I_and[0], r.I_or[0], tl))
+        d = theory.disentangle(p_, n_, n)
+        noise_parts[level] = dict(a_pos=p_, a_neg=n_, fit=d, test_acc=float(noise_runs[level][0]["test_acc"][-1]))
+    sparsity = {e: np.asarray(analysis.sparsity_curve(res.I_and[c], res.I_or[c])) for c, e in enumerate(epochs)}
+    phase2 = analysis.phase_two_start(epochs, orders_mean)
+    gap_epoch = analysis.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
+    top = analysis.top_interactions(final_and[0], final_or[0], k=8, tau=float(tau[-1]))
+    timings["theory"] += time.perf_counter() - t
+
+    def part_weights(d):
+        tot = lambda *xs: float(sum(np.abs(np.asarray(x)).sum() for x in xs))  # noqa: E731
+        return {"decay": tot(d.decay_pos, d.decay_neg), "spindle": tot(d.spindle_pos, d.spindle_neg)}
+
+    results = {
+        "settings": s.to_json(),
+        "jax": {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]},
+        "definitions": {
+            "tau": "0.03 * E_x |v(x_N) - v(x_empty)| per checkpoint [D24]",
+            "phase_two_start": "checkpoint of minimal mean order of salient interactions, if it rises after",
+            "gap_widening_epoch": "first epoch after the minimal loss gap where the gap exceeds it by 10% of its later rise",
+            "sigma2_fit": "theory.fit_sigma2: RMS between mean-normalized I_real^(k) and I_theo^(k), grid + refinement",
+            "generalization": "salient |I|>tau in the model generalizes iff |I_base|>tau_base with the same sign [H25]",
+        },
+        "history": {k: _to_list(v) for k, v in history.items()},
+        "baseline_history": {k: _to_list(v) for k, v in base_hist.items()},
+        "epochs": epochs,
+        "sample_indices": _to_list(res.sample_indices),
+        "tau": _to_list(tau),
+        "order_distribution": _to_list(real),
+        "mean_order": _to_list(orders_mean),
+        "theory": {"sigma2": _to_list(fit.sigma2), "curve": _to_list(fit.curve), "fit_error": _to_list(fit.error)},
+        "phase_two_start_epoch": phase2,
+        "gap_widening_epoch": gap_epoch,
+        "and_or": {"objective_mean": _to_list(res.objective.mean(axis=1)), "gap_max": float(np.max(res.gap)),
+                   "all_converged": bool(np.all(res.converged))},
+        "signed_strength": {"positive": _to_list(pos), "negative": _to_list(neg)},
+        "decay_spindle": [dict(epoch=e, **part_weights(d), residual=float(d.residual),
+                               params={k: _to_list(v) if isinstance(v, np.ndarray) else v for k, v in d.params.items()})
+                          for e, d in zip(epochs, parts)],
+        "noise_levels": [dict(label_noise=lv, test_acc=p["test_acc"], a_pos=_to_list(p["a_pos"]), a_neg=_to_list(p["a_neg"]),
+                              **part_weights(p["fit"]), residual=float(p["fit"].residual)) for lv, p in noise_parts.items()],
+        "generalization": {"n_bar": [float(g.n_bar) for g in gp], "h_bar": [float(g.h_bar) for g in gp],
+                           "h_bar_weighted": [float(g.h_bar_weighted) for g in gp]},
+        "sparsity_curves": {str(e): _to_list(c) for e, c in sparsity.items()},
+        "top_interactions_sample0": [dict(players=list(r.players), type=r.type, value=float(r.value)) for r in top],
+        "timings_seconds": timings,
+    }
+
+    # ---------------------------------------------------------------- figures and html
+    log("[5/5] figures and report")
+    t = time.perf_counter()
+    figures = _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsity, top)
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start
+    from jinter.training import atomic_write_bytes
+
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1, allow_nan=False).encode())
+    _write_html(out, s, results, figures)
+    log(f"report written to {out / 'index.html'} ({timings['total']:.0f} s)")
+    return results
+
+
+def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsity, top) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jinter import plots
+
+    figs: list[tuple[str, str]] = []
+    epochs = results["epochs"]
+    h = results["history"]
+    phases = {k: v for k, v in (("phase 2 starts", results["phase_two_start_epoch"]),
+                                ("loss gap widens", results["gap_widening_epoch"])) if v is not None}
+
+    def save(fig, name, caption):
+        fig.savefig(out / name, dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        figs.append((name, caption))
+
+    save(plots.plot_curves(h["epoch"], {"train loss": h["train_loss"], "test loss": h["test_loss"]}, phases=phases,
+                           ylabel="cross-entropy", title="Learning curves"),
+         "loss.png", "Train and test loss per epoch; vertical lines mark where phase 2 of the interaction dynamics "
+         "starts (mean order of salient interactions turns upward) and where the loss gap starts to widen [D24].")
+
+    cols = min(4, len(epochs))
+    rows = -(-len(epochs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    k = np.arange(1, s.n_players + 1)
+    for c, e in enumerate(epochs):
+        ax = axes.flat[c]
+        ax.bar(k, results["order_distribution"][c], color="tab:blue", label="measured $I^{(k)}$")
+        ax.plot(k, fit.curve[c], "o-", color="tab:red", ms=3, label=f"theory, σ²={fit.sigma2[c]:.2g}")
+        ax.set_title(f"epoch {e}", fontsize=9)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(epochs):]:
+        ax.axis("off")
+    fig.supxlabel("order k")
+    fig.tight_layout()
+    save(fig, "order_distributions.png", "Normalized strength of salient interactions per order at each checkpoint "
+         "(bars) and the closed-form noisy-regression prediction with σ² fitted per checkpoint (red) [D24 Fig. 4].")
+
+    save(plots.plot_curves(epochs, {"fitted σ²": np.maximum(fit.sigma2, 1e-12)}, logy=True, ylabel="σ²",
+                           title="Fitted noise level over training"),
+         "sigma2.png", "σ² of the noisy-regression theory that best matches each checkpoint; it should fall during "
+         "training as the network learns higher-order interactions [D24].")
+
+    g = results["generalization"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    plots.plot_curves(epochs, {"N̄": g["n_bar"]}, ax=axes[0], ylabel="salient interactions / sample", title="N̄")
+    plots.plot_curves(epochs, {"H̄": g["h_bar"], "H̄ (strength-weighted)": g["h_bar_weighted"]}, ax=axes[1],
+                      ylabel="fraction generalizing", title="H̄")
+    fig.tight_layout()
+    save(fig, "generalization.png", "Mean number of salient interactions per sample (N̄) and the fraction of them "
+         "that generalize to a baseline model trained on the test split (H̄, plain and strength-weighted) [H25].")
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    ds_ = results["decay_spindle"]
+    axes[0].plot(epochs, [d["decay"] for d in ds_], "o-", label="decay part")
+    axes[0].plot(epochs, [d["spindle"] for d in ds_], "s-", label="spindle part")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("Σ_k |A^(k),±| of the part")
+    axes[0].set_title("Decay vs spindle over training")
+    axes[0].legend(fontsize=8)
+    levels = list(noise_parts)
+    x = np.arange(len(levels))
+    axes[1].bar(x - 0.2, [results["noise_levels"][i]["decay"] for i in x], 0.4, label="decay")
+    axes[1].bar(x + 0.2, [results["noise_levels"][i]["spindle"] for i in x], 0.4, label="spindle")
+    axes[1].set_xticks(x, [f"{lv:g}" for lv in levels])
+    axes[1].set_xlabel("label noise")
+    axes[1].set_title("Final model per label-noise level")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, "decay_spindle.png", "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a "
+         "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25].")
+
+    picks = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+    save(plots.plot_sparsity_curve({f"epoch {e}": sparsity[e] for e in picks}, title="Sparsity of interactions"),
+         "sparsity.png", "Interaction strengths |I| (AND and OR) divided by their maximum, sorted, averaged over "
+         "samples: a few salient interactions and a long tail of near-zero ones [R24].")
+
+    if len(ds.input_shape) >= 2:
+        image = ds.x_test[res.sample_indices[0]]
+        fig = plots.plot_top_interactions_image(image[..., 0] if image.ndim == 3 else image, players, top[:6])
+        save(fig, "top_interactions.png", "The strongest interactions of the final model on one test digit: each panel "
+             "highlights the patches of one AND or OR interaction, with its value.")
+    return figs
+
+
+def _write_html(out: Path, s: DemoSettings, results: dict, figures: list[tuple[str, str]]) -> None:
+    from jinter.training import atomic_write_bytes
+
+    t = results["timings_seconds"]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f}</td></tr>" for k, v in t.items())
+    top = "".join(f"<tr><td>{r['type'].upper()}</td><td>{r['players']}</td><td>{r['value']:+.4f}</td></tr>"
+                  for r in results["top_interactions_sample0"])
+    figs = "".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(n)}"><figcaption>{html.escape(c)}'
+                   f"</figcaption></figure>" for n, c in figures)
+    settings = html.escape(json.dumps(results["settings"]))
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>jinter report: {html.escape(s.dataset)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;}} img{{max-width:100%;}}
+figure{{margin:2em 0;}} figcaption{{color:#444;font-size:0.9em;}} td{{padding:0 1em;}}</style></head>
+<body><h1>Interaction dynamics of a {html.escape(str(s.model))} on {html.escape(s.dataset)}</h1>
+<p>n = {s.n_players} players, {s.samples} test samples, {len(results['epochs'])} checkpoints over {s.epochs} epochs,
+label noise {s.label_noise:g}. Phase 2 starts at epoch {results['phase_two_start_epoch']}; the loss gap widens at
+epoch {results['gap_widening_epoch']}. AND-OR split: all certified = {results['and_or']['all_converged']},
+largest relative duality gap {results['and_or']['gap_max']:.2e}.</p>
+<p><code>{settings}</code></p>
+{figs}
+<h2>Top interactions (sample 0, final checkpoint)</h2><table>{top}</table>
+<h2>Wall time (s)</h2><table>{rows}</table>
+<p>Every number behind these figures: <a href="results.json">results.json</a>.</p>
+</body></html>
+"""
+    atomic_write_bytes(out / "index.html", page.encode())

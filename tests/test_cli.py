@@ -1,0 +1,123 @@
+"""End-to-end tests of `jinter demo` on tiny settings: report content, resume, refusals."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jinter.cli import main
+
+TINY = ["--dataset", "synthetic", "--n", "4", "--epochs", "3", "--checkpoints", "3", "--samples", "3",
+        "--noise-levels", "0,0.3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "report"
+    assert main(["demo", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_contents(report):
+    results = json.loads((report / "results.json").read_text())
+    for name in ("index.html", "loss.png", "order_distributions.png", "sigma2.png", "generalization.png",
+                 "decay_spindle.png", "sparsity.png"):
+        assert (report / name).stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (report / "index.html").read_text()
+    assert html.count("<img") == 6 and "results.json" in html
+    assert results["settings"]["n_players"] == 4 and results["settings"]["dataset"] == "synthetic"
+    n_ckpt = len(results["epochs"])
+    assert results["epochs"][0] == 0 and results["epochs"][-1] == 3 and n_ckpt == 3
+    dist = np.asarray(results["order_distribution"])
+    assert dist.shape == (n_ckpt, 4)
+    np.testing.assert_allclose(dist.mean(axis=1)[dist.sum(axis=1) > 0], 1.0, rtol=1e-5)
+    assert np.asarray(results["theory"]["curve"]).shape == (n_ckpt, 4)
+    assert all(s >= 0 for s in results["theory"]["sigma2"])
+    assert len(results["generalization"]["h_bar"]) == n_ckpt
+    assert all(0 <= h <= 1 for h in results["generalization"]["h_bar"])
+    assert [r["label_noise"] for r in results["noise_levels"]] == [0.0, 0.3]
+    assert len(results["history"]["train_loss"]) == 4  # epochs 0..3
+    assert results["and_or"]["all_converged"]
+    assert set(results["timings_seconds"]) >= {"training", "masked_evaluation", "and_or", "theory", "total"}
+
+
+def test_rerun_resumes_and_reproduces(report):
+    before = {p: p.stat().st_mtime_ns for p in report.rglob("*.msgpack")} | {
+        p: p.stat().st_mtime_ns for p in report.rglob("unit_*.npz")}
+    old = json.loads((report / "results.json").read_text())
+    assert main(["demo", *TINY, "--out", str(report)]) == 0
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert before == after  # nothing retrained or recomputed
+    new = json.loads((report / "results.json").read_text())
+    for key in ("order_distribution", "theory", "generalization", "noise_levels", "history"):
+        assert new[key] == old[key], key
+
+
+def test_corrupt_unit_is_recomputed(report):
+    unit = sorted((report / "sweep").glob("unit_*.npz"))[0]
+    old = json.loads((report / "results.json").read_text())
+    unit.write_bytes(b"garbage")
+    assert main(["demo", *TINY, "--out", str(report)]) == 0
+    assert unit.read_bytes()[:2] == b"PK"  # a valid npz again
+    new = json.loads((report / "results.json").read_text())
+    assert new["order_distribution"] == old["order_distribution"]
+
+
+def test_refuses_other_settings(report, capsys):
+    assert main(["demo", *TINY, "--seed", "1", "--out", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "seed=0" in err and "--force" in err
+
+
+def test_refuses_foreign_folder(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", *TINY, "--out", str(tmp_path)]) == 2
+    assert "holds no jinter report" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--model", "vgg"], "unknown model 'vgg'"),
+        (["--n", "40"], "n_players must be in"),
+        (["--label-noise", "1.5"], "label_noise must be in"),
+        (["--checkpoints", "99"], "checkpoints must be in"),
+    ],
+)
+def test_bad_options(tmp_path, capsys, args, message):
+    assert main(["demo", *TINY, *args, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_console_script_user_error_has_no_traceback(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "jinter.cli", "demo", "--dataset", "nope", "--out",
+                           str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown dataset 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "jinter.cli", "demo", "--epochs", "x"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "invalid int value" in bad.stderr
+
+
+def test_same_seed_same_numbers_then_force_replaces(report, tmp_path):
+    out = tmp_path / "again"
+    assert main(["demo", *TINY, "--out", str(out)]) == 0
+    a = json.loads((report / "results.json").read_text())
+    b = json.loads((out / "results.json").read_text())
+    for key in ("order_distribution", "theory", "generalization", "history", "tau"):
+        assert a[key] == b[key], key
+    assert main(["demo", *TINY, "--samples", "2", "--force", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["samples"] == 2 and len(results["sample_indices"]) == 2
+    assert json.loads((out / "settings.json").read_text())["samples"] == 2
+    assert Path(out / "index.html").exists()
