@@ -399,7 +399,7 @@ def run_sweep(
     Returns:
         :class:`SweepReport`. Read the results with :func:`load_sweep`.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     start_time = time.perf_counter()
     out = Path(out_dir)

@@ -242,7 +242,7 @@ def train(
         raise ValueError(f"checkpoint epochs must be in [0, {epochs}], got {wanted}")
     if wanted and checkpoint_dir is None:
         raise ValueError("checkpoint_epochs needs a checkpoint_dir")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     tx, epoch_fn, eval_fn = _compiled(model, optimizer, float(learning_rate), float(momentum), batch_size)
     x_tr, y_tr = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
