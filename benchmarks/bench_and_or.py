@@ -6,8 +6,10 @@ Compares, in the same run (ratios of medians):
 2. the papers' recipe (benchmarks/reference_sgd.py: dense matrices, SGD + momentum,
    lr 1e-5→1e-6, 10k steps, numpy) vs and_or with q_ratio=0.02; objectives vs the LP optimum;
 3. 64 games at n=10: one batched call vs 64 single calls (games/s);
-4. n=16: time to certificate and final gap.
-``--quick``: n=8 / 16 games / n=12 / 2k SGD steps, for a smoke run.
+4. n=16: time to certificate and final gap;
+5. ``trained``: the n=10 games of a lightly trained MLP in tests/data/andor_trained_games.npz
+   with q_ratio=0.02: HiGHS vs and_or (time, iterations, objective vs the LP optimum).
+``--quick``: n=8 / 16 games / n=12 / 2k SGD steps / one trained game, for a smoke run.
 Writes benchmarks/results/bench_and_or.json.
 """
 
@@ -75,10 +77,10 @@ def timed(fn, repeats):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large"],
+    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large", "trained"],
                     help="run only these sections (repeatable); results are merged into the JSON")
     args = ap.parse_args()
-    todo = set(args.only or ["highs", "reference", "batch", "large"])
+    todo = set(args.only or ["highs", "reference", "batch", "large", "trained"])
     n1, n_batch, n_big, sgd_steps = (8, 16, 12, 2000) if args.quick else (10, 64, 16, 10_000)
     rng = np.random.default_rng(0)
     res: dict = {"quick": args.quick, "device": str(jax.devices()[0])}
@@ -94,6 +96,8 @@ def main() -> None:
         _batch_section(rng, n1, n_batch, res, rows)
     if "large" in todo:
         _large_section(rng, n_big, res, rows)
+    if "trained" in todo:
+        _trained_section(1 if args.quick else None, res, rows)
     _report(res, rows, merge=args.only is not None)
 
 
@@ -174,6 +178,32 @@ def _large_section(rng, n_big, res, rows):
     }
     rows.append((f"n={n_big} one game q=0 (incl. compile)", float("nan"), t_big, float("nan"),
                  f"gap {float(rbig.gap):.1e} after {int(rbig.iterations)} it"))
+
+
+def _trained_section(limit, res, rows):
+    # 5. trained-MLP games, q_ratio = 0.02 (the papers' default)
+    path = Path(__file__).resolve().parents[1] / "tests" / "data" / "andor_trained_games.npz"
+    data = np.load(path)
+    vs = data["v"][:limit]
+    q_ratio = float(data["q_ratio"])
+    and_or(vs[:1], q_ratio=q_ratio)  # compile
+    t_lp, t_us, rel, its = [], [], [], []
+    for v in vs:
+        opt, tl = highs(v, q_ratio * abs(v[-1] - v[0]))
+        r, tu = timed(lambda: and_or(v[None], q_ratio=q_ratio), 3)
+        t_lp.append(tl)
+        t_us.append(tu)
+        rel.append(float(r.objective[0]) / opt - 1)
+        its.append(int(r.iterations[0]))
+        assert bool(r.converged[0])
+    ratio = statistics.median(t_lp) / statistics.median(t_us)
+    res["trained_q002"] = {
+        "n": int(vs.shape[-1]).bit_length() - 1, "games": len(vs), "highs_s": statistics.median(t_lp),
+        "and_or_s": statistics.median(t_us), "speedup": ratio, "iterations": its,
+        "max_rel_diff_vs_lp": max(abs(x) for x in rel),
+    }
+    rows.append((f"{len(vs)} trained games q=0.02: HiGHS vs and_or", statistics.median(t_lp),
+                 statistics.median(t_us), ratio, f"its {its}, obj rel diff ≤ {max(abs(x) for x in rel):.1e}"))
 
 
 def _report(res, rows, merge):
