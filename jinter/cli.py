@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--noise-levels", type=_noise_levels, default=d.noise_levels,
                       help="label-noise levels for decay/spindle, comma-separated (default: 0,0.1,0.3)")
     demo.add_argument("--q-ratio", type=float, default=d.q_ratio, help="AND-OR noise box (default: %(default)s)")
+    demo.add_argument("--tol", type=float, default=d.tol, help="certified relative gap of each AND-OR split (default: %(default)s)")
     demo.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="SGD learning rate (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     demo.add_argument("--out", default="jinter-report", help="output folder (default: %(default)s)")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = DemoSettings(
             dataset=args.dataset, model=args.model, n_players=args.n_players, epochs=args.epochs,
             checkpoints=args.checkpoints, samples=args.samples, label_noise=args.label_noise,
-            noise_levels=args.noise_levels, q_ratio=args.q_ratio, learning_rate=args.learning_rate, seed=args.seed,
+            noise_levels=args.noise_levels, q_ratio=args.q_ratio, tol=args.tol, learning_rate=args.learning_rate, seed=args.seed,
         )
         try:
             run_demo(settings, args.out, force=args.force, progress=not args.quiet)

@@ -9,6 +9,7 @@ Interactions` object in place of ``i_and`` (its ``i_or`` and ``tau`` are then us
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -35,6 +36,8 @@ _POS, _NEG = "#c0392b", "#1f5fa8"
 
 def _fig_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is None:
+        if "IPython" in sys.modules:  # in a notebook, pyplot registers the display hook for Figures
+            import matplotlib.pyplot  # noqa: F401
         fig = Figure(figsize=figsize, layout="constrained")
         return fig, fig.add_subplot()
     return _root(ax), ax

@@ -298,3 +298,11 @@ def test_certificate_valid_for_any_iterate(values, q_ratio):
     assert float(res.lower_bound) <= opt + 1e-9 * scale
     assert float(res.objective) >= opt - 1e-9 * scale
     assert float(matching_error(v + np.asarray(res.q), res.I_and, res.I_or)) <= 1e-9 * scale
+
+
+def test_default_tolerance_follows_dtype():
+    v = np.random.default_rng(11).normal(size=2**5)
+    r32 = and_or(v.astype(np.float32), q_ratio=0.0)  # default tol 1e-4 in float32: reachable
+    assert bool(r32.converged) and float(r32.gap) <= 1e-4
+    r64 = and_or(v, q_ratio=0.0)  # default tol 1e-5 in float64
+    assert bool(r64.converged) and float(r64.gap) <= 1e-5
