@@ -15,12 +15,9 @@ Usage: ``python benchmarks/bench_analysis.py [--quick]`` (``--quick``: small siz
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -31,9 +28,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from jinter.analysis import generalization_power, sparsity_curve, top_interactions  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results" / "bench_analysis.json"
-
+from _common import save_results  # noqa: E402
 
 def _ready(x):
     return jax.block_until_ready(x)
@@ -115,10 +110,7 @@ def main() -> None:
     for name, n, ref, tr, tc in rows:
         print(f"{name:24s} {n:3d} {ref:16s} {1e3 * tr:9.2f} {1e3 * tc:10.2f} {tr / tc:7.1f}x")
         out.append({"benchmark": name, "n": n, "reference": ref, "ref_s": tr, "jinter_s": tc, "speedup": tr / tc})
-    RESULTS.parent.mkdir(exist_ok=True)
-    meta = {"quick": args.quick, "samples": samples, "reps": reps}
-    meta.update(machine=platform.platform(), cpus=os.cpu_count())
-    RESULTS.write_text(json.dumps({"meta": meta, "rows": out}, indent=2))
+    save_results("bench_analysis", {"samples": samples, "reps": reps, "rows": out}, quick=args.quick)
 
 
 if __name__ == "__main__":

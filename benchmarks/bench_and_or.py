@@ -16,12 +16,11 @@ Writes benchmarks/results/bench_and_or.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+from pathlib import Path
 import statistics
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
@@ -29,6 +28,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from _common import save_results  # noqa: E402
 from scipy.optimize import linprog  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -207,17 +207,10 @@ def _trained_section(limit, res, rows):
 
 
 def _report(res, rows, merge):
-    out = Path(__file__).resolve().parent / "results" / "bench_and_or.json"
-    if merge and out.exists():
-        old = json.loads(out.read_text())
-        old.update(res)
-        res = old
     print(f"{'case':42s} {'reference s':>12s} {'and_or s':>10s} {'ratio':>8s}  note")
     for name, a, b, rt, note in rows:
         print(f"{name:42s} {a:12.4f} {b:10.4f} {rt:8.1f}  {note}")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"wrote {out}")
+    save_results("bench_and_or", res, quick=res["quick"], merge=merge)
 
 
 if __name__ == "__main__":

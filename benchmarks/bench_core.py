@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -37,9 +35,7 @@ import numpy as np  # noqa: E402
 
 import jinter  # noqa: E402
 from jinter.masking import PatchPlayers, log_odds, masked_outputs  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results" / "bench_core.json"
-
+from _common import save_results  # noqa: E402
 
 def _ready(x):
     return jax.block_until_ready(x)
@@ -250,13 +246,7 @@ def main() -> None:
           f"round-trip rel. err {big['round_trip_max_rel_err']:.1e}")
     print("ratio = reference time / jinter time (>1: jinter faster); medians of alternating repetitions")
 
-    result = {"quick": q, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                      "jax": jax.__version__, "device": str(jax.devices()[0])},
-              "rows": rows, "n26": big, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if not q:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {RESULTS}")
+    save_results("bench_core", {"rows": rows, "n26": big}, quick=q)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ Usage: ``python benchmarks/bench_sweep.py [--quick]``; writes ``benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+from pathlib import Path
 import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -36,6 +34,7 @@ from jinter.data import load_dataset  # noqa: E402
 from jinter.models import make_model  # noqa: E402
 from jinter.sweep import default_players, run_sweep, select_samples  # noqa: E402
 from jinter.training import load_params, train  # noqa: E402
+from _common import save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,14 +104,12 @@ def main() -> None:
     print(f"{'method':34s} {'units/s':>10s} {'ratio':>8s}")
     for name, rate in rows.items():
         print(f"{name:34s} {rate:10.2f} {rate / base:8.2f}")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_sweep.json").write_text(json.dumps({
+    save_results("bench_sweep", {
         "n_players": n, "checkpoints": n_ckpt, "samples": n_samples, "block_size": block,
-        "and_or_kwargs": and_or_kwargs, "repeats": repeats, "quick": args.quick,
-        "device": f"{jax.device_count()} x {jax.devices()[0].platform}", "machine": platform.node(),
+        "and_or_kwargs": and_or_kwargs, "repeats": repeats,
         "units_per_second": rows, "ratio_vs_reference": {k: v / base for k, v in rows.items()},
         "seconds": {"reference": t_ref, "run_sweep": t_new, "resume": t_resume},
-    }, indent=1))
+    }, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ Ratios are of medians measured in the same run. Usage: python benchmarks/bench_t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import statistics
 import time
 
@@ -25,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from jinter import theory as T  # noqa: E402
 from jinter.transforms import mask_orders  # noqa: E402
+from _common import save_results  # noqa: E402
 
 
 def timeit(fn, reps):
@@ -88,11 +87,7 @@ def main():
     for r in rows:
         print(f"{r['case']:38s} {r['reference']:26s} {r['t_reference_s']:10.4f} {r['t_candidate_s']:11.4f} "
               f"{r['ratio']:8.1f}x")
-    out = pathlib.Path(__file__).parent / "results" / "bench_theory.json"
-    if not args.quick:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(dict(device=str(jax.devices()[0]), rows=rows), indent=2))
-        print(f"wrote {out}")
+    save_results("bench_theory", dict(rows=rows), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-from jaxtyping import Array, ArrayLike, Bool, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
 from jinter.analysis import order_distribution, order_sums, salient_counts, signed_order_strength

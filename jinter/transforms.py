@@ -16,7 +16,6 @@ these bounds. Work in float64
 
 from __future__ import annotations
 
-import itertools
 from functools import partial
 from typing import Sequence
 

@@ -1,0 +1,35 @@
+"""Shared by the benchmark scripts: where recorded numbers go, and what machine made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """Platform, CPU count, jax version and device of this run."""
+    import jax
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+            "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}"}
+
+
+def save_results(name: str, data: dict, *, quick: bool, merge: bool = False) -> Path | None:
+    """Write ``results/<name>.json`` (with the machine and time). Smoke runs (``quick``) never
+    overwrite the recorded numbers; ``merge`` updates the keys of an existing file."""
+    if quick:
+        print(f"(--quick: smoke run, results/{name}.json left as recorded)")
+        return None
+    path = RESULTS / f"{name}.json"
+    if merge and path.exists():
+        data = json.loads(path.read_text()) | data
+    data = data | {"machine": machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
