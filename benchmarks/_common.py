@@ -33,3 +33,27 @@ def save_results(name: str, data: dict, *, quick: bool, merge: bool = False) -> 
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def compare(ref, cand, reps: int, setup=None) -> tuple[float, float]:
+    """Median seconds of ``ref()`` and ``cand()``, alternating repetitions after a warm-up
+    (``setup()`` runs before each pair); results are blocked on, so async dispatch is timed."""
+    import statistics
+
+    import jax
+
+    tr, tc = [], []
+    if setup:
+        setup()
+    jax.block_until_ready(ref())
+    jax.block_until_ready(cand())
+    for _ in range(reps):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        jax.block_until_ready(ref())
+        tr.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        jax.block_until_ready(cand())
+        tc.append(time.perf_counter() - t)
+    return statistics.median(tr), statistics.median(tc)

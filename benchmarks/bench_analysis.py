@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -28,25 +26,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from jinter.analysis import generalization_power, sparsity_curve, top_interactions  # noqa: E402
-from _common import save_results  # noqa: E402
-
-def _ready(x):
-    return jax.block_until_ready(x)
-
-
-def compare(ref, cand, reps: int) -> tuple[float, float]:
-    """Median seconds of ``ref()`` and ``cand()``, alternating repetitions (after a warm-up)."""
-    _ready(ref())
-    _ready(cand())
-    tr, tc = [], []
-    for _ in range(reps):
-        t = time.perf_counter()
-        _ready(ref())
-        tr.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        _ready(cand())
-        tc.append(time.perf_counter() - t)
-    return statistics.median(tr), statistics.median(tc)
+from _common import compare, save_results  # noqa: E402
 
 
 def ref_top(a: np.ndarray, o: np.ndarray, k: int) -> list[tuple[str, int, float]]:

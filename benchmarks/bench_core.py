@@ -35,29 +35,11 @@ import numpy as np  # noqa: E402
 
 import jinter  # noqa: E402
 from jinter.masking import PatchPlayers, log_odds, masked_outputs  # noqa: E402
-from _common import save_results  # noqa: E402
+from _common import compare, save_results  # noqa: E402
+
 
 def _ready(x):
     return jax.block_until_ready(x)
-
-
-def compare(ref, cand, reps: int, setup=None) -> tuple[float, float]:
-    """Median seconds of ``ref()`` and ``cand()``, alternating repetitions (after a warm-up)."""
-    tr, tc = [], []
-    if setup:
-        setup()
-    _ready(ref())
-    _ready(cand())
-    for _ in range(reps):
-        if setup:
-            setup()
-        t = time.perf_counter()
-        _ready(ref())
-        tr.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        _ready(cand())
-        tc.append(time.perf_counter() - t)
-    return statistics.median(tr), statistics.median(tc)
 
 
 # ----------------------------------------------------------------------------- 1. shapiq
