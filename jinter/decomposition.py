@@ -55,7 +55,9 @@ changes no interaction with ``T ≠ ∅``); we fix ``γ(∅) = 0``, i.e. ``o_and
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -447,6 +449,8 @@ def and_or(
         chunk: games solved in lock-step (vmapped) per step of the compiled loop over the
             batch. 1 (default) lets every game stop at its own certificate, which is fastest on
             CPU where iteration counts vary between games; larger chunks suit accelerators.
+            With ``chunk = 1`` and a concrete batch on the CPU, contiguous parts of the batch
+            are solved in parallel host threads, one per core.
         memory_budget: bytes (or "2G") a call may hold; default :func:`jinter.memory_budget`.
 
     Returns:
@@ -471,7 +475,31 @@ def and_or(
         rho = 30.0 if q_ratio == 0 else 50.0
     if tol is None:
         tol = 1e-5 if v.dtype == jnp.float64 else 1e-4
-    return _and_or_jit(v, float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk))
+    args = (float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk))
+    workers = _host_workers(v, batch, chunk)
+    if workers <= 1:
+        return _and_or_jit(v, *args)
+    # CPU: XLA runs one small game on one core, so solve contiguous parts of the batch in
+    # parallel host threads (each game's solve is the same computation: results are unchanged).
+    flat = v.reshape((batch, size))
+    bounds = np.linspace(0, batch, workers + 1).astype(int)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda ab: _and_or_jit(flat[ab[0] : ab[1]], *args), zip(bounds[:-1], bounds[1:])))
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs).reshape(v.shape[:-1] + xs[0].shape[1:]), *parts)
+
+
+def _host_workers(v: Array, batch: int, chunk: int) -> int:
+    """Host threads for a batch of games: the CPU cores, for concrete CPU arrays on one device."""
+    if batch < 2 or chunk > 1 or isinstance(v, jax.core.Tracer):
+        return 1
+    devices = v.devices()
+    if len(devices) != 1 or next(iter(devices)).platform != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, batch))
 
 
 def _and_or_impl(v, q_ratio, tol, max_iter, check_every, rho, chunk):

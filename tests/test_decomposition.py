@@ -1,5 +1,6 @@
 """Tests of the exact AND-OR decomposition (MATH.md §3) against a dense-matrix LP (HiGHS)."""
 
+import os
 from pathlib import Path
 
 import jax
@@ -306,3 +307,15 @@ def test_default_tolerance_follows_dtype():
     assert bool(r32.converged) and float(r32.gap) <= 1e-4
     r64 = and_or(v, q_ratio=0.0)  # default tol 1e-5 in float64
     assert bool(r64.converged) and float(r64.gap) <= 1e-5
+
+
+def test_host_threads_split_the_batch_without_changing_results(monkeypatch):
+    import jinter.decomposition as dec
+
+    vs = np.random.default_rng(12).normal(size=(5, 2**5))
+    assert dec._host_workers(jnp.asarray(vs), 5, 1) == min(5, len(os.sched_getaffinity(0)))
+    threaded = and_or(vs, q_ratio=0.02)
+    monkeypatch.setattr(dec, "_host_workers", lambda *args: 1)
+    serial = and_or(vs, q_ratio=0.02)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
