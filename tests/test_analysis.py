@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -28,6 +27,7 @@ from jinter.analysis import (
     top_interactions,
     top_interactions_batch,
 )
+from jinter.decomposition import AndOrResult as FakeAndOr  # filled by hand from known interactions
 
 N = 4
 M = 2**N
@@ -35,20 +35,6 @@ M = 2**N
 
 def popcount(s: int) -> int:
     return bin(s).count("1")
-
-
-class FakeAndOr(NamedTuple):
-    """Stand-in for decomposition.AndOrResult (same field names)."""
-
-    I_and: np.ndarray
-    I_or: np.ndarray
-    gamma: np.ndarray
-    q: np.ndarray
-    objective: np.ndarray
-    lower_bound: np.ndarray
-    gap: np.ndarray
-    iterations: np.ndarray
-    converged: np.ndarray
 
 
 def fake_and_or(v: np.ndarray, rng) -> FakeAndOr:
