@@ -231,7 +231,7 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
     t = time.perf_counter()
     n = s.n_players
     epochs = [int(e) for e in res.epochs]
-    tau = np.stack([np.asarray(analysis.tau_output(res.v[c])) for c in range(len(epochs))])  # (C,)
+    tau = np.asarray(analysis.tau_output(res.v, sample_axis=1))  # one τ per checkpoint, (C,)
     real = np.stack([np.asarray(analysis.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
     orders_mean = np.asarray(analysis.mean_order(real))
     # w*: salient interactions of the final checkpoint, zero elsewhere (MATH.md §5)

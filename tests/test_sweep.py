@@ -2,6 +2,7 @@
 and 4 devices vs 1 (n = 4 players, tiny MLP, a capped AND-OR solve to keep it fast)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,10 +115,7 @@ def test_sweep_matches_direct_computation(setup):
 
 def test_corrupt_and_stale_units_are_recomputed(setup, tmp_path):
     ds, model, res, _, ref, _ = setup
-    work = tmp_path / "sweep"
-    work.mkdir()
-    for p in ref.iterdir():
-        (work / p.name).write_bytes(p.read_bytes())
+    work = shutil.copytree(ref, tmp_path / "sweep")
     (work / "unit_c0000_b0000.npz").write_bytes((ref / "unit_c0000_b0000.npz").read_bytes()[:200])  # truncated
     data = bytearray((ref / "unit_c0001_b0001.npz").read_bytes())
     v = np.ascontiguousarray(load_sweep(ref).v[1, BLOCK]).tobytes()  # the block's first v row
@@ -137,10 +135,7 @@ def test_corrupt_and_stale_units_are_recomputed(setup, tmp_path):
 
 def test_settings_mismatch_detected(setup, tmp_path):
     ds, model, res, _, ref, _ = setup
-    work = tmp_path / "sweep"
-    work.mkdir()
-    for p in ref.iterdir():
-        (work / p.name).write_bytes(p.read_bytes())
+    work = shutil.copytree(ref, tmp_path / "sweep")
     kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, and_or_kwargs=AND_OR, progress=False)
     with pytest.raises(SweepError, match="other settings"):
         sweep_dataset(model, ds, res.checkpoints, work, q_ratio=0.0, on_mismatch="error", **kw)
