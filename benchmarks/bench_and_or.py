@@ -8,8 +8,10 @@ Compares, in the same run (ratios of medians):
 3. 64 games at n=10: one batched call vs 64 single calls (games/s);
 4. n=16: time to certificate and final gap;
 5. ``trained``: the n=10 games of a lightly trained MLP in tests/data/andor_trained_games.npz
-   with q_ratio=0.02: HiGHS vs and_or (time, iterations, objective vs the LP optimum).
-``--quick``: n=8 / 16 games / n=12 / 2k SGD steps / one trained game, for a smoke run.
+   with q_ratio=0.02: HiGHS vs and_or (time, iterations, objective vs the LP optimum);
+6. ``shared``: 3 models sharing interactions [C24] (q_ratio=0.02, α=0.1) at n=8, 3 inputs:
+   HiGHS on the shared LP vs and_or_shared (tol=1e-5), objectives vs the LP optimum.
+``--quick``: n=8 / 16 games / n=12 / 2k SGD steps / one trained game / shared n=6, for a smoke run.
 Writes benchmarks/results/bench_and_or.json.
 """
 
@@ -34,7 +36,7 @@ from scipy.optimize import linprog  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_sgd import dense_mobius, reference_and_or  # noqa: E402
 
-from jinter.decomposition import and_or  # noqa: E402
+from jinter.decomposition import and_or, and_or_shared  # noqa: E402
 
 
 def lp_problem(v: np.ndarray, rho_q: float):
@@ -77,10 +79,10 @@ def timed(fn, repeats):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large", "trained"],
+    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large", "trained", "shared"],
                     help="run only these sections (repeatable); results are merged into the JSON")
     args = ap.parse_args()
-    todo = set(args.only or ["highs", "reference", "batch", "large", "trained"])
+    todo = set(args.only or ["highs", "reference", "batch", "large", "trained", "shared"])
     n1, n_batch, n_big, sgd_steps = (8, 16, 12, 2000) if args.quick else (10, 64, 16, 10_000)
     rng = np.random.default_rng(0)
     res: dict = {"quick": args.quick, "device": str(jax.devices()[0])}
@@ -98,6 +100,8 @@ def main() -> None:
         _large_section(rng, n_big, res, rows)
     if "trained" in todo:
         _trained_section(1 if args.quick else None, res, rows)
+    if "shared" in todo:
+        _shared_section(rng, 6 if args.quick else 8, res, rows)
     _report(res, rows, merge=args.only is not None)
 
 
@@ -203,6 +207,68 @@ def _trained_section(limit, res, rows):
         "max_rel_diff_vs_lp": max(abs(x) for x in rel),
     }
     rows.append((f"{len(vs)} trained games q=0.02: HiGHS vs and_or", statistics.median(t_lp),
+                 statistics.median(t_us), ratio, f"its {its}, obj rel diff ≤ {max(abs(x) for x in rel):.1e}"))
+
+
+def shared_lp_problem(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray):
+    """The shared LP of [C24] (MATH.md §3), sparse. Variables: γ̄ (free), γ̂^(i) (box gb_i),
+    q^(i) (box rq_i), then per type (AND, OR) the max e ≥ 0 and the per-model |I| bounds a^(i) ≥ 0:
+    ±I^(i)(S) ≤ e_S and ≤ a^(i)_S for S ≠ ∅; cost (1−α)Σe + αΣa."""
+    m, N = vs.shape
+    n = N.bit_length() - 1
+    M = sp.csr_matrix(dense_mobius(n))
+    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
+    I = sp.identity(N - 1, format="csr")
+    nv = N * (1 + 2 * m) + 2 * (N - 1) * (1 + m)
+    off_e = N * (1 + 2 * m)
+    blocks, rhs = [], []
+    for t, (F, sq, const) in enumerate(((M, 0.5, 0.5 * (M @ vs.T).T), (L, -0.5, -0.5 * (L @ vs.T).T))):
+        F = F[1:]
+        e_col = off_e + t * (N - 1) * (1 + m)
+        for i in range(m):
+            zero = sp.csr_matrix((N - 1, N))
+            lin = sp.hstack([F] + [F if k == i else zero for k in range(m)]
+                            + [sq * F if k == i else zero for k in range(m)] + [sp.csr_matrix((N - 1, nv - off_e))])
+            for col in (e_col, e_col + (N - 1) * (1 + i)):
+                sel = sp.csr_matrix((np.ones(N - 1), (np.arange(N - 1), col + np.arange(N - 1))), shape=(N - 1, nv))
+                for sg in (1.0, -1.0):
+                    blocks.append(sg * lin - sel)
+                    rhs.append(-sg * const[i, 1:])
+    cost = np.zeros(nv)
+    for t in range(2):
+        e_col = off_e + t * (N - 1) * (1 + m)
+        cost[e_col : e_col + N - 1] = 1 - alpha
+        cost[e_col + N - 1 : e_col + (N - 1) * (1 + m)] = alpha
+    bounds = ([(None, None)] * N + [(-gb[i], gb[i]) for i in range(m) for _ in range(N)]
+              + [(-rq[i], rq[i]) for i in range(m) for _ in range(N)] + [(0, None)] * (nv - off_e))
+    return cost, sp.vstack(blocks, format="csr"), np.concatenate(rhs), bounds
+
+
+def _shared_section(rng, n, res, rows):
+    # 6. shared interactions of 3 models [C24]: HiGHS vs and_or_shared
+    m, games = 3, 3
+    base = rng.normal(size=(games, 2**n))
+    vss = base[:, None] + 0.5 * rng.normal(size=(games, m, 2**n))  # correlated models
+    and_or_shared(vss[0])  # compile
+    t_lp, t_us, rel, its = [], [], [], []
+    for vs in vss:
+        d = np.abs(vs[:, -1] - vs[:, 0])
+        cost, A, b, bounds = shared_lp_problem(vs, 0.1, 0.5 * d, 0.02 * d)
+        t = time.perf_counter()
+        lp = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        t_lp.append(time.perf_counter() - t)
+        r, tu = timed(lambda: and_or_shared(vs), 3)
+        t_us.append(tu)
+        rel.append(float(r.objective) / lp.fun - 1)
+        its.append(int(r.iterations))
+        assert bool(r.converged) and lp.status == 0
+    ratio = statistics.median(t_lp) / statistics.median(t_us)
+    res["shared_vs_highs"] = {
+        "n": n, "models": m, "games": games, "highs_s": statistics.median(t_lp),
+        "and_or_shared_s": statistics.median(t_us), "speedup": ratio, "iterations": its,
+        "max_rel_diff_vs_lp": max(abs(x) for x in rel),
+    }
+    rows.append((f"{m} models shared n={n}: HiGHS vs and_or_shared", statistics.median(t_lp),
                  statistics.median(t_us), ratio, f"its {its}, obj rel diff ≤ {max(abs(x) for x in rel):.1e}"))
 
 

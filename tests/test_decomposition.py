@@ -14,7 +14,7 @@ from scipy.optimize import linprog
 
 from jinter import MemoryBudgetError
 from jinter.decomposition import and_or, and_or_shared, halpern_fixed_point
-from jinter.transforms import matching_error, or_zeta, zeta
+from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
 
 def _dense(f, n):
@@ -72,26 +72,33 @@ def _check_against_lp(v, res, q_ratio):
         assert np.all(np.asarray(res.q) == 0)
     assert float(res.I_or[0]) == 0.0 and float(res.gamma[0]) == 0.0
     np.testing.assert_allclose(float(res.I_and[0]), v[0] + float(res.q[0]))
+    # γ is the split: I_and = mobius(½(v + q) + γ) off ∅
+    scale = float(np.max(np.abs(v)))
+    np.testing.assert_allclose(mobius(0.5 * (v + res.q) + res.gamma)[1:], res.I_and[1:], atol=1e-9 * scale)
+    # a single player's AND and OR are one function: reported in I_and, I_or({i}) = 0
+    singles = [1 << i for i in range(int(np.log2(len(v))))]
+    np.testing.assert_array_equal(np.asarray(res.I_or)[singles], 0.0)
 
 
 def test_pure_and_and_pure_or_games():
     rng = np.random.default_rng(4)
     n = 5
     orders = np.array([bin(m).count("1") for m in range(2**n)])
-    # singletons are tied (an AND of one player is an OR of one player): plant orders ≥ 2
     w = rng.normal(size=2**n) * (rng.random(2**n) < 0.3) * (orders >= 2)
     w[0] = 0.7
+    w[[1, 4]] = [1.5, -0.8]  # singletons: an AND of one player is an OR of one player
     v_and = np.asarray(zeta(w))
     res = and_or(v_and, q_ratio=0.0)
     np.testing.assert_allclose(res.I_and, w, atol=1e-6)
     np.testing.assert_allclose(res.I_or, 0.0, atol=1e-6)
-    w_or = w.copy()
-    v_or = np.asarray(or_zeta(w_or))
+    w_or = w * (orders >= 2)
+    w_or[0] = 0.7
+    v_or = np.asarray(or_zeta(w_or)) + np.asarray(zeta(w * (orders == 1)))
     res = and_or(v_or, q_ratio=0.0)
-    expect = w_or.copy()
-    expect[0] = 0
-    np.testing.assert_allclose(res.I_or, expect, atol=1e-6)
-    np.testing.assert_allclose(res.I_and[1:], 0.0, atol=1e-6)
+    expect_or = w_or.copy()
+    expect_or[0] = 0
+    np.testing.assert_allclose(res.I_or, expect_or, atol=1e-6)
+    np.testing.assert_allclose(res.I_and[1:], (w * (orders == 1))[1:], atol=1e-6)  # singletons in AND
     np.testing.assert_allclose(float(res.I_and[0]), w_or[0])
 
 
@@ -244,6 +251,23 @@ def lp_shared(vs, alpha, gb, rq):
     return r.fun
 
 
+def _shared_lp(vs, q_ratio=0.02, alpha=0.1):
+    d = np.abs(vs[:, -1] - vs[:, 0])
+    return lp_shared(vs, alpha, 0.5 * d, q_ratio * d)
+
+
+def _check_shared(vs, res, gb, q_ratio):
+    """Per-model universal matching, the q box and the γ set of [C24]."""
+    for i in range(vs.shape[0]):
+        err = matching_error(vs[i] + np.asarray(res.q[i]), res.I_and[i], res.I_or[i], relative=True)
+        assert float(err) < 1e-9
+        assert np.all(np.abs(res.q[i]) <= q_ratio * abs(vs[i, -1] - vs[i, 0]) * (1 + 1e-12) + 1e-15)
+    np.testing.assert_array_equal(np.asarray(res.gamma_model[:, 0]), 0.0)
+    np.testing.assert_array_equal(np.asarray(res.gamma_shared[0]), 0.0)
+    # γ^(i) = γ̄ + γ̂^(i), |γ̂^(i)| ≤ gb_i up to the γ(∅) = 0 shift (2·gb after the shift)
+    assert np.all(np.abs(res.gamma_model) <= 2 * gb[:, None] * (1 + 1e-9) + 1e-12)
+
+
 def test_shared_matches_lp_and_recovers_planted_interaction():
     rng = np.random.default_rng(7)
     n, m = 4, 3
@@ -252,32 +276,54 @@ def test_shared_matches_lp_and_recovers_planted_interaction():
     ws[:, planted] = [2.0, 1.5, 2.5]
     ws[:, 0] = 0.3
     vs = np.asarray(zeta(ws)) + 0.01 * rng.normal(size=(m, 2**n))
-    res = and_or_shared(vs, q_ratio=0.02, tol=5e-4)  # PDHG: sublinear tail, certified gap
+    res = and_or_shared(vs, q_ratio=0.02)
     assert res.I_and.shape == (m, 2**n) and res.shared_and.shape == (2**n,)
-    gb = 0.5 * np.abs(vs[:, -1] - vs[:, 0])
-    opt = lp_shared(vs, 0.1, gb, 0.02 * np.abs(vs[:, -1] - vs[:, 0]))
-    assert bool(res.converged)
-    assert abs(float(res.objective) / opt - 1) < 1e-3
+    opt = _shared_lp(vs)
+    assert bool(res.converged) and float(res.gap) <= 1e-5
+    assert abs(float(res.objective) / opt - 1) < 2e-5
     assert float(res.lower_bound) <= opt * (1 + 1e-9)
     assert bool(res.shared_and[planted])
     assert int(res.shared_and.sum()) + int(res.shared_or.sum()) <= 4  # only a few shared sets
-    # per-model universal matching and boxes
-    for i in range(m):
-        err = matching_error(vs[i] + np.asarray(res.q[i]), res.I_and[i], res.I_or[i], relative=True)
-        assert float(err) < 1e-6
-    assert np.all(np.abs(res.gamma_model - res.gamma_model[:, :1]) <= 2 * gb[:, None] + 1e-9)
-    np.testing.assert_allclose(res.gamma_model[:, 0], 0.0)
+    _check_shared(vs, res, 0.5 * np.abs(vs[:, -1] - vs[:, 0]), 0.02)
 
 
-def test_shared_batched_and_errors():
+@pytest.mark.parametrize("q_ratio, alpha", [(0.02, 0.1), (0.0, 0.1), (0.02, 0.0), (0.02, 1.0)])
+def test_shared_reaches_the_lp_optimum_at_n6(q_ratio, alpha):
+    """Random correlated models at n = 6 (the former PDHG solver stopped at gaps 0.4–1%)."""
+    rng = np.random.default_rng(21)
+    vs = rng.normal(size=2**6) + 0.5 * rng.normal(size=(3, 2**6))
+    res = and_or_shared(vs, q_ratio=q_ratio, alpha=alpha)
+    opt = _shared_lp(vs, q_ratio, alpha)
+    assert bool(res.converged) and float(res.gap) <= 1e-5
+    assert abs(float(res.objective) / opt - 1) < 2e-5
+    assert float(res.lower_bound) <= opt * (1 + 1e-9)
+    _check_shared(vs, res, 0.5 * np.abs(vs[:, -1] - vs[:, 0]), q_ratio)
+
+
+def test_shared_batched_jit_vmap_threads_and_errors(monkeypatch):
+    import jinter.decomposition as dec
+
     rng = np.random.default_rng(8)
     vs = rng.normal(size=(3, 2, 2**4))  # 3 models, 2 inputs
-    res = and_or_shared(vs, q_ratio=0.02, tol=5e-4)
+    res = and_or_shared(vs, q_ratio=0.02)
     assert res.I_and.shape == vs.shape and res.objective.shape == (2,) and res.shared_or.shape == (2, 16)
+    assert res.gamma_shared.shape == (2, 16) and res.gamma_model.shape == vs.shape
     assert bool(np.all(res.converged))
     for k in range(2):
-        opt = lp_shared(vs[:, k], 0.1, 0.5 * np.abs(vs[:, k, -1] - vs[:, k, 0]), 0.02 * np.abs(vs[:, k, -1] - vs[:, k, 0]))
-        assert abs(float(res.objective[k]) / opt - 1) < 1e-3
+        assert abs(float(res.objective[k]) / _shared_lp(vs[:, k]) - 1) < 2e-5
+        one = and_or_shared(vs[:, k], q_ratio=0.02)
+        np.testing.assert_allclose(float(one.objective), float(res.objective[k]), rtol=1e-12)
+    again = and_or_shared(vs, q_ratio=0.02)
+    for a, b in zip(res, again):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # deterministic
+    monkeypatch.setattr(dec, "_host_workers", lambda *args: 1)  # one compiled loop, no threads
+    serial = and_or_shared(vs, q_ratio=0.02)
+    for a, b in zip(res, serial):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+    jitted = jax.jit(lambda x: and_or_shared(x, q_ratio=0.02).objective)(jnp.asarray(vs))
+    np.testing.assert_allclose(jitted, res.objective, rtol=1e-12)
+    vmapped = jax.vmap(lambda x: and_or_shared(x, q_ratio=0.02).objective, in_axes=1)(jnp.asarray(vs))
+    np.testing.assert_allclose(vmapped, res.objective, rtol=1e-12)
     with pytest.raises(ValueError, match="same shape"):
         and_or_shared([np.zeros(8), np.zeros(16)])
     with pytest.raises(ValueError, match="gamma_bound"):
@@ -286,6 +332,54 @@ def test_shared_batched_and_errors():
         and_or_shared(vs, alpha=1.5)
     with pytest.raises(ValueError, match="m models"):
         and_or_shared(np.zeros(8))
+    with pytest.raises(ValueError, match="q_ratio"):
+        and_or_shared(vs, q_ratio=-0.1)
+    bad = vs.copy()
+    bad[1, 0, 3] = np.inf
+    with pytest.raises(ValueError, match="mask 3"):
+        and_or_shared(bad)
+    with pytest.raises(MemoryBudgetError, match="and_or_shared"):
+        and_or_shared(vs, memory_budget=1000)
+
+
+def test_shared_float32_path():
+    vs = np.random.default_rng(22).normal(size=(2, 2**5))
+    r64 = and_or_shared(vs)
+    r32 = and_or_shared(vs.astype(np.float32))  # default tol 1e-4 in float32
+    assert r32.I_and.dtype == jnp.float32 and bool(r32.converged) and float(r32.gap) <= 1e-4
+    # stated float32 tolerance: objective within 1e-3 relative of the float64 optimum
+    assert abs(float(r32.objective) / float(r64.objective) - 1) < 1e-3
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    st.lists(st.floats(-5, 5), min_size=4, max_size=4),
+    st.lists(st.floats(0, 2), min_size=4, max_size=4),
+)
+def test_projection_on_the_shared_gamma_set(p, b):
+    """Exact projection on {p : ∃g, |p_i − g| ≤ b_i} against a dense search over g (property)."""
+    from jinter.decomposition import _proj_shared_box
+
+    p, b = np.asarray(p), np.asarray(b)
+    proj, g = _proj_shared_box(jnp.asarray(p)[:, None], jnp.asarray(b)[:, None])
+    proj = np.asarray(proj)[:, 0]
+    assert np.all(np.abs(proj - float(g[0])) <= b + 1e-12)  # feasible, with the returned g
+    grid = np.linspace(p.min() - 1, p.max() + 1, 20001)
+    dist = np.sum(np.maximum(np.abs(p[None] - grid[:, None]) - b[None], 0.0) ** 2, axis=1)
+    assert np.sum((proj - p) ** 2) <= dist.min() + 1e-12
+    assert np.sum((proj - p) ** 2) >= dist.min() - 2e-3 * (1 + dist.min())  # grid resolution
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.05]))
+def test_shared_certificate_valid_for_any_iterate(seed, q_ratio):
+    """After only 50 iterations the shared bound is still valid: lower_bound ≤ LP optimum ≤ objective."""
+    vs = np.random.default_rng(seed).normal(size=(2, 8))
+    res = and_or_shared(vs, q_ratio=q_ratio, max_iter=50, check_every=50)
+    opt = _shared_lp(vs, q_ratio)
+    scale = 1 + np.sum(np.abs(vs))
+    assert float(res.lower_bound) <= opt + 1e-9 * scale
+    assert float(res.objective) >= opt - 1e-9 * scale
 
 
 @settings(max_examples=8, deadline=None)
