@@ -29,7 +29,8 @@ own (local) devices; unit files are process-local work written into a shared ``o
 (distinct names, so no two processes write one file), and process 0 writes the manifest.
 Run :func:`load_sweep` after all processes finish (or rerun the sweep: finished units are
 reused). Without a shared file system, give each host its own ``out_dir`` and copy the unit
-files together before loading.
+files together before loading. (Tested with two CPU processes joined by
+``jax.distributed.initialize`` on a localhost coordinator: the result equals one process's.)
 
 Typical use (what ``jinter demo`` does)::
 

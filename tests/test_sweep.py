@@ -203,6 +203,40 @@ def test_four_devices_match_one(setup, tmp_path):
     _assert_same(load_sweep(out), load_sweep(ref), exact=False)
 
 
+def test_two_processes_with_jax_distributed_match_one(setup, tmp_path):
+    """Multi-host path for real: two processes joined by jax.distributed (CPU, localhost
+    coordinator) split the units between them into one folder; the result equals one process."""
+    import socket
+
+    _, _, _, ckpt, ref, _ = setup
+    out = tmp_path / "sweep_mp"
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    script = _SETUP.replace(
+        "import jax\n",
+        "import jax\n"
+        f"jax.distributed.initialize(coordinator_address='localhost:{port}', num_processes=2, "
+        "process_id=int(sys.argv[3]))\n",
+        1,
+    ) + textwrap.dedent(
+        """
+        assert jax.process_count() == 2 and len(jax.devices()) == 2 and len(jax.local_devices()) == 1
+        rep = sweep_dataset(model, ds, ckpt, out, **kw)
+        print("computed", rep.computed, "reused", rep.reused)
+        jax.distributed.shutdown()
+        """
+    )
+    procs = [_run([script, str(ckpt), str(out), str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e.decode()[-3000:]
+    # 6 units (3 checkpoints × 2 blocks): u % 2 == process_index, 3 each, none twice
+    assert [o.decode().split()[-3:] for o, _ in outs] == [["3", "reused", "0"]] * 2
+    _assert_same(load_sweep(out), load_sweep(ref), exact=False)
+
+
 def test_float32_path_matches_float64(setup, tmp_path):
     ds, model, res, _, ref, _ = setup
     rep = sweep_dataset(model, ds, {4: res.checkpoints[4]}, tmp_path, n_players=N, n_samples=SAMPLES,
