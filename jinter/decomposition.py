@@ -210,7 +210,8 @@ class AndOrResult(NamedTuple):
 
     Attributes:
         I_and: AND interactions, ``I_and[..., 0] = b = v(∅) + q(∅)`` (the bias).
-        I_or: OR interactions, ``I_or[..., 0] = 0``.
+        I_or: OR interactions, ``I_or[..., 0] = 0``; single players' effects are reported in
+            ``I_and`` (``I_or[..., 1 << i] = 0``, see the tie rules in the module docstring).
         gamma: the split ``γ`` (``γ(∅) = 0``).
         q: the noise term, ``|q| ≤ q_ratio·|v(N) − v(∅)|``.
         objective: ``Σ_{T≠∅} |I_and(T)| + |I_or(T)|``.

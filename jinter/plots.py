@@ -17,7 +17,7 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter.analysis import InteractionRecord, signed_order_strength
+from jinter.analysis import InteractionRecord, signed_order_strength, top_interactions
 from jinter.transforms import mask_to_players, num_players
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "plot_top_interactions_tokens",
     "plot_and_or_pie",
     "plot_curves",
+    "plot_upset",
+    "plot_interaction_network",
 ]
 
 _AND_COLORS = ("#c0392b", "#f1948a")  # positive, negative
@@ -377,6 +379,222 @@ def plot_curves(
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# shapiq-style views of one sample's top interactions: UpSet plot and interaction network
+
+
+def _one_sample(
+    i_and: Any, i_or: Any, sample: int | tuple[int, ...] | None, players: Sequence[Any] | None, k: int, what: str
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], int]:
+    """One sample's AND (and OR) arrays, player names and ``k``, from arrays, an
+    ``Interactions`` object (``i_and``/``i_or``/``players``) or an ``AndOrResult`` (``I_and``/``I_or``)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{what}: k must be an integer >= 1, got {k!r}")
+    if not isinstance(i_and, np.ndarray) and hasattr(i_and, "I_and"):  # AndOrResult
+        i_and, i_or = i_and.I_and, i_and.I_or if i_or is None else i_or
+    if players is None and not isinstance(i_and, np.ndarray) and hasattr(i_and, "i_and"):
+        players = getattr(i_and, "players", None)
+    a, o, _ = _unpack(i_and, i_or, None)
+    n = num_players(a, what="i_and")
+    if o is not None:
+        num_players(o, what="i_or")
+        if o.shape != a.shape:
+            raise ValueError(f"i_and and i_or must have the same shape, got {a.shape} and {o.shape}")
+    batch = a.shape[:-1]
+    if sample is None:
+        if batch:
+            raise ValueError(
+                f"{what} draws one sample: pass I[i] (or sample=i); got interactions of shape {a.shape}"
+            )
+    else:
+        index = (sample,) if isinstance(sample, (int, np.integer)) else tuple(sample)
+        if len(index) != len(batch):
+            raise ValueError(f"sample {sample!r} does not index one sample of batch shape {batch}")
+        a, o = a[index], None if o is None else o[index]
+    names = tuple(f"p{i}" for i in range(n)) if players is None else tuple(str(p) for p in players)
+    if len(names) != n:
+        raise ValueError(f"players must name all n={n} players, got {len(names)} names")
+    return a.astype(float), None if o is None else o.astype(float), names, int(k)
+
+
+def _sign_type_legend(ax: Axes, recs: Sequence[InteractionRecord], handle: Any, **kwargs: Any) -> None:
+    """Legend entries for the signs and types among ``recs``; ``handle(sign, type)`` makes one."""
+    entries = []
+    if any(r.value >= 0 for r in recs):
+        entries.append((handle("+", None), "positive"))
+    if any(r.value < 0 for r in recs):
+        entries.append((handle("-", None), "negative"))
+    for t in ("and", "or"):
+        if any(r.type == t for r in recs):
+            entries.append((handle(None, t), t.upper()))
+    if entries:
+        ax.legend(*zip(*entries), **kwargs)
+
+
+def plot_upset(
+    i_and: Float[ArrayLike, "*batch 2**n"] | Any,
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    *,
+    k: int = 10,
+    players: Sequence[Any] | None = None,
+    sample: int | tuple[int, ...] | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """UpSet plot of one sample's ``k`` strongest interactions (mirrors shapiq's ``upset_plot``).
+
+    Upper panel: one bar per interaction, strongest first (AND and OR ranked together as in
+    :func:`~jinter.analysis.top_interactions`), red if positive, blue if negative, OR bars
+    hatched. Lower panel: one row per player, a filled dot where the player is in the set,
+    the dots of a set joined by a vertical line.
+
+    Args:
+        i_and, i_or: interactions of one sample, shape ``(2**n,)``, or a batch with ``sample``
+            (an ``Interactions`` object or an ``AndOrResult`` may stand in for ``i_and``).
+        k: number of interactions (>= 1; fewer if fewer exist).
+        players: names of the n players (default the object's, else ``p0``, ``p1``, …).
+        sample: index of the sample in the leading batch axes.
+        ax: one axes (split into the two panels) or a pair ``(bars, matrix)``.
+
+    Raises:
+        ValueError: a batch without ``sample``, lengths not equal powers of two, ``k < 1``,
+            or ``players`` not of length n.
+    """
+    a, o, names, k = _one_sample(i_and, i_or, sample, players, k, "plot_upset")
+    n = len(names)
+    recs = top_interactions(a, o, k, names)
+    m = len(recs)
+    if ax is None:
+        fig = Figure(figsize=(max(4.0, 0.45 * m + 2.0), 2.8 + 0.28 * n), layout="constrained")
+        bar_ax, mat_ax = fig.subplots(2, 1, sharex=True, height_ratios=[2.8, max(1.0, 0.28 * n)])
+    elif isinstance(ax, Axes):
+        fig = _root(ax)
+        frac = min(0.6, 0.1 + 0.06 * n)
+        mat_ax = ax.inset_axes((0.0, 0.0, 1.0, frac))
+        bar_ax = ax.inset_axes((0.0, frac + 0.04, 1.0, 0.96 - frac), sharex=mat_ax)
+        ax.set_axis_off()
+    else:
+        axes = list(ax)
+        if len(axes) != 2:
+            raise ValueError(f"ax must be one axes or a pair (bars, matrix), got {len(axes)} axes")
+        bar_ax, mat_ax = axes
+        fig = _root(bar_ax)
+    x = np.arange(m)
+    values = [r.value for r in recs]
+    colors = [_POS if v >= 0 else _NEG for v in values]
+    hatches = ["///" if r.type == "or" else "" for r in recs]
+    bar_ax.bar(x, values, 0.7, color=colors, hatch=hatches, edgecolor="black", linewidth=0.6)
+    bar_ax.axhline(0.0, color="black", lw=0.8)
+    bar_ax.set_ylabel("interaction")
+    bar_ax.tick_params(axis="x", labelbottom=False, bottom=False)
+
+    def handle(sign: str | None, kind: str | None) -> Any:
+        from matplotlib.patches import Patch
+
+        if sign is not None:
+            return Patch(facecolor=_POS if sign == "+" else _NEG, edgecolor="black", linewidth=0.6)
+        return Patch(facecolor="white", edgecolor="black", linewidth=0.6, hatch="///" if kind == "or" else "")
+
+    _sign_type_legend(bar_ax, recs, handle, fontsize="small", ncols=2)
+    rows = n - 1 - np.arange(n)  # player 0 on top
+    gx, gy = np.meshgrid(x, rows)
+    mat_ax.scatter(gx.ravel(), gy.ravel(), s=40, color="#dddddd", zorder=1, gid="upset-nonmembers")
+    mx = np.array([j for j, r in enumerate(recs) for _ in r.players], dtype=float)
+    my = np.array([rows[p] for r in recs for p in r.players], dtype=float)
+    mat_ax.scatter(mx, my, s=40, color="#333333", zorder=3, gid="upset-members")
+    spans = [(j, rows[max(r.players)], rows[min(r.players)]) for j, r in enumerate(recs) if r.order > 1]
+    if spans:
+        jx, lo, hi = (np.array(c, dtype=float) for c in zip(*spans))
+        mat_ax.vlines(jx, lo, hi, color="#333333", lw=2.0, zorder=2, gid="upset-connectors")
+    mat_ax.set_yticks(rows, names)
+    mat_ax.set_ylim(-0.6, n - 0.4)
+    mat_ax.set_xlim(-0.6, m - 0.4)
+    mat_ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        mat_ax.spines[side].set_visible(False)
+    mat_ax.tick_params(axis="y", length=0)
+    if title:
+        bar_ax.set_title(title)
+    return fig
+
+
+def plot_interaction_network(
+    i_and: Float[ArrayLike, "*batch 2**n"] | Any,
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    *,
+    k: int = 20,
+    players: Sequence[Any] | None = None,
+    sample: int | tuple[int, ...] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Interaction network of one sample (mirrors shapiq's ``network_plot``).
+
+    Players sit on a circle. Each of the ``k`` strongest non-zero interactions with two or
+    more players (AND and OR ranked together as in :func:`~jinter.analysis.top_interactions`)
+    is a hyperedge: a line for a pair, a translucent polygon for a larger set; width and
+    opacity grow with ``|I(S)|``, red if positive, blue if negative, solid for AND and dashed
+    for OR. A node's size and color show its singleton value ``I_and({i}) + I_or({i})``.
+
+    Args:
+        i_and, i_or: as for :func:`plot_upset`.
+        k: number of hyperedges (>= 1; fewer if fewer non-zero ones exist).
+        players: names of the n players (default the object's, else ``p0``, ``p1``, …).
+        sample: index of the sample in the leading batch axes.
+
+    Raises:
+        ValueError: a batch without ``sample``, lengths not equal powers of two, ``k < 1``,
+            or ``players`` not of length n.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Polygon
+
+    a, o, names, k = _one_sample(i_and, i_or, sample, players, k, "plot_interaction_network")
+    n = len(names)
+    single = np.array([1 << i for i in range(n)], dtype=np.int64)
+    node_values = a[single] + (0.0 if o is None else o[single])
+    # rank the sets of >= 2 players: zeroed singletons sink to the bottom of the ranking
+    ranked = [x.copy() for x in (a, o) if x is not None]
+    for x in ranked:
+        x[single] = 0.0
+    recs = top_interactions(ranked[0], ranked[1] if len(ranked) == 2 else None, k + 2 * n, names)
+    recs = [r for r in recs if r.order >= 2 and r.value != 0][:k]
+    theta = np.pi / 2 - 2 * np.pi * np.arange(n) / n  # clockwise from the top
+    pos = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    fig, ax = _fig_ax(ax, (5.0, 5.0))
+    vmax = max((abs(r.value) for r in recs), default=0.0) or 1.0
+    for r in reversed(recs):  # strongest drawn last, on top
+        w = abs(r.value) / vmax
+        color = _POS if r.value >= 0 else _NEG
+        ls = "-" if r.type == "and" else "--"
+        pts = pos[list(r.players)]  # players in index order: a convex polygon on the circle
+        if r.order == 2:
+            ax.add_line(Line2D(pts[:, 0], pts[:, 1], color=color, lw=0.8 + 5.0 * w, ls=ls,
+                               alpha=0.3 + 0.7 * w, zorder=1 + w, gid=r.label))  # fmt: skip
+        else:
+            ax.add_patch(Polygon(pts, closed=True, facecolor=color, edgecolor=color, alpha=0.1 + 0.35 * w,
+                                 lw=0.8 + 3.0 * w, ls=ls, zorder=w, gid=r.label))  # fmt: skip
+    smax = float(np.max(np.abs(node_values))) or 1.0
+    ax.scatter(pos[:, 0], pos[:, 1], s=120 + 700 * np.abs(node_values) / smax, c=node_values, cmap="RdBu_r",
+               vmin=-smax, vmax=smax, edgecolors="black", linewidths=0.8, zorder=10, gid="network-nodes")  # fmt: skip
+    for (px, py), name in zip(pos, names):
+        ax.text(1.28 * px, 1.28 * py, name, ha="center", va="center", fontsize="small")
+
+    def handle(sign: str | None, kind: str | None) -> Any:
+        if sign is not None:
+            return Line2D([], [], color=_POS if sign == "+" else _NEG, lw=3)
+        return Line2D([], [], color="black", lw=1.5, ls="-" if kind == "and" else "--")
+
+    _sign_type_legend(ax, recs, handle, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_xlim(-1.5, 1.5)
+    ax.set_ylim(-1.5, 1.5)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
     if title:
         ax.set_title(title)
     return fig
