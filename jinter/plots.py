@@ -389,7 +389,12 @@ def plot_curves(
 
 
 def _one_sample(
-    i_and: Any, i_or: Any, sample: int | tuple[int, ...] | None, players: Sequence[Any] | None, k: int, what: str
+    i_and: Any,
+    i_or: Any,
+    sample: int | tuple[int, ...] | None,
+    players: Sequence[Any] | None,
+    k: int,
+    what: str,
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], int]:
     """One sample's AND (and OR) arrays, player names and ``k``, from arrays, an
     ``Interactions`` object (``i_and``/``i_or``/``players``) or an ``AndOrResult`` (``I_and``/``I_or``)."""
@@ -487,8 +492,9 @@ def plot_upset(
     x = np.arange(m)
     values = [r.value for r in recs]
     colors = [_POS if v >= 0 else _NEG for v in values]
-    hatches = ["///" if r.type == "or" else "" for r in recs]
-    bar_ax.bar(x, values, 0.7, color=colors, hatch=hatches, edgecolor="black", linewidth=0.6)
+    bars = bar_ax.bar(x, values, 0.7, color=colors, edgecolor="black", linewidth=0.6)
+    for patch, r in zip(bars.patches, recs):
+        patch.set_hatch("///" if r.type == "or" else "")
     bar_ax.axhline(0.0, color="black", lw=0.8)
     bar_ax.set_ylabel("interaction")
     bar_ax.tick_params(axis="x", labelbottom=False, bottom=False)
@@ -551,6 +557,7 @@ def plot_interaction_network(
         ValueError: a batch without ``sample``, lengths not equal powers of two, ``k < 1``,
             or ``players`` not of length n.
     """
+    from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Polygon
 
@@ -566,7 +573,7 @@ def plot_interaction_network(
     recs = [r for r in recs if r.order >= 2 and r.value != 0][:k]
     theta = np.pi / 2 - 2 * np.pi * np.arange(n) / n  # clockwise from the top
     pos = np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    fig, ax = _fig_ax(ax, (5.0, 5.0))
+    fig, ax = _fig_ax(ax, (6.0, 4.5))
     vmax = max((abs(r.value) for r in recs), default=0.0) or 1.0
     for r in reversed(recs):  # strongest drawn last, on top
         w = abs(r.value) / vmax
@@ -577,11 +584,13 @@ def plot_interaction_network(
             ax.add_line(Line2D(pts[:, 0], pts[:, 1], color=color, lw=0.8 + 5.0 * w, ls=ls,
                                alpha=0.3 + 0.7 * w, zorder=1 + w, gid=r.label))  # fmt: skip
         else:
-            ax.add_patch(Polygon(pts, closed=True, facecolor=color, edgecolor=color, alpha=0.1 + 0.35 * w,
-                                 lw=0.8 + 3.0 * w, ls=ls, zorder=w, gid=r.label))  # fmt: skip
-    smax = float(np.max(np.abs(node_values))) or 1.0
-    ax.scatter(pos[:, 0], pos[:, 1], s=120 + 700 * np.abs(node_values) / smax, c=node_values, cmap="RdBu_r",
-               vmin=-smax, vmax=smax, edgecolors="black", linewidths=0.8, zorder=10, gid="network-nodes")  # fmt: skip
+            ax.add_patch(Polygon(pts, closed=True, facecolor=to_rgba(color, 0.05 + 0.25 * w),
+                                 edgecolor=to_rgba(color, 0.3 + 0.7 * w), lw=0.8 + 3.0 * w, ls=ls,
+                                 zorder=w, gid=r.label))  # fmt: skip
+    smax = float(np.max(np.abs(node_values), initial=0.0)) or 1.0
+    ax.scatter(pos[:, 0], pos[:, 1], s=120 + 700 * np.abs(node_values) / smax, c=node_values,
+               cmap="RdBu_r", vmin=-smax, vmax=smax, edgecolors="black", linewidths=0.8, zorder=10,
+               gid="network-nodes")  # fmt: skip
     for (px, py), name in zip(pos, names):
         ax.text(1.28 * px, 1.28 * py, name, ha="center", va="center", fontsize="small")
 

@@ -11,14 +11,17 @@ import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+import jinter  # noqa: E402
 from jinter.analysis import Interactions, sparsity_curve, top_interactions  # noqa: E402
 from jinter.plots import (  # noqa: E402
     plot_and_or_pie,
     plot_curves,
+    plot_interaction_network,
     plot_order_distribution,
     plot_sparsity_curve,
     plot_top_interactions_image,
     plot_top_interactions_tokens,
+    plot_upset,
 )
 
 N = 4
@@ -144,3 +147,126 @@ def test_image_plot_with_patch_players(inter, rng, tmp_path):
     panels = [a for a in fig.axes if a.images]
     assert len(panels) == 2 and panels[0].images[0].get_array().shape == (8, 8, 3)
     save_png(fig, tmp_path / "patches.png")
+
+
+# ------------------------------------------------------------------ UpSet plot and network
+# A planted n = 5 game decomposed by jinter.and_or (one compile, shared by the tests below):
+# AND{0,2} = 2, AND{1,3,4} = -1.5, OR{0,4} = 1, singletons AND{3} = 0.5, AND{1} = -0.3.
+PLANTED = [("and", (0, 2)), ("and", (1, 3, 4)), ("or", (0, 4))]
+NAMES = ["a", "b", "c", "d", "e"]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    n = 5
+    i_and, i_or = np.zeros(2**n), np.zeros(2**n)
+    i_and[0] = 0.1
+    for m, v in (((0, 2), 2.0), ((1, 3, 4), -1.5), ((3,), 0.5), ((1,), -0.3)):
+        i_and[jinter.players_to_mask(m)] = v
+    i_or[jinter.players_to_mask((0, 4))] = 1.0
+    v = np.asarray(jinter.zeta(i_and)) + np.asarray(jinter.or_zeta(i_or))
+    res = jinter.and_or(v, q_ratio=0.0)
+    assert bool(res.converged)
+    rand = jinter.and_or(np.random.default_rng(1).normal(size=2**n), q_ratio=0.0)
+    return res, rand
+
+
+def _by_gid(artists, prefix):
+    return [a for a in artists if (a.get_gid() or "").startswith(prefix)]
+
+
+def test_upset_plot(planted, tmp_path):
+    res, rand = planted
+    k = 6
+    fig = plot_upset(res.I_and, res.I_or, k=k, title="upset")  # jax arrays
+    recs = top_interactions(res.I_and, res.I_or, k=k)
+    assert [(r.type, r.players) for r in recs[:3]] == PLANTED
+    bar_ax, mat_ax = fig.axes
+    (bars,) = [c for c in bar_ax.containers if isinstance(c, BarContainer)]
+    assert len(bars.patches) == k
+    np.testing.assert_allclose([p.get_height() for p in bars.patches], [r.value for r in recs])
+    assert [bool(p.get_hatch()) for p in bars.patches] == [r.type == "or" for r in recs]
+    reds = [p.get_facecolor()[0] > p.get_facecolor()[2] for p in bars.patches]
+    assert reds == [r.value >= 0 for r in recs]
+    assert [t.get_text() for t in bar_ax.get_legend().get_texts()] == ["positive", "negative", "AND", "OR"]
+    # matrix: player 0 on the top row; one dark dot per (set, member), connectors for |S| >= 2
+    assert [t.get_text() for t in mat_ax.get_yticklabels()] == ["p0", "p1", "p2", "p3", "p4"]
+    (members,) = _by_gid(mat_ax.collections, "upset-members")
+    dots = members.get_offsets()
+    assert len(dots) == sum(r.order for r in recs)
+    for j, r in enumerate(recs):
+        rows = dots[dots[:, 0] == j, 1]
+        assert sorted(4 - rows.astype(int)) == list(r.players)
+    (background,) = _by_gid(mat_ax.collections, "upset-nonmembers")
+    assert len(background.get_offsets()) == k * 5
+    (links,) = _by_gid(mat_ax.collections, "upset-connectors")
+    assert len(links.get_segments()) == sum(r.order > 1 for r in recs)
+    save_png(fig, tmp_path / "upset.png")
+
+    # into one given axes (split in two), with names and a batch + sample
+    fig2 = Figure()
+    ax = fig2.add_subplot()
+    both = Interactions.from_arrays(
+        np.stack([res.I_and, rand.I_and]), np.stack([res.I_or, rand.I_or]), players=NAMES
+    )
+    assert plot_upset(both, k=3, sample=0, ax=ax) is fig2
+    mat_ax2, bar_ax2 = ax.child_axes
+    assert [t.get_text() for t in mat_ax2.get_yticklabels()] == NAMES  # the object's names
+    assert len(bar_ax2.containers[0].patches) == 3
+    save_png(fig2, tmp_path / "upset2.png")
+    pair = Figure().subplots(2, 1)
+    plot_upset(rand, k=4, ax=pair)  # an AndOrResult, onto a (bars, matrix) pair
+    assert len(pair[0].containers[0].patches) == 4
+
+
+def test_interaction_network_plot(planted, tmp_path):
+    res, rand = planted
+    fig = plot_interaction_network(res.I_and, res.I_or, k=3, players=NAMES)
+    ax = fig.axes[0]
+    lines, polys = _by_gid(ax.lines, ("AND{", "OR{")), _by_gid(ax.patches, ("AND{", "OR{"))
+    assert sorted(a.get_gid() for a in lines + polys) == ["AND{a, c}", "AND{b, d, e}", "OR{a, e}"]
+    (nodes,) = _by_gid(ax.collections, "network-nodes")
+    pos = nodes.get_offsets()
+    assert len(pos) == 5 and np.allclose(np.hypot(pos[:, 0], pos[:, 1]), 1.0)
+    edge = {a.get_gid(): a for a in lines + polys}
+    np.testing.assert_allclose(np.column_stack(edge["AND{a, c}"].get_data()), pos[[0, 2]])
+    np.testing.assert_allclose(edge["AND{b, d, e}"].get_xy()[:3], pos[[1, 3, 4]])  # a hyperedge polygon
+    assert edge["AND{a, c}"].get_linestyle() == "-" and edge["OR{a, e}"].get_linestyle() == "--"
+    assert edge["AND{a, c}"].get_linewidth() > edge["OR{a, e}"].get_linewidth()  # |2| > |1|
+    assert edge["AND{a, c}"].get_color() == "#c0392b"  # positive: red
+    assert edge["AND{b, d, e}"].get_edgecolor()[2] > edge["AND{b, d, e}"].get_edgecolor()[0]  # negative: blue
+    sizes = nodes.get_sizes()
+    assert np.argmax(sizes) == 3 and np.argsort(sizes)[-2] == 1  # |I({d})| = 0.5 > |I({b})| = 0.3
+    assert [t.get_text() for t in ax.texts] == NAMES
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["positive", "negative", "AND", "OR"]
+    save_png(fig, tmp_path / "network.png")
+
+    # a random game: all non-zero interactions of order >= 2 when k is large, none of order 1
+    fig2 = plot_interaction_network(rand, k=100)
+    ax2 = fig2.axes[0]
+    edges = _by_gid(ax2.lines, ("AND{", "OR{")) + _by_gid(ax2.patches, ("AND{", "OR{"))
+    order = np.array(jinter.mask_orders(5))
+    expected = sum(int(np.sum((np.asarray(x) != 0) & (order >= 2))) for x in (rand.I_and, rand.I_or))
+    assert len(edges) == expected and all(g.get_gid().count(",") >= 1 for g in edges)
+    ax3 = plot_interaction_network(rand, k=2).axes[0]
+    assert len(_by_gid(ax3.lines, ("AND{", "OR{")) + _by_gid(ax3.patches, ("AND{", "OR{"))) == 2
+    save_png(fig2, tmp_path / "network2.png")
+
+
+@pytest.mark.parametrize("plot", [plot_upset, plot_interaction_network])
+def test_upset_and_network_bad_inputs(plot):
+    a = np.random.default_rng(2).normal(size=(3, M))
+    with pytest.raises(ValueError, match=r"one sample: pass I\[i\]"):
+        plot(a, a)
+    with pytest.raises(ValueError, match="does not index one sample"):
+        plot(a, sample=(0, 1))
+    with pytest.raises(ValueError, match="power of two"):
+        plot(np.ones(12))
+    with pytest.raises(ValueError, match="same shape"):
+        plot(a[0], np.ones(2 * M))
+    for k in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            plot(a[0], k=k)
+    with pytest.raises(ValueError, match="players must name all n=4"):
+        plot(a[0], a[1], players=["x", "y"])
+    assert isinstance(plot(a, sample=1, players="wxyz"), Figure)
