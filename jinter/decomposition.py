@@ -43,8 +43,12 @@ interactions and the bound on a rescaled feasible dual point, so the certificate
 The shared decomposition of several models [C24] (:func:`and_or_shared`) uses the same
 Halpern–Douglas–Rachford iteration; its graph projection is exact (see its docstring).
 
-Precision: float64 reaches ``tol = 1e-5`` and below. In float32 use ``tol ≥ 1e-4``; the
-objective then agrees with the float64 optimum to 1e-3 relative (tested at n = 6, with and without the noise term).
+Precision: float64 reaches ``tol = 1e-5`` and below. In float32 the rounding of the certificate
+stalls the gap near 1e-4 to 3e-4 at n = 10, so the float32 default is ``tol = 1e-3``; the
+objective then agrees with the float64 optimum to 1e-4 to 4e-4 relative (measured at n = 8 to 12;
+tested to 1e-3 at n = 6 and 7, with and without the noise term, and for the shared version).
+A zero optimum is certified: differences within the rounding of the objective's sums
+(``8(n+1)·eps`` times the objective of the all-AND split) count as a zero gap.
 
 Tie rules (games with many optimal ``γ``): (1) ``γ`` is only defined up to a constant (a
 constant shift changes no interaction with ``T ≠ ∅``); we fix ``γ(∅) = 0``, i.e.
@@ -250,14 +254,31 @@ def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
     return v, n
 
 
+def _check_loop(max_iter: int, check_every: int) -> None:
+    if int(check_every) < 1 or int(max_iter) < 0:
+        raise ValueError(f"need check_every ≥ 1 and max_iter ≥ 0; got check_every={check_every}, max_iter={max_iter}")
+
+
 def _check_ratio(q_ratio: float) -> None:
     if not (isinstance(q_ratio, (int, float)) and math.isfinite(q_ratio) and q_ratio >= 0):
         raise ValueError(f"q_ratio must be a finite number ≥ 0, got {q_ratio!r}")
 
 
-def _gap(p: Array, lb: Array) -> Array:
+def _gap(p: Array, lb: Array, floor: Array) -> Array:
+    """Relative duality gap; a difference within ``floor`` (the rounding of the objective's
+    sums, see :func:`_rounding_floor`) counts as 0, so that a zero optimum is certified. NaN
+    stays NaN (never ``≤ tol``)."""
+    diff = p - lb
     tiny = jnp.finfo(p.dtype).tiny
-    return jnp.where(p > tiny, (p - lb) / jnp.maximum(p, tiny), 0.0)
+    return jnp.where(diff <= floor, 0.0, diff / jnp.maximum(p, jnp.maximum(floor, tiny)))
+
+
+def _rounding_floor(v: Array) -> Array:
+    """Rounding level of an objective over the games ``v`` (..., 2**n): ``8(n+1)·eps`` times
+    the objective of the all-AND split, ``Σ_{T≠∅} |mobius(v)(T)|`` (the transforms' error
+    bound, summed), per game (leading axes)."""
+    n = v.shape[-1].bit_length() - 1
+    return 8 * (n + 1) * jnp.finfo(v.dtype).eps * jnp.sum(jnp.abs(mobius(v)[..., 1:]), axis=-1)
 
 
 def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
@@ -272,6 +293,7 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
     c_raw = jnp.where(free, 0.0, -kron_apply(v, _L))
     scale = jnp.maximum(jnp.max(jnp.abs(c_raw)), jnp.finfo(dt).tiny)
     c = c_raw / scale
+    floor = _rounding_floor(v) / scale
     rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt) if with_q else jnp.zeros((), dt)
     rho = jnp.asarray(rho, dt)
     K = lambda x: kron_apply(x, _K)  # noqa: E731
@@ -399,13 +421,13 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
 
     def cond(carry):
         _, _, it, (p, lb, _, _) = carry
-        return (it < max_iter) & (_gap(p, lb) > tol)
+        return (it < max_iter) & (_gap(p, lb, floor) > tol)
 
     st0 = opt.init(z0)
     best0 = certificate(z0, aux_of(st0))
     _, _, it, (p, lb, u, q) = jax.lax.while_loop(cond, body, (z0, st0, jnp.zeros((), jnp.int32), best0))
     lb = jnp.minimum(lb, p)
-    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb), it
+    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb, floor), it
 
 
 def _assemble(v, u, q):
@@ -461,9 +483,10 @@ def and_or(
             solved in one compiled call (see ``chunk``); the function also works under ``jax.vmap``.
         q_ratio: noise box ``|q_S| ≤ q_ratio·|v(N) − v(∅)|``.
         tol: stop when the relative duality gap ``(objective − lower_bound)/objective ≤ tol``;
-            default 1e-5 in float64 and 1e-4 in float32 (whose rounding stalls the gap near
-            1e-5: pass float64 ``v`` with ``jax_enable_x64`` on for tighter certificates).
-        max_iter: iteration cap; ``converged`` is False if it is hit first.
+            default 1e-5 in float64 and 1e-3 in float32 (whose rounding stalls the gap near
+            1e-4: pass float64 ``v`` with ``jax_enable_x64`` on for tighter certificates).
+        max_iter: iteration cap (rounded up to a multiple of ``check_every``); ``converged``
+            is False if it is hit first.
         check_every: iterations between certificate checks.
         rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``; default 30
             without the noise term and 50 with it (tuned on random and trained n = 10 games).
@@ -484,6 +507,7 @@ def and_or(
         MemoryBudgetError: the solve would not fit the budget (checked before allocating).
     """
     _check_ratio(q_ratio)
+    _check_loop(max_iter, check_every)
     v, n = _check_v(v)
     size = 2**n
     batch = int(np.prod(v.shape[:-1], dtype=np.int64))
@@ -495,7 +519,7 @@ def and_or(
     if rho is None:
         rho = 30.0 if q_ratio == 0 else 50.0
     if tol is None:
-        tol = 1e-5 if v.dtype == jnp.float64 else 1e-4
+        tol = 1e-5 if v.dtype == jnp.float64 else 1e-3
     args = (float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk))
     workers = _host_workers(v, batch, chunk)
     if workers <= 1:
@@ -524,10 +548,13 @@ def _in_host_threads(fn: Callable[..., Any], arrays: tuple[Array, ...], workers:
     On the CPU, XLA runs one small game's solve on one core; every game's computation is the
     same whichever part it is in, so results equal one call's.
     """
-    bounds = np.linspace(0, arrays[0].shape[0], workers + 1).astype(int)
+    batch = arrays[0].shape[0]
+    size = -(-batch // workers)  # equal parts (one compilation): pad by repeating the last game
+    pad = lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], size * workers - batch, axis=0)])  # noqa: E731
+    arrays = tuple(pad(x) for x in arrays)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda ab: fn(*(x[ab[0] : ab[1]] for x in arrays)), zip(bounds[:-1], bounds[1:])))
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+        parts = list(pool.map(lambda k: fn(*(x[k * size : (k + 1) * size] for x in arrays)), range(workers)))
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:batch], *parts)
 
 
 def _and_or_impl(v, q_ratio, tol, max_iter, check_every, rho, chunk):
@@ -543,7 +570,7 @@ def _and_or_impl(v, q_ratio, tol, max_iter, check_every, rho, chunk):
     i_and, i_or, gamma = _assemble(flat, u, q)
     p = jnp.sum(jnp.abs(i_and[:, 1:]), axis=-1) + jnp.sum(jnp.abs(i_or[:, 1:]), axis=-1)
     lb = jnp.minimum(lb, p)
-    gap = _gap(p, lb)
+    gap = _gap(p, lb, _rounding_floor(flat))
     r = lambda x: x.reshape(lead + x.shape[1:])  # noqa: E731
     return AndOrResult(
         I_and=r(i_and),
@@ -643,6 +670,13 @@ def _dual_norm_phi(y: Array, alpha: float, steps: int = 60) -> Array:
     return hi
 
 
+def _cap_bound(p: Array, b: Array) -> Array:
+    """Bounds beyond the spread of ``p`` and of the finite bounds never bind: cap them there, so
+    that huge or infinite bounds stay finite (an infinite ``b_i`` frees model i alone)."""
+    finite = jnp.where(jnp.isfinite(b), b, 0.0)
+    return jnp.minimum(b, 4 * (jnp.max(jnp.abs(p), axis=0) + jnp.max(finite, axis=0)) + 1)
+
+
 def _proj_shared_box(p: Array, b: Array) -> tuple[Array, Array]:
     """Project each column of ``p`` (m, N) on ``{p : ∃g, |p_i − g| ≤ b_i}`` (the [C24] γ set).
 
@@ -651,6 +685,7 @@ def _proj_shared_box(p: Array, b: Array) -> tuple[Array, Array]:
     function whose root lies between two consecutive of the ``2m`` breakpoints ``p_i ± b_i``:
     evaluate ``D`` there and interpolate (exact, O(m²) per column). Returns the projection and ``g``.
     """
+    b = _cap_bound(p, b)
     lo, hi = p - b, p + b
     bp = jnp.concatenate([lo, hi], axis=0)  # (2m, N)
     d = jnp.sum(jnp.maximum(bp[:, None] - hi[None], 0.0) - jnp.maximum(lo[None] - bp[:, None], 0.0), axis=1)
@@ -682,9 +717,11 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
     L = lambda x: kron_apply(x, _L)  # noqa: E731
     ca = jnp.where(free, 0.0, 0.5 * M(vs))  # ∅ entries only shift costless entries: drop them
     co = jnp.where(free, 0.0, -0.5 * L(vs))
-    scale = jnp.maximum(jnp.max(jnp.maximum(jnp.abs(ca), jnp.abs(co))), jnp.finfo(dt).tiny)
+    cmax = jnp.max(jnp.maximum(jnp.abs(ca), jnp.abs(co)))
+    scale = jnp.where(cmax > 0, cmax, 1.0)  # c ≡ 0: the optimum is 0, keep the bounds finite
     ca, co = ca / scale, co / scale
-    rg = (gb / scale)[:, None].astype(dt)
+    floor = jnp.sum(_rounding_floor(vs)) / scale
+    rg = (gb / scale)[:, None].astype(dt)  # may be huge or inf: see _proj_shared_box
     rq = (q_ratio * jnp.abs(vs[:, -1] - vs[:, 0]) / scale)[:, None].astype(dt)
     dm = jnp.asarray(_kron_diag(_LAM_M, n), dt)
     dl = jnp.asarray(_kron_diag(_LAM_L, n), dt)
@@ -719,18 +756,33 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
         s, t = pr[0], pr[1]  # feasible: γ in the [C24] set, q in its box
         p = jnp.sum(jnp.where(free, 0.0, _phi(M(s) + ca, alpha) + _phi(L(t) + co, alpha)))
         # dual point from the φ prox, corrected so that Σ_i Aᵀy vanishes on γ̄ (free), then
-        # rescaled into the unit ball of φ's dual norm: a valid lower bound for any iterate
+        # rescaled into the unit ball of φ's dual norm (in bound()): a valid lower bound for
+        # any iterate
         ya = jnp.where(free, 0.0, rho * (r[2] - pr[2]))
         yo = jnp.where(free, 0.0, rho * (r[3] - pr[3]))
-        ya = ya - kron_apply(jnp.sum(MT(ya) + L(yo), axis=0), _ZT)[None] / m
-        ya = jnp.where(free, 0.0, ya)  # already 0 up to rounding (Σ_T of that sum is 0)
+        # a model with an infinite bound needs its own term zeroed; the rest of the correction
+        # goes to the models whose γ̂ is cheapest to pay for (weights ∝ 1/bound, uniform for
+        # equal bounds)
+        ya = ya - jnp.where(jnp.isinf(rg), kron_apply(MT(ya) + L(yo), _ZT), 0.0)
+        inv = 1.0 / (rg + 1e-12)
+        wt = jnp.where(jnp.sum(inv) > 0, inv / jnp.sum(inv), 1.0 / m)
+        ya = ya - kron_apply(jnp.sum(MT(ya) + L(yo), axis=0), _ZT)[None] * wt
+        # second candidate: zero each model's Σ term (MᵀZᵀ = I), so the γ̂ penalty vanishes —
+        # the better bound when gamma_bound is large (even infinite) for the data
+        ya2 = ya - kron_apply(MT(ya) + L(yo), _ZT)
+        return p, jnp.minimum(jnp.maximum(bound(ya, yo, True), bound(ya2, yo, False)), p), s, t
+
+    def bound(ya, yo, with_gamma):
+        ya = jnp.where(free, 0.0, ya)  # already 0 up to rounding (Σ_T of the corrections is 0)
         nrm = jnp.where(free, 0.0, jnp.maximum(_dual_norm_phi(ya, alpha), _dual_norm_phi(yo, alpha)))
         sc = jnp.maximum(1.0, jnp.max(nrm))
         ya, yo = ya / sc, yo / sc
         ma, lo = MT(ya), L(yo)
         lin = jnp.sum(ya * ca) + jnp.sum(yo * co)
-        pen = jnp.sum(rg * jnp.abs(ma + lo)) + jnp.sum(rq * 0.5 * jnp.abs(ma - lo))
-        return p, jnp.minimum(jnp.maximum(lin - pen, -lin - pen), p), s, t
+        pen = jnp.sum(rq * 0.5 * jnp.abs(ma - lo))
+        if with_gamma:  # a model with an infinite bound had its term zeroed (up to rounding)
+            pen = pen + jnp.sum(jnp.where(jnp.isinf(rg), 0.0, rg * jnp.abs(ma + lo)))
+        return jnp.maximum(lin - pen, -lin - pen)
 
     opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
 
@@ -751,14 +803,15 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
 
     def cond(carry):
         _, _, it, (p, lb, _, _) = carry
-        return (it < max_iter) & (_gap(p, lb) > tol)
+        return (it < max_iter) & (_gap(p, lb, floor) > tol)
 
     z0 = tuple(jnp.zeros((m, size), dt) for _ in range(4))
     st0 = opt.init(z0)
     _, _, it, (p, lb, s, t) = jax.lax.while_loop(cond, body, (z0, st0, jnp.zeros((), jnp.int32), certificate(z0)))
     gamma, q = 0.5 * (s + t), s - t
     # γ̄: the middle of the feasible interval (deterministic); γ̂^(i) = γ^(i) − γ̄
-    g = 0.5 * (jnp.max(gamma - rg, axis=0) + jnp.min(gamma + rg, axis=0))
+    b = _cap_bound(gamma, rg)
+    g = 0.5 * (jnp.max(gamma - b, axis=0) + jnp.min(gamma + b, axis=0))
     return g * scale, (gamma - g) * scale, q * scale, lb * scale, it
 
 
@@ -777,7 +830,7 @@ def _shared_impl(flat, gbf, q_ratio, alpha, salient_frac, tol, max_iter, check_e
     i_or = or_mobius(w - o_and).at[..., 0].set(0.0)
     p = jnp.sum(_phi(jnp.moveaxis(i_and[..., 1:], 1, 0), alpha) + _phi(jnp.moveaxis(i_or[..., 1:], 1, 0), alpha), -1)
     lb = jnp.minimum(lb, p)
-    gap = _gap(p, lb)
+    gap = _gap(p, lb, jnp.sum(_rounding_floor(flat), axis=-1))
     both = jnp.concatenate([jnp.abs(i_and[..., 1:]), jnp.abs(i_or[..., 1:])], axis=-1)
     tau = salient_frac * jnp.max(both, axis=-1)  # per model and input (AND and OR together)
     return SharedAndOrResult(
@@ -825,10 +878,12 @@ def and_or_shared(
         q_ratio: noise box per model; 0 drops the noise term.
         alpha: weight of the sum in ``φ`` (0: max only, 1: sum only, i.e. separate ℓ1 problems
             coupled only through the γ set).
-        gamma_bound: ``(m,)`` or ``(m, ...)``: bound on ``|γ̂^(i)|``.
+        gamma_bound: a number, ``(m,)`` or ``(m, ...)``: bound on ``|γ̂^(i)|`` (``inf``: none).
         salient_frac: threshold of ``Ω^(i)`` relative to the model's max ``|I|`` on the input.
-        tol: relative duality gap to stop at; default 1e-5 in float64, 1e-4 in float32.
-        max_iter: iteration cap per input; ``converged`` is False if it is hit first.
+        tol: relative duality gap to stop at; default 1e-5 in float64, 1e-3 in float32 (see
+            :func:`and_or`).
+        max_iter: iteration cap per input (rounded up to a multiple of ``check_every``);
+            ``converged`` is False if it is hit first.
         check_every: iterations between certificate checks.
         rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1`` (tuned on
             random n = 8 games; 5–20 are within 1.5× of each other).
@@ -852,6 +907,7 @@ def and_or_shared(
         ((2, 16), True)
     """
     _check_ratio(q_ratio)
+    _check_loop(max_iter, check_every)
     if not (0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     if isinstance(vs, (list, tuple)):
@@ -866,15 +922,17 @@ def and_or_shared(
         gb = 0.5 * jnp.abs(vs[..., -1] - vs[..., 0])
     else:
         gb = jnp.asarray(gamma_bound, dtype=vs.dtype)
+        if gb.ndim == 0:
+            gb = jnp.broadcast_to(gb, vs.shape[:-1])
         if gb.ndim == 1 and gb.shape[0] == m:
             gb = jnp.broadcast_to(gb.reshape((m,) + (1,) * (vs.ndim - 2)), vs.shape[:-1])
         if gb.shape != vs.shape[:-1]:
             raise ValueError(
-                f"gamma_bound must have shape (m,) = ({m},) or {vs.shape[:-1]} (one per model and input); "
+                f"gamma_bound must be a number or have shape (m,) = ({m},) or {vs.shape[:-1]} (one per model and input); "
                 f"got {gb.shape}"
             )
-        if not bool(jnp.all(gb >= 0)):
-            raise ValueError("gamma_bound must be ≥ 0")
+        if not isinstance(gb, jax.core.Tracer) and not bool(jnp.all(gb >= 0)):
+            raise ValueError("gamma_bound must be ≥ 0 (inf: no bound)")
     lead, size = vs.shape[1:-1], 2**n
     inputs = int(np.prod(lead, dtype=np.int64))
     check_budget(
@@ -883,7 +941,7 @@ def and_or_shared(
         memory_budget,
     )
     if tol is None:
-        tol = 1e-5 if vs.dtype == jnp.float64 else 1e-4
+        tol = 1e-5 if vs.dtype == jnp.float64 else 1e-3
     args = (float(q_ratio), float(alpha), float(salient_frac), float(tol), int(max_iter), int(check_every),
             float(rho))
     flat = jnp.moveaxis(vs.reshape((m, inputs, size)), 1, 0)  # (inputs, m, N)

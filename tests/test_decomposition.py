@@ -343,12 +343,46 @@ def test_shared_batched_jit_vmap_threads_and_errors(monkeypatch):
 
 
 def test_shared_float32_path():
-    vs = np.random.default_rng(22).normal(size=(2, 2**5))
+    vs = np.random.default_rng(22).normal(size=(3, 2, 2**7))  # n = 7: float32 stalls near 1e-4
     r64 = and_or_shared(vs)
-    r32 = and_or_shared(vs.astype(np.float32))  # default tol 1e-4 in float32
-    assert r32.I_and.dtype == jnp.float32 and bool(r32.converged) and float(r32.gap) <= 1e-4
+    r32 = and_or_shared(vs.astype(np.float32))  # default tol 1e-3 in float32
+    assert r32.I_and.dtype == jnp.float32 and bool(np.all(r32.converged)) and np.all(r32.gap <= 1e-3)
     # stated float32 tolerance: objective within 1e-3 relative of the float64 optimum
-    assert abs(float(r32.objective) / float(r64.objective) - 1) < 1e-3
+    np.testing.assert_allclose(np.asarray(r32.objective, np.float64), r64.objective, rtol=1e-3)
+
+
+def test_shared_degenerate_bounds_and_zero_optimum():
+    """Infinite, huge, zero and mixed γ̂ bounds, inputs without variation and a zero optimum:
+    no NaN, certified, at the LP optimum (an infinite bound solved as 1e6 by the LP)."""
+    rng = np.random.default_rng(23)
+    vs = rng.normal(size=(3, 2**4))
+    d = np.abs(vs[:, -1] - vs[:, 0])
+    for gb in ([0.0, np.inf, 1.0], [np.inf] * 3, [1e8] * 3, [1e-3, 1e6, 1.0], 0.0):
+        res = and_or_shared(vs, gamma_bound=gb)
+        assert bool(res.converged) and float(res.gap) <= 1e-5, gb
+        opt = lp_shared(vs, 0.1, np.minimum(np.broadcast_to(gb, (3,)), 1e6), 0.02 * d)
+        assert abs(float(res.objective) / opt - 1) < 2e-5, gb
+        assert float(res.lower_bound) <= opt * (1 + 1e-9)
+    # a dead input (all outputs equal) with a dataset-level bound; a batch mixing it with a live one
+    dead = np.stack([np.zeros((2, 8)), rng.normal(size=(2, 8))], axis=1)  # (2 models, 2 inputs, 8)
+    res = and_or_shared(dead, gamma_bound=[10.0, 10.0])
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in res if np.asarray(x).dtype.kind == "f")
+    assert bool(np.all(res.converged)) and float(res.objective[0]) == 0.0
+    # zero optimum (q absorbs everything): certified at once, not after max_iter iterations
+    res = and_or_shared(np.array([[0.0, 1.0]] * 4), q_ratio=0.5, alpha=0.0)
+    assert bool(res.converged) and float(res.objective) < 1e-12 and int(res.iterations) <= 100
+    one = and_or(np.array([0.0, 1.0]), q_ratio=0.5)
+    assert bool(one.converged) and float(one.objective) < 1e-12 and int(one.iterations) <= 100
+    # a scalar bound, and a traced one under jit
+    np.testing.assert_allclose(float(and_or_shared(vs, gamma_bound=0.3).objective),
+                               float(and_or_shared(vs, gamma_bound=np.full(3, 0.3)).objective), rtol=1e-12)
+    jitted = jax.jit(lambda gb: and_or_shared(vs, gamma_bound=gb).objective)(jnp.full(3, 0.3))
+    np.testing.assert_allclose(float(jitted), float(and_or_shared(vs, gamma_bound=0.3).objective), rtol=1e-12)
+    for kw in (dict(check_every=0), dict(max_iter=-1)):
+        with pytest.raises(ValueError, match="check_every"):
+            and_or_shared(vs, **kw)
+        with pytest.raises(ValueError, match="check_every"):
+            and_or(vs[0], **kw)
 
 
 @settings(max_examples=10, deadline=None)
@@ -397,8 +431,11 @@ def test_certificate_valid_for_any_iterate(values, q_ratio):
 
 def test_default_tolerance_follows_dtype():
     v = np.random.default_rng(11).normal(size=2**5)
-    r32 = and_or(v.astype(np.float32), q_ratio=0.0)  # default tol 1e-4 in float32: reachable
-    assert bool(r32.converged) and float(r32.gap) <= 1e-4
+    r32 = and_or(v.astype(np.float32), q_ratio=0.0)  # default tol 1e-3 in float32: reachable
+    assert bool(r32.converged) and float(r32.gap) <= 1e-3
+    v10 = np.random.default_rng(1).normal(size=2**10).astype(np.float32)  # stalled at 2e-4 with tol 1e-4
+    r10 = and_or(v10)
+    assert bool(r10.converged) and int(r10.iterations) < 10_000
     r64 = and_or(v, q_ratio=0.0)  # default tol 1e-5 in float64
     assert bool(r64.converged) and float(r64.gap) <= 1e-5
 
