@@ -402,10 +402,24 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
         opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
     aux_of = (lambda st: st.aux) if with_q else (lambda st: None)  # noqa: E731
 
-    # the loop keeps the best certified pair seen at the checks: the returned objective and
-    # bound never get worse, whatever the iteration does between checks.
+    p, lb, (u, q), it = _certified_loop(
+        opt, z0, lambda z, st: certificate(z, aux_of(st)), floor, tol, max_iter, check_every
+    )
+    lb = jnp.minimum(lb, p)
+    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb, floor), it
+
+
+def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every):
+    """Run the optax fixed-point transform ``opt`` from ``z0`` in a ``lax.while_loop``.
+
+    Every ``check_every`` steps, ``certificate(z, state) -> (objective, bound, *primal)``; the
+    loop keeps the best objective's primal and the best bound seen at the checks (so neither
+    gets worse, whatever the iteration does between checks) and stops when their relative gap
+    is ≤ ``tol`` or at ``max_iter``. Returns ``(objective, bound, primal, iterations)``.
+    """
+
     def body(carry):
-        z, st, it, best = carry
+        z, st, it, (bp, blb, bx) = carry
 
         def step(_, zs):
             z, st = zs
@@ -413,21 +427,19 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
             return optax.apply_updates(z, upd), st
 
         z, st = jax.lax.fori_loop(0, check_every, step, (z, st))
-        p, lb, u, q = certificate(z, aux_of(st))
-        bp, blb, bu, bq = best
+        p, lb, *x = certificate(z, st)
         better = p < bp
-        best = (jnp.where(better, p, bp), jnp.maximum(lb, blb), jnp.where(better, u, bu), jnp.where(better, q, bq))
+        best = (jnp.where(better, p, bp), jnp.maximum(lb, blb), [jnp.where(better, a, b) for a, b in zip(x, bx)])
         return z, st, it + check_every, best
 
     def cond(carry):
-        _, _, it, (p, lb, _, _) = carry
+        _, _, it, (p, lb, _) = carry
         return (it < max_iter) & (_gap(p, lb, floor) > tol)
 
     st0 = opt.init(z0)
-    best0 = certificate(z0, aux_of(st0))
-    _, _, it, (p, lb, u, q) = jax.lax.while_loop(cond, body, (z0, st0, jnp.zeros((), jnp.int32), best0))
-    lb = jnp.minimum(lb, p)
-    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb, floor), it
+    p0, lb0, *x0 = certificate(z0, st0)
+    _, _, it, (p, lb, x) = jax.lax.while_loop(cond, body, (z0, st0, jnp.zeros((), jnp.int32), (p0, lb0, x0)))
+    return p, lb, tuple(x), it
 
 
 def _assemble(v, u, q):
@@ -785,29 +797,8 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
         return jnp.maximum(lin - pen, -lin - pen)
 
     opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
-
-    def body(carry):
-        z, st, it, best = carry
-
-        def step(_, zs):
-            z, st = zs
-            upd, st = opt.update(None, st, z)
-            return optax.apply_updates(z, upd), st
-
-        z, st = jax.lax.fori_loop(0, check_every, step, (z, st))
-        p, lb, s, t = certificate(z)
-        bp, blb, bs, bt = best
-        better = p < bp
-        best = (jnp.where(better, p, bp), jnp.maximum(lb, blb), jnp.where(better, s, bs), jnp.where(better, t, bt))
-        return z, st, it + check_every, best
-
-    def cond(carry):
-        _, _, it, (p, lb, _, _) = carry
-        return (it < max_iter) & (_gap(p, lb, floor) > tol)
-
     z0 = tuple(jnp.zeros((m, size), dt) for _ in range(4))
-    st0 = opt.init(z0)
-    _, _, it, (p, lb, s, t) = jax.lax.while_loop(cond, body, (z0, st0, jnp.zeros((), jnp.int32), certificate(z0)))
+    p, lb, (s, t), it = _certified_loop(opt, z0, lambda z, st: certificate(z), floor, tol, max_iter, check_every)
     gamma, q = 0.5 * (s + t), s - t
     # γ̄: the middle of the feasible interval (deterministic); γ̂^(i) = γ^(i) − γ̄
     b = _cap_bound(gamma, rg)
