@@ -5,6 +5,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jinter._budget import MemoryBudgetError
@@ -14,6 +15,7 @@ from jinter.masking import (
     TabularPlayers,
     TokenPlayers,
     host_model,
+    learn_baseline,
     log_odds,
     logit,
     masked_outputs,
@@ -364,3 +366,67 @@ def test_log_odds_accepts_any_integer_label_dtype(dtype):
     p = jax.nn.softmax(logits, axis=1)
     want = jnp.log(jnp.asarray([p[0, 1], p[1, 0]]) / (1 - jnp.asarray([p[0, 1], p[1, 0]])))
     np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- learned baselines
+
+
+def test_learned_baseline_reaches_the_known_optimum_of_an_additive_model():
+    """Additive model: Σ_T|I_and(T)| = Σ_i |w_i|·|x_i − b_i|, minimized at the median of x_i
+    (inside the box) or at the box edge nearest to it."""
+    x = np.random.default_rng(0).normal(size=(25, 3))
+    w = jnp.array([1.0, -2.0, 0.5])
+    model = lambda b: b @ w  # noqa: E731
+    med = np.median(x, axis=0)
+    res = learn_baseline(model, x, TabularPlayers(3), box=(-3.0, 3.0), init="zeros")
+    assert res.baseline.shape == (3,) and res.loss.shape == (201,)
+    np.testing.assert_allclose(res.baseline, med, atol=0.02)
+    best = np.mean(np.sum(np.abs(w) * np.abs(x - med), axis=1))
+    np.testing.assert_allclose(float(res.loss[0]), np.mean(np.sum(np.abs(w) * np.abs(x), axis=1)), rtol=1e-12)
+    assert best <= float(res.loss[-1]) <= best * (1 + 1e-3)
+    # an active box: the optimum is the edge nearest to the median
+    low = med + np.array([0.5, -1.0, -1.0])
+    boxed = learn_baseline(model, x, TabularPlayers(3), box=(low, low + 0.2), steps=100)
+    np.testing.assert_allclose(boxed.baseline, [low[0], low[1] + 0.2, low[2] + 0.2], atol=1e-9)
+    # an optax optimizer of one's own (plain SGD) also gets there
+    sgd = learn_baseline(model, x, TabularPlayers(3), box=(-3.0, 3.0), optimizer=optax.sgd(0.01), steps=300)
+    np.testing.assert_allclose(sgd.baseline, med, atol=0.05)
+
+
+def test_learned_baseline_sparsifies_a_flax_model_on_patches():
+    from jinter.data import load_dataset
+    from jinter.models import model_for_dataset
+
+    ds = load_dataset("digits", seed=0)
+    model = model_for_dataset(ds, "mlp", hidden=(16,))
+    params = model.init(jax.random.PRNGKey(0), jnp.asarray(ds.x_train[:1]))
+    players = PatchPlayers((8, 8, 1), (2, 2), cells=(5, 6, 9, 10), channels_last=True)
+    x, y = ds.x_test[:6], ds.y_test[:6].astype(np.int64)
+    res = learn_baseline(model, x, players, params=params, reward=log_odds(y), data=ds.x_train, steps=40)
+    assert res.baseline.shape == (8, 8, 1)
+    assert np.all(res.baseline >= ds.x_train.min(axis=0) - 1e-12) and np.all(res.baseline <= ds.x_train.max(axis=0) + 1e-12)
+    assert float(res.loss[-1]) < 0.9 * float(res.loss[0])  # ‖I_and‖₁ down by more than 10%
+    v = masked_outputs(model, x, players, params=params, reward=log_odds(y), baseline=res.baseline)
+    from jinter.transforms import mobius
+
+    np.testing.assert_allclose(float(np.mean(np.sum(np.abs(mobius(v)[..., 1:]), -1))), float(res.loss[-1]), rtol=1e-5)  # float32 model
+
+
+def test_learned_baseline_errors():
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    players = TabularPlayers(3)
+    model = lambda b: jnp.sum(b, axis=-1)  # noqa: E731
+    with pytest.raises(ValueError, match="differentiates"):
+        learn_baseline(host_model(lambda b: b.sum(-1)), x, players)
+    with pytest.raises(ValueError, match="differentiates"):
+        learn_baseline((model, model), x, players)
+    with pytest.raises(ValueError, match="steps"):
+        learn_baseline(model, x, players, steps=-1)
+    with pytest.raises(ValueError, match="low ≤ high"):
+        learn_baseline(model, x, players, box=(1.0, 0.0))
+    with pytest.raises(ValueError, match="batch axis"):
+        learn_baseline(model, x[0], players)
+    with pytest.raises(ValueError, match="init"):
+        learn_baseline(model, x, players, init="median")
+    with pytest.raises(ValueError, match="step 0"):
+        learn_baseline(lambda b: jnp.log(b[:, 0]), x, players, box=(-1.0, -0.5), steps=3)
