@@ -406,7 +406,7 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q):
         opt, z0, lambda z, st: certificate(z, aux_of(st)), floor, tol, max_iter, check_every
     )
     lb = jnp.minimum(lb, p)
-    return u * scale, q * scale, p * scale, lb * scale, _gap(p, lb, floor), it
+    return u * scale, q * scale, lb * scale, it  # the caller recomputes the objective and gap
 
 
 def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every):
@@ -576,9 +576,9 @@ def _and_or_impl(v, q_ratio, tol, max_iter, check_every, rho, chunk):
     solve = lambda x: _solve_single(x, q_ratio, tol, max_iter, check_every, rho, with_q)  # noqa: E731
     if chunk <= 1 or flat.shape[0] == 1:
         # each game keeps its own stopping time (no waiting for the slowest game of a batch)
-        u, q, p, lb, gap, it = jax.lax.map(solve, flat)
+        u, q, lb, it = jax.lax.map(solve, flat)
     else:
-        u, q, p, lb, gap, it = jax.lax.map(solve, flat, batch_size=chunk)
+        u, q, lb, it = jax.lax.map(solve, flat, batch_size=chunk)
     i_and, i_or, gamma = _assemble(flat, u, q)
     p = jnp.sum(jnp.abs(i_and[:, 1:]), axis=-1) + jnp.sum(jnp.abs(i_or[:, 1:]), axis=-1)
     lb = jnp.minimum(lb, p)
