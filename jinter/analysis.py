@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from jinter._checks import safe_divide
 from jinter.transforms import mask_orders, mask_to_players, num_players
 
 __all__ = [
@@ -138,7 +139,7 @@ def order_distribution(
     if sample_axis is not None and num.ndim > 1:
         num = jnp.mean(num, axis=sample_axis)
     z = jnp.mean(num, axis=-1, keepdims=True)
-    return jnp.where(z > 0, num / jnp.where(z > 0, z, 1), 0)
+    return safe_divide(num, z)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def _sort_descending_nonneg(a: Array) -> Array:
 def _sparsity_curve(arrays: tuple[Array, ...], sample_axis: int | None) -> Array:
     a = jnp.concatenate([jnp.abs(i[..., 1:]) for i in arrays], axis=-1)
     peak = jnp.max(a, axis=-1, keepdims=True, initial=0)
-    a = jnp.where(peak > 0, a / jnp.where(peak > 0, peak, 1), 0)
+    a = safe_divide(a, peak)
     a = _sort_descending_nonneg(a)
     if sample_axis is not None and a.ndim > 1:
         a = jnp.mean(a, axis=sample_axis)
@@ -400,7 +401,7 @@ def _as_and_or(x: Any, what: str) -> tuple[ArrayLike, ArrayLike | None]:
 def _masked_mean(x: Array, valid: Array, axis: int) -> Array:
     cnt = jnp.sum(valid.astype(x.dtype), axis=axis)
     tot = jnp.sum(jnp.where(valid, x, 0), axis=axis)
-    return jnp.where(cnt > 0, tot / jnp.where(cnt > 0, cnt, 1), 0)
+    return safe_divide(tot, cnt)
 
 
 def generalization_power(
@@ -457,8 +458,8 @@ def _generalization_counts(im: Array, ib: Array, tau_model: Array, tau_base: Arr
 def _generalization_summary(cols: tuple[Array, ...], sample_axis: int | None) -> GeneralizationPower:
     ns, ng, st, sg = jnp.unstack(jnp.stack(cols, axis=-1), axis=-2)  # each (..., types)
     n_tot, g_tot, s_tot, sg_tot = (x.sum(-1) for x in (ns, ng, st, sg))
-    frac = jnp.where(n_tot > 0, g_tot / jnp.where(n_tot > 0, n_tot, 1), 0)
-    wfrac = jnp.where(s_tot > 0, sg_tot / jnp.where(s_tot > 0, s_tot, 1), 0)
+    frac = safe_divide(g_tot, n_tot)
+    wfrac = safe_divide(sg_tot, s_tot)
     if sample_axis is not None and n_tot.ndim > 0:
         n_bar = jnp.mean(n_tot, axis=sample_axis)
         h_bar = _masked_mean(frac, n_tot > 0, sample_axis)
@@ -909,7 +910,7 @@ def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*bat
     d = jnp.asarray(distribution)
     k = jnp.arange(1, d.shape[-1] + 1, dtype=d.dtype)
     total = jnp.sum(d, axis=-1)
-    return jnp.where(total > 0, jnp.sum(k * d, axis=-1) / jnp.where(total > 0, total, 1), 0)
+    return safe_divide(jnp.sum(k * d, axis=-1), total)
 
 
 def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:

@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
+from jinter._checks import tiny
 
 __all__ = [
     "kron_apply",
@@ -259,13 +260,22 @@ def matching_error(
     """Worst error of universal matching over all masks, per leading batch index.
 
     Returns ``max_S |v(S) − reconstruct(I_and, I_or)(S)|``, divided by
-    ``max_S |v(S)|`` (or 1 if that is 0) when ``relative``.
+    ``max_S |v(S)|`` when ``relative``. A scale below the smallest normal number of the dtype
+    (zero, or a subnormal that XLA may flush to zero on the device) counts as no scale: the
+    error is then divided by 1, the same on every backend and in numpy.
+
+    >>> matching_error([0.0, 1.0], [0.0, 1.0]).item()
+    0.0
+    >>> matching_error([0.0, 2.0], [0.0, 1.0], relative=True).item()
+    0.5
+    >>> matching_error([5e-324, 5e-324], [1.0, 0.0], relative=True).item()  # tiny scale: absolute
+    1.0
     """
     v = _as_float(v)
     err = jnp.max(jnp.abs(v - reconstruct(i_and, i_or)), axis=-1)
     if relative:
         scale = jnp.max(jnp.abs(v), axis=-1)
-        err = err / jnp.where(scale > 0, scale, 1)
+        err = err / jnp.where(scale >= tiny(scale.dtype), scale, 1)
     return err
 
 
