@@ -11,9 +11,25 @@ same in numpy, on CPU and on accelerators.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
+
+
+def as_real_float(x: ArrayLike, what: str) -> Array:
+    """``x`` as a JAX float array; integers and booleans are promoted, complex is refused.
+
+    Casting complex values to float would silently drop their imaginary parts, so it is an
+    error naming the argument.
+    """
+    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{what} is complex ({x.dtype}); interactions need real values: pass the real "
+                        "part (or abs) explicitly if that is what you mean")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return x
 
 
 def tiny(dtype) -> float:
@@ -25,7 +41,8 @@ def tiny(dtype) -> float:
 def safe_divide(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     """``num / den`` where ``|den| ≥ tiny``, else ``fill`` (no NaN, no overflow from subnormals).
 
-    >>> import jax.numpy as jnp
+    >>> import jax
+import jax.numpy as jnp
     >>> safe_divide(jnp.array([1.0, 1.0, 1.0]), jnp.array([2.0, 0.0, 1e-320])).tolist()
     [0.5, 0.0, 0.0]
     """

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -235,11 +236,15 @@ class TokenPlayers(_Players):
         positions: positions used as players, in player order (default: all); the others
             (e.g. [CLS], [SEP]) are background.
         embed_dim: set when inputs are embeddings rather than token ids.
+        mask_token: the id that masked positions take when inputs are token ids (e.g. the
+            tokenizer's ``[MASK]`` or pad id). Token-id inputs need it, or an explicit integer
+            ``baseline=``: a default of zeros would silently mean token 0, a real token.
     """
 
     seq_len: int
     positions: tuple[int, ...] | None = None
     embed_dim: int | None = None
+    mask_token: int | None = None
 
     def __post_init__(self):
         if int(self.seq_len) < 1:
@@ -249,6 +254,13 @@ class TokenPlayers(_Players):
             pos = tuple(int(p) for p in np.asarray(self.positions).reshape(-1))
             object.__setattr__(self, "positions", pos)
             _check_disjoint([[p] for p in pos], self.seq_len, "position")
+        if self.mask_token is not None:
+            if self.embed_dim is not None:
+                raise ValueError("mask_token is for token-id inputs; with embed_dim, pass the mask "
+                                 "embedding as baseline=...")
+            if isinstance(self.mask_token, bool) or not isinstance(self.mask_token, (int, np.integer)):
+                raise TypeError(f"mask_token must be an integer token id, got {self.mask_token!r}")
+            object.__setattr__(self, "mask_token", int(self.mask_token))
 
     @property
     def n(self) -> int:
@@ -519,6 +531,8 @@ def _reward_values(outputs: Array, reward: Any, batch: int, chunk: int) -> Array
             f"model returned shape {outputs.shape} for a batch of {n_in} inputs; "
             f"expected ({n_in},) or ({n_in}, num_outputs)"
         )
+    if jnp.issubdtype(outputs.dtype, jnp.complexfloating):
+        raise TypeError(f"model returned complex outputs ({outputs.dtype}); v(x_S) must be real")
     if reward is None:
         if outputs.shape[1:] not in ((), (1,)):
             raise ValueError(
@@ -590,12 +604,33 @@ def _mask_dtype(n: int):
 
 
 def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> Array | np.ndarray:
-    """Baseline of shape ``input_shape`` (shared) or ``x.shape`` (one per batch input)."""
+    """Baseline of shape ``input_shape`` (shared) or ``x.shape`` (one per batch input).
+
+    ``None`` is the players' natural default: zeros, or the mask token of token-id players.
+    Nothing is converted silently: integer inputs (token ids) take only integer baselines.
+    """
     shape = tuple(players.input_shape)
+    token_ids = jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.bool_)
+    if baseline is None:
+        if isinstance(players, TokenPlayers) and players.embed_dim is None:
+            if players.mask_token is None:
+                raise ValueError(
+                    "token-id players need a mask token: pass TokenPlayers(..., mask_token=ID) or "
+                    "baseline=ID (the tokenizer's [MASK] or pad id); zeros would mean token 0, a real token"
+                )
+            return np.full(shape, players.mask_token, dtype=x.dtype)
+        baseline = "zeros"
     if isinstance(baseline, str):
         if baseline == "zeros":
+            if isinstance(players, TokenPlayers) and players.embed_dim is None:
+                raise ValueError(
+                    'baseline="zeros" on token ids would mean token 0, a real token: name the mask '
+                    "token (TokenPlayers(..., mask_token=ID) or baseline=ID); baseline=0 if token 0 is meant"
+                )
             return np.zeros(shape, dtype=x.dtype)
         if baseline == "mean":
+            if token_ids:
+                raise ValueError('baseline="mean" averages inputs; token ids cannot be averaged')
             if data is None:
                 raise ValueError('baseline="mean" needs data=... (inputs to average over)')
             data = jnp.asarray(data)
@@ -605,6 +640,13 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
         raise ValueError(f'baseline must be an array, "zeros" or "mean", got {baseline!r}')
     xp = jnp if isinstance(baseline, jax.Array) else np
     base = xp.asarray(baseline)
+    if jnp.issubdtype(base.dtype, jnp.complexfloating):
+        raise TypeError(f"baseline is complex ({base.dtype}); inputs are real")
+    if token_ids and not (xp.issubdtype(base.dtype, xp.integer) or base.dtype == bool):
+        raise TypeError(
+            f"inputs are token ids ({x.dtype}) but the baseline is {base.dtype}: pass an integer "
+            "token id (a float would be truncated silently)"
+        )
     for target in (shape, x.shape):
         try:
             if np.broadcast_shapes(base.shape, target) == target:
@@ -622,13 +664,14 @@ def masked_outputs(
     x: ArrayLike,
     players: Players,
     *,
-    baseline: ArrayLike | str = "zeros",
+    baseline: ArrayLike | str | None = None,
     reward: Callable[[Array], Array] | None = None,
     masks: Int[ArrayLike, " M"] | None = None,
     data: ArrayLike | None = None,
     chunk_size: int | None = None,
     memory_budget: int | str | None = None,
     params: Any = None,
+    progress: bool | None = None,
 ) -> Float[Array, "*batch M"]:
     r"""Model values ``v(x_S)`` on masked inputs, for all ``2**n`` masks or the given ones.
 
@@ -648,8 +691,9 @@ def masked_outputs(
         players: the player specification (:class:`TabularPlayers`, :class:`PatchPlayers`,
             :class:`TokenPlayers`).
         baseline: values of masked players: an array broadcasting to the inputs (e.g. one of
-            shape ``input_shape``, a mask embedding, a mask token id), ``"zeros"``, or
-            ``"mean"`` (mean over ``data``, see :func:`mean_baseline`).
+            shape ``input_shape``, a mask embedding, an integer mask token id), ``"zeros"``,
+            or ``"mean"`` (mean over ``data``, see :func:`mean_baseline`). ``None``
+            (default): zeros, or for token-id players their ``mask_token`` (required then).
         reward: maps model outputs ``(B, C)`` to values ``(B,)``, e.g. :func:`log_odds` (the
             default of the papers) or :func:`logit`. ``None``: the model returns one value
             per input.
@@ -659,6 +703,13 @@ def masked_outputs(
             many as fit the memory budget, at most ``4096`` masked inputs per call.
         memory_budget: bytes (or ``"2G"``); default :func:`jinter.memory_budget`.
         params: Flax linen variables (or a pair of them for a pair model).
+        progress: show a progress bar over chunks: ``None`` (default) when the first chunk
+            predicts more than 3 s in all, ``True`` always, ``False`` never.
+
+    Memory: before anything runs, the peak is planned as the float64 values ``(*batch, M)``
+    (written in place, chunk by chunk) plus one chunk's live bytes as XLA reports them for the
+    compiled evaluation (masked inputs, the model's activations and outputs); the chunk halves
+    until that fits the budget, else :class:`MemoryBudgetError` states the bytes needed.
 
     Returns:
         Values of shape ``(*batch, 2**n)`` (or ``(*batch, len(masks))``).
@@ -712,33 +763,36 @@ def masked_outputs(
         num = m.size
         mask_arr = m
 
-    # memory plan
     limit = _memory_budget(memory_budget)
-    out_bytes = b * num * 8
-    check_budget(out_bytes, f"values of {b} input(s) on {num} masks", limit)
-    per_mask = b * max(math.prod(shape), 1) * x.dtype.itemsize * _LIVE_FACTOR
-    fit = (limit - out_bytes) // per_mask
-    if fit < 1:
-        raise MemoryBudgetError(
-            f"one masked input per batch entry ({b} × {shape} {x.dtype}) would need about "
-            f"{format_bytes(per_mask)} next to the output of {format_bytes(out_bytes)}, more than "
-            f"the memory budget of {format_bytes(limit)}"
-        )
-    if chunk_size is None:
-        chunk = min(fit, max(MAX_CHUNK // max(b, 1), 1))
-        chunk = 1 << (int(chunk).bit_length() - 1)  # a power of two: divides 2**n evenly
-    else:
-        chunk = int(chunk_size)
-        if chunk < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    chunk = max(1, min(chunk, num))
-
-    # baseline, reward
+    chunk = _chunk_size_option(chunk_size)
     base = _resolve_baseline(baseline, data, feats_fn, players, x)
+    reward = _prepare_reward(reward, b)
+
+    if num == 0 or b == 0:
+        return jnp.zeros(batch + (num,), dtype=jnp.result_type(float))
+
+    mdtype = _mask_dtype(n)
+    args = (apply, reward, x, base, players.owner)
+    run, chunk = _plan_chunks(args, mdtype, mask_arr is not None, b, num, shape, x.dtype, limit, chunk)
+    values = _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress)
+    _check_finite(values, mask_arr, n, batch)
+    return values
+
+
+def _chunk_size_option(chunk_size: Any) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+def _prepare_reward(reward: Any, b: int) -> Any:
+    """Validate a reward and wrap it as jit data: label rewards carry their label range."""
     if reward is not None and not isinstance(reward, _LabelReward):
         if not callable(reward):
             raise ValueError(f"reward must be callable, got {type(reward).__name__}")
-        reward = _Static(reward)
+        return _Static(reward)
     if isinstance(reward, _LabelReward):
         lab = reward.label
         if lab.ndim and lab.size not in (1, b):
@@ -746,25 +800,118 @@ def masked_outputs(
         rng_ = None
         if not isinstance(lab, jax.core.Tracer) and lab.size:
             rng_ = (int(np.min(lab)), int(np.max(lab)))
-        reward = _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_)
+        return _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_)
+    return reward
 
-    if num == 0 or b == 0:
-        return jnp.zeros(batch + (num,), dtype=jnp.result_type(float))
 
-    mdtype = _mask_dtype(n)
-    outs = []
-    for start in range(0, num, chunk):
-        stop = min(start + chunk, num)
-        if mask_arr is None:
-            cm, first = None, np.asarray(start, dtype=mdtype)
-        else:
-            cm, first = np.zeros(chunk, dtype=mdtype), np.asarray(0, dtype=mdtype)
-            cm[: stop - start] = mask_arr[start:stop]
-        val = _eval_chunk(apply, reward, x, base, players.owner, cm, first, chunk=chunk)
-        outs.append(val[..., : stop - start] if stop - start < chunk else val)
-    values = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
-    _check_finite(values, mask_arr, n, batch)
-    return values
+def _chunk_inputs(mdtype, explicit: bool, chunk: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Placeholder ``(masks, start)`` of one chunk, for planning and compilation."""
+    if explicit:
+        return np.zeros(chunk, dtype=mdtype), np.asarray(0, dtype=mdtype)
+    return None, np.asarray(0, dtype=mdtype)
+
+
+def _compiled_chunk(args: tuple, mdtype, explicit: bool, chunk: int):
+    """The evaluation of one chunk, compiled ahead of time (cached by JAX), and its peak bytes."""
+    cm, first = _chunk_inputs(mdtype, explicit, chunk)
+    compiled = _eval_chunk.lower(*args, cm, first, chunk=chunk).compile()
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        stats = None
+    if stats is None:
+        return compiled, None
+    peak = stats.temp_size_in_bytes + stats.output_size_in_bytes + stats.argument_size_in_bytes
+    return compiled, int(peak)
+
+
+def _plan_chunks(args, mdtype, explicit, b, num, shape, dtype, limit, chunk):
+    """Chunk size and compiled chunk evaluation that fit the memory budget, or a clear error.
+
+    Peak memory = the ``(*batch, num)`` float64 output (written in place) + one chunk's live
+    bytes. A chunk's bytes are those XLA reports for the compiled evaluation (inputs, masked
+    batch, the model's activations and outputs); a host model's own memory is outside XLA and
+    is estimated as ``4×`` its masked inputs.
+    """
+    out_bytes = b * num * 8
+    check_budget(out_bytes, f"values of {b} input(s) on {num} masks", limit)
+    per_mask = b * max(math.prod(shape), 1) * np.dtype(dtype).itemsize * _LIVE_FACTOR
+    room = limit - out_bytes
+    if chunk is None:
+        chunk = min(max(room // per_mask, 1), max(MAX_CHUNK // max(b, 1), 1))
+        chunk = 1 << (int(chunk).bit_length() - 1)  # a power of two: divides 2**n evenly
+    chunk = max(1, min(chunk, num))
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args)):
+        # inside a user's trace (e.g. the gradient of learn_baseline): no ahead-of-time
+        # compilation; the heuristic chunk stands and the caller's computation is compiled once
+        return functools.partial(_eval_chunk, chunk=chunk), chunk
+    while True:
+        run, peak = _compiled_chunk(args, mdtype, explicit, chunk)
+        need = peak if peak is not None else chunk * per_mask
+        if _is_host(args[0]):
+            need += chunk * per_mask  # the host model's own memory, outside XLA's account
+        if need <= room:
+            return run, chunk
+        if chunk == 1:
+            raise MemoryBudgetError(
+                f"masked evaluation of {b} input(s) of shape {shape} would need about "
+                f"{format_bytes(out_bytes + need)} ({format_bytes(out_bytes)} for the values on {num} "
+                f"masks + {format_bytes(need)} for one masked input per batch entry through the "
+                f"model), more than the memory budget of {format_bytes(limit)}"
+            )
+        chunk = max(1, min(chunk // 2, 1 << max(int(chunk * room // max(need, 1)).bit_length() - 1, 0)))
+
+
+def _is_host(apply: _Apply) -> bool:
+    return apply.kind == "fn" and isinstance(apply.static.obj, HostModel)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_chunk(out: Array, val: Array, start: Array) -> Array:
+    return jax.lax.dynamic_update_slice_in_dim(out, val, start, axis=-1)
+
+
+_PROGRESS_AFTER_S = 3.0  # show a progress bar when the evaluation is expected to take longer
+
+
+def _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress) -> Array:
+    """Evaluate every chunk into one preallocated output (updated in place, no concatenation)."""
+    n_chunks = -(-num // chunk)
+    padded = n_chunks * chunk
+    out = None
+    bar = None
+    t0 = time.perf_counter()
+    try:
+        for i, start in enumerate(range(0, num, chunk)):
+            stop = min(start + chunk, num)
+            if mask_arr is None:
+                cm, first = None, np.asarray(start, dtype=mdtype)
+            else:
+                cm, first = np.zeros(chunk, dtype=mdtype), np.asarray(0, dtype=mdtype)
+                cm[: stop - start] = mask_arr[start:stop]
+            val = run(*args, cm, first)
+            if n_chunks == 1:
+                return val[..., :num] if padded > num else val
+            if isinstance(val, jax.core.Tracer):  # traced: the caller's compiler plans memory
+                out = val if out is None else jnp.concatenate([out, val], axis=-1)
+                continue
+            if out is None:
+                out = jnp.zeros(batch + (padded,), dtype=val.dtype)
+            out = _write_chunk(out, val, np.asarray(start, dtype=np.int64))
+            if i == 0 and progress is not False:
+                val.block_until_ready()
+                expected = (time.perf_counter() - t0) * n_chunks
+                if progress or expected > _PROGRESS_AFTER_S:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=n_chunks, initial=1, unit="chunk", desc=f"masked inputs ({num} masks)",
+                               leave=False)
+            elif bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out[..., :num] if padded > num else out
 
 
 def _memory_budget(budget: int | str | None) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import tiny
+from jinter._checks import as_real_float, tiny
 
 __all__ = [
     "kron_apply",
@@ -76,11 +76,8 @@ def num_players(x: ArrayLike, *, what: str = "array") -> int:
     return n
 
 
-def _as_float(x: ArrayLike) -> Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
+def _as_float(x: ArrayLike, what: str = "input") -> Array:
+    return as_real_float(x, what)
 
 
 def _check_memory(x: Array, what: str) -> None:
@@ -164,7 +161,7 @@ def kron_apply(x: Float[ArrayLike, "*batch 2**n"], factor: ArrayLike) -> Float[A
         >>> jinter.kron_apply([1.0, 2.0, 3.0, 4.0], [[1.0, 0.0], [1.0, 1.0]])
         Array([ 1.,  3.,  4., 10.], dtype=float32)
     """
-    x = _as_float(x)
+    x = _as_float(x, "x")
     num_players(x)
     _check_memory(x, f"a transform over {x.shape} {x.dtype}")
     if isinstance(factor, jax.core.Tracer) or isinstance(factor, jax.Array) and not _is_concrete(factor):
@@ -193,7 +190,7 @@ def mobius(v: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]:
         >>> jinter.mobius([0.0, 1.0, 2.0, 5.0])  # v(∅), v({0}), v({1}), v({0,1})
         Array([0., 1., 2., 2.], dtype=float32)
     """
-    return kron_apply(v, MOBIUS)
+    return kron_apply(_as_float(v, "v"), MOBIUS)
 
 
 def zeta(interactions: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]:
@@ -201,7 +198,7 @@ def zeta(interactions: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 
 
     Inverse of :func:`mobius`.
     """
-    return kron_apply(interactions, ZETA)
+    return kron_apply(_as_float(interactions, "interactions"), ZETA)
 
 
 def _reverse(x: Array) -> Array:
@@ -219,7 +216,7 @@ def or_mobius(v: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]
         >>> jinter.or_mobius([0.0, 1.0, 1.0, 1.0])  # a pure OR of two players
         Array([0., 0., 0., 1.], dtype=float32)
     """
-    v = _as_float(v)
+    v = _as_float(v, "v")
     out = 0.0 - mobius(_reverse(v))  # 0 - x, not -x: no negative zeros
     return out.at[..., 0].set(v[..., 0])
 
@@ -229,7 +226,7 @@ def or_zeta(interactions: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*bat
 
     Inverse of :func:`or_mobius`. Uses ``Σ_{T∩S≠∅} I(T) = Σ_{T≠∅} I(T) − Σ_{∅≠T⊆N∖S} I(T)``.
     """
-    i = _as_float(interactions)
+    i = _as_float(interactions, "interactions")
     bias = i[..., :1]
     rest = i.at[..., 0].set(0)
     total = jnp.sum(rest, axis=-1, keepdims=True)
@@ -271,7 +268,7 @@ def matching_error(
     >>> matching_error([5e-324, 5e-324], [1.0, 0.0], relative=True).item()  # tiny scale: absolute
     1.0
     """
-    v = _as_float(v)
+    v = _as_float(v, "v")
     err = jnp.max(jnp.abs(v - reconstruct(i_and, i_or)), axis=-1)
     if relative:
         scale = jnp.max(jnp.abs(v), axis=-1)

@@ -3,6 +3,8 @@
 import itertools
 
 import jax
+
+import jinter
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -430,3 +432,72 @@ def test_learned_baseline_errors():
         learn_baseline(model, x, players, init="median")
     with pytest.raises(ValueError, match="step 0"):
         learn_baseline(lambda b: jnp.log(b[:, 0]), x, players, box=(-1.0, -0.5), steps=3)
+
+
+# ----------------------------------------------------------------------------- memory plan, progress, no silent conversions
+
+
+def test_memory_plan_at_n30_states_the_bytes_before_allocating():
+    """n = 30: 2**30 float64 values are 8 GiB; a budget below that is refused up front."""
+    f = lambda x: jnp.sum(x, axis=-1)  # noqa: E731
+    with pytest.raises(MemoryBudgetError, match=r"8\.0 GiB"):
+        masked_outputs(f, np.ones(30), TabularPlayers(30), memory_budget="6G")
+    # output fits alone, but not with one chunk through the model beside it: the message adds both
+    with pytest.raises(MemoryBudgetError, match=r"8\.0 GiB for the values on 1073741824 masks"):
+        masked_outputs(f, np.ones(30), TabularPlayers(30), memory_budget=8 * 2**30 + 100)
+
+
+def test_memory_plan_counts_the_models_activations():
+    """A wide hidden layer dominates a chunk: the plan shrinks the chunk, then refuses with bytes."""
+    from jinter.masking import _Apply, _Id, _plan_chunks
+
+    w1, w2 = jnp.ones((8, 20000)) / 100.0, jnp.ones(20000) / 100.0
+    model = lambda x: jnp.tanh(x @ w1) @ w2  # noqa: E731  # 160 KB of activations per masked input
+    x = np.linspace(0.0, 1.0, 8)
+    want = masked_outputs(model, x, TabularPlayers(8), chunk_size=256)
+    got = masked_outputs(model, x, TabularPlayers(8), memory_budget="2M")
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    args = (_Apply("fn", _Id(model)), None, jnp.asarray(x), np.zeros(8), TabularPlayers(8).owner)
+    _, chunk = _plan_chunks(args, jnp.int32, False, 1, 256, (8,), jnp.float64, 2 * 2**20, None)
+    assert chunk <= 2 * 2**20 // (20000 * 8) and chunk >= 1  # activations, not only the 64 B inputs
+    with pytest.raises(MemoryBudgetError, match="through the model"):
+        masked_outputs(model, x, TabularPlayers(8), memory_budget="1M")  # one input's activations + weights
+
+
+def test_progress_bar_on_request_and_silent_by_default(capsys):
+    f = lambda x: jnp.sum(x, axis=-1)  # noqa: E731
+    x = np.arange(6.0)
+    quiet = masked_outputs(f, x, TabularPlayers(6), chunk_size=8)
+    assert "masked inputs" not in capsys.readouterr().err  # fast: no bar
+    loud = masked_outputs(f, x, TabularPlayers(6), chunk_size=8, progress=True)
+    assert "masked inputs (64 masks)" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet, loud)
+    np.testing.assert_allclose(loud, [sum(x[i] for i in range(6) if s >> i & 1) for s in range(64)])
+
+
+def test_no_silent_conversions(rng):
+    f = lambda x: jnp.sum(x, axis=-1)  # noqa: E731
+    with pytest.raises(TypeError, match="v is complex"):
+        jinter.mobius(np.array([1.0, 2.0 + 1.0j]))
+    with pytest.raises(TypeError, match="complex outputs"):
+        masked_outputs(lambda x: jax.lax.complex(jnp.sum(x, -1), x[:, 0]), np.ones(3), TabularPlayers(3))
+    with pytest.raises(TypeError, match="baseline is complex"):
+        masked_outputs(f, np.ones(3), TabularPlayers(3), baseline=np.ones(3) * 1j)
+    ids = np.array([1, 4, 7, 2, 3])
+    table = jnp.asarray(rng.normal(size=(10,)))
+    g = lambda t: table[t].sum(-1)  # noqa: E731
+    tokens = TokenPlayers(5, positions=[1, 2, 3])
+    with pytest.raises(TypeError, match="token ids .* integer token id"):
+        masked_outputs(g, ids, tokens, baseline=3.7)
+    with pytest.raises(ValueError, match="mask token"):
+        masked_outputs(g, ids, tokens)  # no default token: zeros would be token 0
+    with pytest.raises(ValueError, match="token 0, a real token"):
+        masked_outputs(g, ids, tokens, baseline="zeros")
+    # a named mask token is used, equal to passing it as the baseline
+    named = masked_outputs(g, ids, TokenPlayers(5, positions=[1, 2, 3], mask_token=9))
+    np.testing.assert_allclose(named, masked_outputs(g, ids, tokens, baseline=9), rtol=0)
+    np.testing.assert_allclose(named[0], float(table[1] + table[9] * 3 + table[3]), rtol=1e-12)
+    with pytest.raises(TypeError, match="mask_token must be an integer"):
+        TokenPlayers(5, mask_token=1.5)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        masked_outputs(f, np.ones(3), TabularPlayers(3), chunk_size="big")
