@@ -41,8 +41,7 @@ def tiny(dtype) -> float:
 def safe_divide(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     """``num / den`` where ``|den| ≥ tiny``, else ``fill`` (no NaN, no overflow from subnormals).
 
-    >>> import jax
-import jax.numpy as jnp
+    >>> import jax.numpy as jnp
     >>> safe_divide(jnp.array([1.0, 1.0, 1.0]), jnp.array([2.0, 0.0, 1e-320])).tolist()
     [0.5, 0.0, 0.0]
     """
