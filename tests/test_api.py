@@ -16,3 +16,34 @@ def test_import_does_not_load_matplotlib():
     code = "import sys, jinter; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_module_all_is_consistent():
+    """Each public module's ``__all__`` names exist there; the package re-exports them faithfully."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(jinter.__path__):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"jinter.{info.name}")
+        except ImportError as e:  # optional extras only
+            assert any(x in str(e) for x in ("torch", "transformers")), e
+            continue
+        names = getattr(module, "__all__", None)
+        assert names is not None, f"jinter.{info.name} has no __all__"
+        assert len(set(names)) == len(names), f"duplicates in jinter.{info.name}.__all__"
+        missing = [n for n in names if not hasattr(module, n)]
+        assert not missing, f"jinter.{info.name}.__all__ names missing objects: {missing}"
+    for name in jinter.__all__:  # a top-level name is the object of its home module, not a copy
+        obj = getattr(jinter, name)
+        home = getattr(obj, "__module__", None)
+        if home and home.startswith("jinter.") and not home.split(".")[1].startswith("_"):
+            assert getattr(importlib.import_module(home), name, obj) is obj, name
+
+
+def test_package_is_typed():
+    from pathlib import Path
+
+    assert (Path(jinter.__file__).parent / "py.typed").exists()

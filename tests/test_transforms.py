@@ -2,6 +2,8 @@
 
 import itertools
 
+import chex
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -253,3 +255,27 @@ def test_bad_input(monkeypatch):
         mobius(np.zeros(2**16))  # 3 · 512 KiB = 1.5 MiB
     with pytest.raises(MemoryBudgetError, match="need about"):
         or_zeta(np.zeros((8, 2**14), dtype=np.float32))  # 3 · 512 KiB
+
+
+# ----------------------------------------------------------------------------- jit / no-jit / device variants
+
+
+class TestVariants(chex.TestCase):
+    """Each transform gives the same numbers eagerly, jitted and on a committed device array."""
+
+    @chex.variants(with_jit=True, without_jit=True, with_device=True)
+    def test_transforms_and_matching(self):
+        v = np.random.default_rng(3).normal(size=(2, 32))
+        want = {"mobius": mobius(v), "or_mobius": or_mobius(v)}
+        got_and = self.variant(mobius)(v)
+        got_or = self.variant(or_mobius)(v)
+        chex.assert_shape([got_and, got_or], (2, 32))
+        chex.assert_trees_all_close((got_and, got_or), (want["mobius"], want["or_mobius"]), rtol=1e-13, atol=1e-13)
+        chex.assert_trees_all_close(self.variant(zeta)(got_and), v, atol=1e-12)
+        chex.assert_trees_all_close(self.variant(or_zeta)(got_or), v, atol=1e-12)
+        half = self.variant(lambda a, o: reconstruct(a, o))(mobius(v / 2), or_mobius(v / 2))
+        chex.assert_trees_all_close(half, v, atol=1e-12)
+        err = self.variant(lambda x, a: matching_error(x, a, relative=True))(v, got_and)
+        chex.assert_shape(err, (2,))
+        chex.assert_tree_all_finite(err)
+        assert float(jnp.max(err)) < 1e-12
