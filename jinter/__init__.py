@@ -40,6 +40,7 @@ from jinter.masking import (
     masked_outputs,
     mean_baseline,
 )
+from jinter.sparse import SparseAndOrResult, masked_value_fn, sparse_and_or
 from jinter.transforms import (
     kron_apply,
     mask_orders,
@@ -89,6 +90,10 @@ __all__ = [
     "and_or_shared",
     "AndOrResult",
     "SharedAndOrResult",
+    # sparse (many players, budget of calls)
+    "sparse_and_or",
+    "SparseAndOrResult",
+    "masked_value_fn",
     # analysis
     "Interactions",
     "InteractionRecord",

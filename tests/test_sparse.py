@@ -1,0 +1,259 @@
+"""jinter.sparse: sparse AND-OR interactions from a budget of calls, checked against planted
+ground truth, the exact path (and_or on all masks), brute-force masking, and bad input."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jinter
+from jinter import NonFiniteOutputError, and_or, masked_outputs, salient_mask, sparse_and_or
+from jinter.sparse import masked_value_fn
+
+
+def planted(n, k_and, k_or, seed, orders=(1, 2, 3, 4), bias=0.3, disjoint=False):
+    """A game with ``k_and`` AND and ``k_or`` OR terms on distinct player sets (OR of order ≥ 2).
+
+    With ``disjoint`` no two terms share a player: small games with overlapping terms can have
+    several representations of equal ``Σ|I|`` (e.g. via ``[a∨b] = [a] + [b] − [a∧b]``), so
+    only the objective, not the support, is unique there."""
+    rng = np.random.default_rng(seed)
+    terms, seen = [], set()
+    free = list(rng.permutation(n))
+    for kind, k in (("and", k_and), ("or", k_or)):
+        while sum(t[0] == kind for t in terms) < k:
+            o = int(rng.choice(orders))
+            if kind == "or":
+                o = max(o, 2)
+            if disjoint:
+                t = tuple(sorted(int(free.pop()) for _ in range(o)))
+            else:
+                t = tuple(sorted(rng.choice(n, o, replace=False).tolist()))
+            if t in seen:
+                continue
+            seen.add(t)
+            terms.append((kind, t, float(rng.choice([-1, 1]) * rng.uniform(0.5, 2.0))))
+
+    def game(s):
+        s = np.asarray(s)
+        out = np.full(s.shape[0], bias)
+        for kind, t, v in terms:
+            c = s[:, list(t)]
+            out = out + v * (c.all(1) if kind == "and" else c.any(1))
+        return out
+
+    return game, terms
+
+
+def all_masks(n):
+    idx = np.arange(2**n)
+    return ((idx[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+def as_set(records):
+    return {(r.type, r.players) for r in records}
+
+
+@pytest.mark.parametrize("n, budget, seed, disjoint", [(12, 600, 1, True), (40, 1200, 2, False)])
+def test_sampled_path_recovers_planted_terms(n, budget, seed, disjoint):
+    game, terms = planted(n, 3, 3, seed, orders=(1, 2, 3), disjoint=disjoint) if n < 20 else planted(n, 4, 4, seed)
+    res = sparse_and_or(game, n, budget=budget, exact=False, progress=False)
+    assert not res.exact and res.calls == budget and res.holdout_calls > 0
+    assert as_set(res.records) == {(k, t) for k, t, _ in terms}
+    want = {(k, t): v for k, t, v in terms}
+    for r in res.records:
+        assert r.value == pytest.approx(want[(r.type, r.players)], abs=1e-8)
+        assert r.order == len(r.players) and r.mask == sum(1 << i for i in r.players)
+    assert res.bias == pytest.approx(0.3, abs=1e-8)
+    assert res.faithfulness > 1 - 1e-10
+    s = np.random.default_rng(9).random((200, n)) < 0.5
+    np.testing.assert_allclose(res.predict(s), game(s), atol=1e-8)
+    mags = [abs(r.value) for r in res.records]
+    assert mags == sorted(mags, reverse=True)
+    assert res.objective == pytest.approx(sum(abs(v) for *_, v in terms))
+
+
+def test_sampled_path_agrees_with_and_or_objective():
+    """General (sampled) path at n = 10 with 2**n calls vs the exact optimum of and_or (q = 0)."""
+    n = 10
+    game, _ = planted(n, 2, 2, 3, orders=(1, 2, 3), disjoint=True)
+    exact = and_or(jnp.asarray(game(all_masks(n))), q_ratio=0.0)
+    res = sparse_and_or(game, n, budget=2**n, exact=False, progress=False)
+    assert res.objective == pytest.approx(float(exact.objective), rel=0.01)
+    tau = 0.05 * max(float(jnp.max(jnp.abs(exact.I_and[1:]))), float(jnp.max(jnp.abs(exact.I_or[1:]))))
+    sal = {("and", tuple(i for i in range(n) if m >> i & 1)) for m in np.flatnonzero(salient_mask(exact.I_and, tau))}
+    sal |= {("or", tuple(i for i in range(n) if m >> i & 1)) for m in np.flatnonzero(salient_mask(exact.I_or, tau))}
+    assert {(r.type, r.players) for r in res.records if abs(r.value) >= tau} == sal
+
+
+@pytest.mark.parametrize("q_ratio", [0.0, 0.02])
+def test_exact_path_matches_and_or(q_ratio):
+    n = 8
+    game, _ = planted(n, 2, 2, 4, orders=(1, 2), disjoint=True)
+    noise = np.random.default_rng(0).normal(scale=1e-3, size=2**n)
+    v = game(all_masks(n)) + noise
+    table = dict(zip(map(bytes, np.packbits(all_masks(n), axis=1)), v))
+    fn = lambda s: np.array([table[bytes(r)] for r in np.packbits(s, axis=1)])  # noqa: E731
+    res = sparse_and_or(fn, n, budget=2**n, q_ratio=q_ratio, progress=False)
+    ref = and_or(jnp.asarray(v), q_ratio=q_ratio)
+    assert res.exact and res.calls == 2**n and res.holdout_calls == 0
+    assert res.objective == pytest.approx(float(ref.objective), rel=0.01)
+    tau = 0.05 * max(float(jnp.max(jnp.abs(ref.I_and[1:]))), float(jnp.max(jnp.abs(ref.I_or[1:]))))
+    sal = {(k, tuple(i for i in range(n) if m >> i & 1))
+           for k, arr in (("and", ref.I_and), ("or", ref.I_or)) for m in np.flatnonzero(salient_mask(arr, tau))}
+    assert {(r.type, r.players) for r in res.records if abs(r.value) >= tau} == sal
+    assert res.bias == pytest.approx(float(ref.I_and[0]))
+    np.testing.assert_allclose(res.predict(all_masks(n)), v + np.asarray(ref.q), atol=1e-7)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(st.sampled_from([3, 5]), st.integers(0, 2**31 - 1))
+def test_exact_path_universal_matching(n, seed):
+    """With q = 0, the exact path's surrogate reproduces v on every mask."""
+    v = np.random.default_rng(seed).normal(size=2**n)
+    res = sparse_and_or(lambda s: v[(s * (1 << np.arange(n))).sum(1)], n, budget=2**n, q_ratio=0.0,
+                        progress=False)
+    np.testing.assert_allclose(res.predict(all_masks(n)), v, atol=1e-7)
+    assert all(r.type == "and" for r in res.records if r.order == 1)
+
+
+def test_deterministic_and_seeded():
+    game, _ = planted(30, 3, 3, 5)
+    a = sparse_and_or(game, 30, budget=500, seed=1, progress=False)
+    b = sparse_and_or(game, 30, budget=500, seed=1, progress=False)
+    assert a == b
+
+
+def test_overlapping_small_game_reaches_the_objective():
+    """Overlapping terms on few players: the support may be another representation, but of the
+    same Σ|I| as the planted one, and the surrogate is the game."""
+    n = 10
+    game, terms = planted(n, 4, 4, 1)
+    res = sparse_and_or(game, n, budget=600, exact=False, progress=False)
+    assert res.objective == pytest.approx(sum(abs(v) for *_, v in terms), rel=1e-6)
+    np.testing.assert_allclose(res.predict(all_masks(n)), game(all_masks(n)), atol=1e-8)
+
+
+def test_large_n_and_budget_is_respected():
+    n = 300
+    game, terms = planted(n, 3, 3, 6)
+    calls = []
+
+    def counted(s):
+        calls.append(s.shape[0])
+        return jnp.asarray(game(s))  # JAX output accepted
+
+    res = sparse_and_or(counted, n, budget=1500, batch_size=400, progress=False)
+    assert sum(calls) == res.calls == 1500 and max(calls) <= 400
+    assert as_set(res.records) == {(k, t) for k, t, _ in terms}
+    assert res.faithfulness > 0.999
+    assert max(r.mask for r in res.records).bit_length() <= n
+
+
+def test_value_fn_errors():
+    n = 20
+    with pytest.raises(ValueError, match=r"expected \(1024,\)"):
+        sparse_and_or(lambda s: np.zeros((s.shape[0], 2)), n, budget=2000, progress=False)
+    with pytest.raises(ValueError, match=r"expected \(1024,\)"):
+        sparse_and_or(lambda s: np.zeros(s.shape[0] - 1), n, budget=2000, progress=False)
+
+    def nan_when_7_and_3(s):
+        return np.where(s[:, 7] & s[:, 3], np.nan, 1.0)
+
+    with pytest.raises(NonFiniteOutputError, match=r"players \(.*3.*7.*\)"):
+        sparse_and_or(nan_when_7_and_3, n, budget=500, progress=False)
+    with pytest.raises(ValueError, match=r"too small for n=20.*at least \d+ calls"):
+        sparse_and_or(lambda s: np.zeros(len(s)), n, budget=50, progress=False)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="n must be an integer ≥ 1"):
+            sparse_and_or(lambda s: np.zeros(len(s)), bad, budget=100, progress=False)
+    with pytest.raises(ValueError, match="budget must be a positive integer"):
+        sparse_and_or(lambda s: np.zeros(len(s)), 4, budget=0, progress=False)
+    with pytest.raises(ValueError, match=r"exact=True needs budget ≥ 2\*\*12 = 4096"):
+        sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, exact=True, progress=False)
+    with pytest.raises(ValueError, match="keep_rates"):
+        sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, keep_rates=[0.0, 0.5], progress=False)
+    with pytest.raises(TypeError, match="value_fn must be callable"):
+        sparse_and_or(None, 12, budget=1000, progress=False)
+
+
+def test_too_small_budget_message_is_enough():
+    """The number of calls the error asks for does fit."""
+    n = 50
+    with pytest.raises(ValueError, match="at least") as err:
+        sparse_and_or(lambda s: np.zeros(len(s)), n, budget=20, progress=False)
+    need = int(str(err.value).split("at least ")[1].split()[0])
+    res = sparse_and_or(lambda s: s[:, 0].astype(float), n, budget=need, progress=False)
+    assert res.calls == need
+
+
+def test_predict_checks_masks():
+    res = sparse_and_or(lambda s: s[:, 0] * 2.0, 16, budget=400, progress=False)
+    assert as_set(res.records) == {("and", (0,))}
+    with pytest.raises(ValueError, match=r"shape \(m, n=16\)"):
+        res.predict(np.zeros((3, 15), bool))
+    with pytest.raises(TypeError, match="boolean"):
+        res.predict(np.full((3, 16), 0.5))
+
+
+# --------------------------------------------------------------------------------------------
+# masked_value_fn
+# --------------------------------------------------------------------------------------------
+
+
+def _rows_of(masks, n):
+    return ((np.asarray(masks)[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+def test_masked_value_fn_matches_masked_outputs(rng):
+    w = rng.normal(size=(12, 3))
+
+    def model(b):
+        return jnp.tanh(b @ jnp.asarray(w))
+
+    x = jnp.asarray(rng.normal(size=12))
+    players = jinter.TabularPlayers(12, groups=[[0, 1], [2], [5, 6, 7], [9], [11]])
+    base = jnp.asarray(rng.normal(size=12))
+    ref = masked_outputs(model, x, players, reward=jinter.log_odds(2), baseline=base)
+    fn = masked_value_fn(model, x, players, reward=jinter.log_odds(2), baseline=base, chunk_size=8)
+    got = fn(_rows_of(np.arange(2**players.n), players.n))
+    np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-12, atol=1e-12)
+    assert fn(np.zeros((0, players.n), bool)).shape == (0,)
+
+
+def test_masked_value_fn_patches(rng):
+    img = jnp.asarray(rng.normal(size=(8, 8)))
+    players = jinter.PatchPlayers((8, 8), (4, 4))
+    model = lambda b: jnp.sum(b.reshape(b.shape[0], -1) ** 2, axis=1)  # noqa: E731
+    ref = masked_outputs(model, img, players, baseline="zeros")
+    got = masked_value_fn(model, img, players)(_rows_of(np.arange(16), 4))
+    np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-12)
+
+
+def test_masked_value_fn_many_players_and_sparse_fit(rng):
+    """n = 200 players (beyond 64-bit integer masks): a linear model gives its exact singletons."""
+    n = 200
+    coef = np.zeros(n)
+    coef[[3, 50, 199]] = [1.5, -2.0, 0.7]
+    x = jnp.asarray(rng.normal(size=n))
+    fn = masked_value_fn(lambda b: b @ jnp.asarray(coef), x, jinter.TabularPlayers(n))
+    res = sparse_and_or(fn, n, budget=800, progress=False)
+    got = {r.players: r.value for r in res.records}
+    want = {(i,): coef[i] * float(x[i]) for i in (3, 50, 199)}
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, abs=1e-8)
+
+
+def test_masked_value_fn_errors(rng):
+    players = jinter.TabularPlayers(4)
+    with pytest.raises(ValueError, match=r"ONE input of shape \(4,\)"):
+        masked_value_fn(lambda b: b.sum(1), jnp.zeros((2, 4)), players)
+    fn = masked_value_fn(lambda b: jnp.log(b.sum(1)), jnp.asarray([1.0, -1.0, 2.0, 0.5]), players)
+    with pytest.raises(NonFiniteOutputError, match=r"players \(0, 1\)"):
+        fn(np.array([[True, True, True, True], [True, True, False, False]]))
+    with pytest.raises(ValueError, match=r"shape \(m, n=4\)"):
+        fn(np.ones((2, 5), bool))
+    with pytest.raises(ValueError, match="chunk_size"):
+        masked_value_fn(lambda b: b.sum(1), jnp.zeros(4), players, chunk_size=0)
