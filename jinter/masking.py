@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
+from jinter._host import HostModel, host_model
 from jinter.transforms import mask_to_players, mobius
 
 __all__ = [
@@ -422,79 +423,6 @@ def _adapt(model: Any, params: Any) -> _Apply:
             f"model must be a callable, a Flax Module or a (features, head) pair, got {type(model).__name__}"
         )
     return _Apply("fn", _Id(model))
-
-
-@jax.tree_util.register_pytree_node_class
-@dataclasses.dataclass(frozen=True, eq=False)
-class HostModel:
-    """A numpy-in / numpy-out callable evaluated on the host through :func:`jax.pure_callback`.
-
-    Build it with :func:`host_model`. Calling it on a JAX batch ``(B, *input_shape)`` returns
-    ``(B, *output_shape)``; it works inside ``jax.jit`` and ``jax.vmap``.
-    """
-
-    fn: Callable[[np.ndarray], Any]
-    output_shape: tuple[int, ...] | None = None
-    dtype: Any = None
-    batch_size: int | None = None
-
-    def tree_flatten(self):
-        return (), _Id(self)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return aux.obj
-
-    def _result_spec(self, input_shape: tuple[int, ...], in_dtype) -> tuple[tuple[int, ...], Any]:
-        if self.output_shape is not None and self.dtype is not None:
-            return tuple(self.output_shape), jax.dtypes.canonicalize_dtype(self.dtype)
-        probe = np.asarray(self.fn(np.zeros((1,) + tuple(input_shape), dtype=in_dtype)))
-        shape = tuple(self.output_shape) if self.output_shape is not None else probe.shape[1:]
-        dtype = self.dtype if self.dtype is not None else probe.dtype
-        if not np.issubdtype(np.dtype(dtype), np.floating):
-            dtype = np.float64
-        return shape, jax.dtypes.canonicalize_dtype(dtype)
-
-    def __call__(self, batch: Array) -> Array:
-        batch = jnp.asarray(batch)
-        input_shape = batch.shape[1:]
-        out_shape, out_dtype = self._result_spec(input_shape, np.dtype(batch.dtype))
-        k = len(input_shape)
-
-        def host(b):
-            b = np.asarray(b)
-            lead = b.shape[: b.ndim - k]
-            flat = b.reshape((-1,) + tuple(input_shape))
-            step = self.batch_size or max(len(flat), 1)
-            outs = [np.asarray(self.fn(flat[i : i + step])) for i in range(0, len(flat), step)]
-            out = np.concatenate(outs, axis=0) if outs else np.zeros((0,) + out_shape)
-            if out.shape[1:] != out_shape:
-                raise ValueError(f"host model returned per-input shape {out.shape[1:]}, expected {out_shape}")
-            return out.reshape(lead + out_shape).astype(out_dtype)
-
-        spec = jax.ShapeDtypeStruct(batch.shape[:1] + out_shape, out_dtype)
-        return jax.pure_callback(host, spec, batch, vmap_method="broadcast_all")
-
-
-def host_model(
-    fn: Callable[[np.ndarray], Any],
-    *,
-    output_shape: Sequence[int] | None = None,
-    dtype: Any = None,
-    batch_size: int | None = None,
-) -> HostModel:
-    """Wrap a numpy-in / numpy-out model (e.g. PyTorch via ``torch.from_numpy``) for jinter.
-
-    Args:
-        fn: maps a numpy batch ``(B, *input_shape)`` to ``(B,)`` or ``(B, C)``.
-        output_shape: per-input output shape (``()`` or ``(C,)``); if omitted (or ``dtype``
-            is), ``fn`` is called once on a zero input of batch 1 at trace time to find it.
-        dtype: output dtype (cast to JAX's canonical dtype); default: that of ``fn``'s output.
-        batch_size: largest batch passed to ``fn`` at once (default: the whole chunk).
-    """
-    if not callable(fn):
-        raise ValueError(f"host_model needs a callable, got {type(fn).__name__}")
-    return HostModel(fn, None if output_shape is None else tuple(output_shape), dtype, batch_size)
 
 
 # --------------------------------------------------------------------------------------------

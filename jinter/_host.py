@@ -1,0 +1,178 @@
+"""Host models: a numpy-in / numpy-out callable (PyTorch, ONNX, scikit-learn ...) run by jinter.
+
+The callable runs on the host through :func:`jax.pure_callback`, so it can be fed by
+:func:`jinter.masked_outputs` like any JAX model, inside ``jax.jit`` and ``jax.vmap``.
+Re-exported by :mod:`jinter.masking`; the adapters of :mod:`jinter.integrations` build on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+__all__ = ["HostModel", "host_model"]
+
+
+class _Id:
+    """Hashable by identity, so that a host model is static jit data (its jit cache is kept)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _Id) and other.obj is self.obj
+
+
+def _default_float():
+    """JAX's default float dtype: float64 when ``jax_enable_x64`` is on, float32 otherwise."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _shape_of(out: Any) -> tuple[int, ...] | None:
+    shape = getattr(out, "shape", None)
+    return None if shape is None else tuple(int(s) for s in shape)
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True, eq=False)
+class HostModel:
+    """A numpy-in / numpy-out callable evaluated on the host through :func:`jax.pure_callback`.
+
+    Build it with :func:`host_model`. Calling it on a JAX batch ``(B, *input_shape)`` returns
+    ``(B, *output_shape)`` of dtype ``dtype``; it works inside ``jax.jit`` and ``jax.vmap``.
+    """
+
+    fn: Callable[[np.ndarray], Any]
+    output_shape: tuple[int, ...] | None = None
+    dtype: Any = None
+    batch_size: int | None = None
+
+    def tree_flatten(self):
+        return (), _Id(self)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return aux.obj
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        """The dtype of the values handed back to JAX (``dtype``, or JAX's default float)."""
+        return _default_float() if self.dtype is None else jax.dtypes.canonicalize_dtype(self.dtype)
+
+    def _call(self, flat: np.ndarray) -> np.ndarray:
+        """``fn`` on one batch ``(m, *input_shape)``, checked to return ``(m, *output_shape)``."""
+        if not flat.flags.writeable:  # jinter's buffers are read-only; torch.from_numpy warns on those
+            flat = flat.copy()
+        out = self.fn(flat)
+        shape = _shape_of(out)
+        if shape is None:
+            raise TypeError(f"host model must return an array, got {type(out).__name__}")
+        expected = (len(flat),) + (self.output_shape if self.output_shape is not None else shape[1:])
+        if shape != expected:
+            raise ValueError(
+                f"host model returned shape {shape} for a batch of shape {flat.shape}; expected "
+                f"{expected} (output_shape={self.output_shape if self.output_shape is not None else shape[1:]})"
+            )
+        out = np.asarray(out)
+        if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer)
+                or out.dtype == np.bool_):
+            raise TypeError(f"host model must return real numbers, got dtype {out.dtype}")
+        return out
+
+    def _probe(self, input_shape: tuple[int, ...], in_dtype) -> tuple[int, ...]:
+        """Per-input output shape: ``fn`` on a zero batch of 2, checked against ``output_shape``."""
+        out = self._call(np.zeros((2,) + tuple(input_shape), dtype=in_dtype))
+        return out.shape[1:]
+
+    def __call__(self, batch: Array) -> Array:
+        batch = jnp.asarray(batch)
+        if batch.ndim == 0:
+            raise ValueError("a host model takes a batch (B, *input_shape), got a scalar")
+        input_shape = tuple(batch.shape[1:])
+        # one small probe at trace time: a wrong output_shape is a ValueError here, not an
+        # opaque runtime error from inside the callback
+        out_shape = self._probe(input_shape, np.dtype(batch.dtype))
+        out_dtype = self.out_dtype
+        k = len(input_shape)
+
+        def host(b):
+            b = np.asarray(b)
+            lead = b.shape[: b.ndim - k]
+            flat = b.reshape((-1,) + input_shape)
+            step = self.batch_size or max(len(flat), 1)
+            outs = [self._call(flat[i : i + step]).astype(out_dtype, copy=False) for i in range(0, len(flat), step)]
+            out = np.concatenate(outs, axis=0) if outs else np.zeros((0,) + out_shape, dtype=out_dtype)
+            return out.reshape(lead + out_shape)
+
+        spec = jax.ShapeDtypeStruct(batch.shape[:1] + out_shape, out_dtype)
+        return jax.pure_callback(host, spec, batch, vmap_method="broadcast_all")
+
+
+def host_model(
+    fn: Callable[[np.ndarray], Any],
+    *,
+    output_shape: Sequence[int] | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+) -> HostModel:
+    r"""Wrap a numpy-in / numpy-out model (PyTorch, ONNX, ...) for :func:`jinter.masked_outputs`.
+
+    ``fn`` receives a fresh, writable float array (so ``torch.from_numpy`` works on it without
+    a warning) and returns an array (numpy, or anything with ``.shape`` that ``np.asarray``
+    reads, e.g. a CPU ``torch.Tensor`` without grad). Its output is cast to ``dtype``:
+    by default JAX's default float, i.e. **float64 when** ``jax_enable_x64`` **is on**, so a
+    float32 network still gives float64 values ``v`` and :func:`jinter.and_or` certifies in
+    float64 (the values then carry the network's float32 rounding, ~1e-7 relative; run the
+    network in float64, e.g. ``module.double()``, for values exact to ~1e-16).
+
+    At trace time ``fn`` is called once on a zero batch of 2 to find (or, if ``output_shape``
+    is given, check) the per-input output shape; a mismatch raises a ``ValueError`` naming
+    the expected and received shapes.
+
+    Args:
+        fn: maps a numpy batch ``(B, *input_shape)`` to ``(B,)`` or ``(B, C)``.
+        output_shape: the expected per-input output shape (``()`` or ``(C,)``); default:
+            whatever ``fn`` returns on the probe.
+        dtype: dtype of the values handed to JAX (canonicalized: float64 becomes float32
+            when x64 is off). Default: JAX's default float dtype.
+        batch_size: largest batch passed to ``fn`` at once (default: the whole chunk that
+            :func:`jinter.masked_outputs` evaluates, at most 4096 inputs); choose it for
+            the network's activation memory (see :func:`jinter.integrations.torch.torch_batch_size`).
+
+    Example:
+        >>> import numpy as np, jinter
+        >>> w = np.array([1.0, 2.0, -1.0])
+        >>> model = jinter.host_model(lambda b: b @ w, output_shape=())
+        >>> v = jinter.masked_outputs(model, np.ones(3), jinter.TabularPlayers(3))
+        >>> [float(a) for a in v]
+        [0.0, 1.0, 2.0, 3.0, -1.0, 0.0, 1.0, 2.0]
+    """
+    if not callable(fn):
+        raise TypeError(f"host_model needs a callable fn, got {type(fn).__name__}")
+    if output_shape is not None:
+        try:
+            output_shape = tuple(int(s) for s in output_shape)
+        except TypeError:
+            raise TypeError(f"output_shape must be a sequence of ints, got {output_shape!r}") from None
+        if any(s < 0 for s in output_shape):
+            raise ValueError(f"output_shape must have non-negative sizes, got {output_shape}")
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a numpy float dtype, got {dtype!r}") from None
+        if not np.issubdtype(dt, np.floating):
+            raise ValueError(f"dtype must be a float dtype (values v are real), got {dt}")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    return HostModel(fn, output_shape, dtype, None if batch_size is None else int(batch_size))

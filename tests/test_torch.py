@@ -1,0 +1,224 @@
+"""Host models (numpy callables, PyTorch modules) against hand-built masked inputs.
+
+The host-model checks run without torch; the PyTorch ones skip cleanly when torch is absent.
+"""
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jinter import PatchPlayers, TabularPlayers, and_or, host_model, log_odds, logit, masked_outputs, mobius
+
+
+def _log_odds_np(logits, y):
+    """The papers' reward log(p_y / (1 - p_y)) = l_y - logsumexp_{c != y} l_c, by hand."""
+    others = np.delete(logits, y, axis=-1)
+    m = others.max(-1)
+    return logits[..., y] - (m + np.log(np.exp(others - m[..., None]).sum(-1)))
+
+
+# ------------------------------------------------------------------ host_model (no torch)
+
+
+def test_host_model_float64_from_float32_fn(rng):
+    w = rng.normal(size=(5, 3)).astype(np.float32)
+    x = rng.normal(size=5)
+    seen = []
+
+    def fn(b):
+        seen.append((b.dtype, b.flags.writeable))
+        return (b.astype(np.float32) @ w).astype(np.float32)
+
+    ref = np.stack([(np.where([(s >> i) & 1 for i in range(5)], x, 0.0).astype(np.float32) @ w) for s in range(32)])
+    for kwargs in ({}, {"output_shape": (3,)}):  # x64 on: float64 v by default, shape given or not
+        v = masked_outputs(host_model(fn, **kwargs), x, TabularPlayers(5), reward=logit(2))
+        assert v.dtype == jnp.float64
+        np.testing.assert_allclose(v, ref[:, 2].astype(np.float64), rtol=1e-6)
+    assert all(ok for _, ok in seen)  # fn always gets writable arrays
+    v32 = masked_outputs(host_model(fn, output_shape=(3,), dtype=np.float32), x, TabularPlayers(5), reward=logit(2))
+    assert v32.dtype == jnp.float32
+
+
+def test_host_model_output_shape_mismatch_is_value_error(rng):
+    x = rng.normal(size=4)
+    fn = lambda b: np.stack([b.sum(-1), b.prod(-1)], axis=-1)  # noqa: E731  (B, 2)
+    with pytest.raises(ValueError, match=r"returned shape \(2, 2\).*expected \(2, 3\)"):
+        masked_outputs(host_model(fn, output_shape=(3,)), x, TabularPlayers(4), reward=logit(0))
+    with pytest.raises(ValueError, match=r"returned shape \(2, 2\).*expected \(2,\)"):
+        masked_outputs(host_model(fn, output_shape=()), x, TabularPlayers(4))
+    # a model that drops inputs of the batch
+    with pytest.raises(ValueError, match=r"returned shape \(1,\).*expected \(2,\)"):
+        masked_outputs(host_model(lambda b: b[:1].sum(-1)), x, TabularPlayers(4))
+    with pytest.raises(TypeError, match="must return an array"):
+        masked_outputs(host_model(lambda b: float(b.sum())), x, TabularPlayers(4))
+
+
+def test_host_model_argument_errors():
+    with pytest.raises(TypeError, match="callable fn"):
+        host_model(3)
+    with pytest.raises(ValueError, match="dtype must be a float dtype"):
+        host_model(np.sum, dtype=np.int32)
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        host_model(np.sum, batch_size=0)
+    with pytest.raises(TypeError, match="output_shape"):
+        host_model(np.sum, output_shape=3)
+
+
+# ------------------------------------------------------------------ PyTorch
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _resnet(torch, num_classes=3, width=8):
+    """A small ResNet-style network (conv-BN-ReLU stem, two basic blocks with skips, one
+    strided with a 1x1 projection, global average pool, linear head), BN in eval mode."""
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            return torch.relu(self.b2(self.c2(y)) + self.skip(x))
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                        Block(width, width, 1), Block(width, 2 * width, 2),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
+    with torch.no_grad():  # non-trivial running statistics, so BN is not the identity
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def _hand_masked_images(x, base, cells, grid_w, patch, n):
+    """All 2**n masked images built by slicing: cell c of the grid covers rows
+    (c // grid_w)·p .. +p and columns (c % grid_w)·p .. +p, all channels."""
+    out = np.empty((2**n,) + x.shape)
+    for s in range(2**n):
+        img = x.copy()
+        for i, c in enumerate(cells):
+            if not (s >> i) & 1:
+                r, q = divmod(c, grid_w)
+                img[:, r * patch:(r + 1) * patch, q * patch:(q + 1) * patch] = \
+                    base[:, r * patch:(r + 1) * patch, q * patch:(q + 1) * patch]
+        out[s] = img
+    return out
+
+
+def test_torch_resnet_matches_hand_built_masks(torch, rng):
+    from jinter.integrations.torch import torch_model
+
+    net = _resnet(torch)
+    x = rng.normal(size=(3, 16, 16))
+    base = rng.normal(size=(3, 16, 16)) * 0.1
+    cells = [1, 2, 5, 6, 9, 10, 13]  # 7 of the 16 cells of 4x4 patches; the rest is background
+    players = PatchPlayers((3, 16, 16), (4, 4), cells=cells)
+    ref_imgs = _hand_masked_images(x, base, cells, 4, 4, players.n)
+
+    net64 = _resnet(torch).double()
+    with torch.no_grad():
+        ref64 = _log_odds_np(net64(torch.from_numpy(ref_imgs)).numpy(), 1)
+    calls = []
+
+    def out(t):
+        calls.append(t.shape[0])
+        return t
+
+    v64 = masked_outputs(torch_model(net64, output=out, output_shape=(3,), batch_size=20), x, players,
+                         baseline=base, reward=log_odds(1))
+    assert v64.dtype == jnp.float64
+    np.testing.assert_allclose(v64, ref64, rtol=1e-12, atol=1e-12)
+    assert max(calls) <= 20
+
+    # float32 network: float64 values carrying the network's float32 rounding
+    with torch.no_grad():
+        ref32 = _log_odds_np(net(torch.from_numpy(ref_imgs).float()).double().numpy(), 1)
+    v32 = masked_outputs(torch_model(net), x, players, baseline=base, reward=log_odds(1))
+    assert v32.dtype == jnp.float64
+    np.testing.assert_allclose(v32, ref32, rtol=1e-5, atol=1e-5)
+
+    # float64 v gives a float64 certificate, and the AND part reproduces v
+    res = and_or(v64)
+    assert bool(res.converged)
+    np.testing.assert_allclose(jnp.sum(mobius(v64)), v64[-1], rtol=1e-9)
+
+
+def test_torch_documented_pattern_runs_without_warnings(torch, rng):
+    lin = torch.nn.Linear(6, 2).double().eval()
+
+    def fn(b):  # the pattern of the host_model docstring
+        with torch.no_grad():
+            return lin(torch.from_numpy(b)).numpy()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = masked_outputs(host_model(fn, output_shape=(2,)), rng.normal(size=6), TabularPlayers(6),
+                           reward=logit(0))
+    assert v.shape == (64,) and v.dtype == jnp.float64
+
+
+def test_torch_model_errors(torch, rng):
+    from jinter.integrations.torch import torch_model
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="training mode"):
+        torch_model(net)
+    with pytest.raises(TypeError, match="nn.Module or a callable"):
+        torch_model("resnet18")
+    with pytest.raises(ValueError, match=r"expected \(2, 5\)"):
+        masked_outputs(torch_model(net.eval(), output_shape=(5,)), np.ones(4), TabularPlayers(4), reward=logit(0))
+    with pytest.raises(TypeError, match="pass output="):
+        masked_outputs(torch_model(lambda t: {"y": t}), np.ones(4), TabularPlayers(4))
+
+
+def test_torch_batch_size(torch):
+    from jinter.integrations.torch import torch_batch_size
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
+    # per input: the Linear's and the Sequential's outputs (2 + 2 floats) + the input (4 floats)
+    per_input = (2 + 2 + 4) * 4
+    assert torch_batch_size(net, (4,), memory_budget=2 * per_input * 10) == 10
+    assert torch_batch_size(net, (4,), memory_budget=1) == 1
+    assert torch_batch_size(net, (4,), memory_budget="1G", max_batch=64) == 64
+    big = _resnet(torch)
+    small_budget = torch_batch_size(big, (3, 16, 16), memory_budget="1M")
+    assert 1 <= small_budget < torch_batch_size(big, (3, 16, 16), memory_budget="64M")
+
+
+def test_torchvision_resnet18_recipe(torch, rng):
+    """The documented torchvision recipe, where torchvision loads beside this torch."""
+    try:
+        import torchvision
+    except Exception as e:  # noqa: BLE001 - e.g. a CUDA torchvision wheel beside a CPU torch
+        pytest.skip(f"torchvision does not load here: {type(e).__name__}: {e}")
+    from jinter.integrations.torch import torch_batch_size, torch_model
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None, num_classes=10).eval().double()
+    x = rng.normal(size=(3, 32, 32))
+    cells = [1, 2, 5, 6]
+    players = PatchPlayers((3, 32, 32), (8, 8), cells=cells)
+    model = torch_model(net, output_shape=(10,), batch_size=torch_batch_size(net, (3, 32, 32)))
+    v = masked_outputs(model, x, players, reward=log_odds(3))
+    imgs = _hand_masked_images(x, np.zeros_like(x), cells, 4, 8, 4)
+    with torch.no_grad():
+        ref = _log_odds_np(net(torch.from_numpy(imgs)).numpy(), 3)
+    np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
+    assert math.isfinite(float(v[-1]))
