@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         except ReportError as e:
             print(f"jinter demo: error: {e}", file=sys.stderr)
             return 2
+        except OSError as e:  # the output folder became unwritable, disk full, ...
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            print(f"jinter demo: error: cannot write the report{where}: {e.strerror or e}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             print("\njinter demo: interrupted; rerun the same command to resume.", file=sys.stderr)
             return 130

@@ -4,9 +4,14 @@ r"""The main job: interaction dynamics over training, theory overlay, generaliza
 samples at every checkpoint, and writes a self-contained report folder:
 
 - ``settings.json``: the settings the folder was made with (a rerun with other settings
-  is refused unless ``force``);
+  is refused unless ``force``); written only after every check of the run passed, so a
+  refused run leaves the folder as it was;
+- ``.jinter-demo.lock``: held while a run works in the folder (pid and host); a second run
+  on the folder is refused while the holder lives, a lock of a dead process is taken over;
 - ``train/``, ``baseline/``, ``noise_*/``: checkpoints and learning curves
-  (:mod:`jinter.training`), reused on rerun;
+  (:mod:`jinter.training`), reused on rerun only if ``training.json`` and every checkpoint
+  pass their SHA-256 checks (:func:`jinter.training.verify_training_dir`); a corrupt file
+  is named in the log and its training redone;
 - ``sweep*/``: one atomic, checksummed file per (checkpoint × sample block)
   (:mod:`jinter.sweep`): a killed run resumes where it stopped;
 - ``results.json``: every number behind every figure, with the settings and timings;
@@ -27,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -110,10 +116,91 @@ class DemoSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+LOCK = ".jinter-demo.lock"
+"""Lock file of a running ``jinter demo`` inside its output folder."""
+
+
+class _FolderLock:
+    """One ``jinter demo`` per output folder at a time.
+
+    The lock is the file ``LOCK`` in the folder, created with ``O_CREAT | O_EXCL`` (atomic on
+    local and NFSv3+ file systems) and holding ``pid host``. A second run on the same folder
+    refuses with a clear message while the holder lives; a lock left by a dead process (same
+    host, pid no longer running) is stale and taken over. The lock is removed when the run
+    ends, also on errors and Ctrl-C.
+    """
+
+    def __init__(self, out: Path):
+        self.path = out / LOCK
+        self.held = False
+
+    def _holder(self) -> tuple[int, str] | None:
+        try:
+            pid, host = self.path.read_text().split()[:2]
+            return int(pid), host
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> None:
+        import socket
+
+        me = f"{os.getpid()} {socket.gethostname()}\n".encode()
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None:  # being written this instant, or garbled: look again
+                    time.sleep(0.2)
+                    holder = self._holder()
+                if holder is not None and (holder[1] != socket.gethostname() or _pid_alive(holder[0])):
+                    raise ReportError(
+                        f"{self.path.parent} is in use by another jinter demo (pid {holder[0]} on {holder[1]}); "
+                        f"wait for it to finish or use another --out. If that run no longer exists, delete "
+                        f"{self.path}."
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(me)
+            self.held = True
+            return
+        raise ReportError(f"could not take the lock {self.path}; delete it if no jinter demo is running")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _check_out_path(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be a writable folder, before anything is written."""
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == out else f"is under {parent}, which is a file"
+                raise ReportError(f"--out {out} {what}; give a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ReportError(f"--out {out}: {parent} is not writable")
+            return
+
+
 def _prepare_out(out: Path, settings: DemoSettings, force: bool) -> None:
-    """Create ``out`` or check that it holds a report made with the same settings."""
+    """Check that ``out`` is empty or holds a report made with the same settings; then (and
+    only then) clear it if ``force`` and write ``settings.json``. Called under the lock."""
     path = out / "settings.json"
     wanted = settings.to_json()
+    stale = False
     if path.exists():
         try:
             found = json.loads(path.read_text())
@@ -126,40 +213,48 @@ def _prepare_out(out: Path, settings: DemoSettings, force: bool) -> None:
                     f"{k}={found.get(k)!r} (now {v!r})" for k, v in wanted.items() if found.get(k) != v
                 )
                 raise ReportError(f"{out} holds {what}{diff}. Use another --out, or --force to replace it.")
-            for name in list(_OWNED) + [p.name for p in out.glob("noise_*")] + [p.name for p in out.glob("*.png")]:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-    elif out.exists() and any(out.iterdir()) and not force:
+            stale = True
+    elif any(p.name != LOCK for p in out.iterdir()) and not force:
         raise ReportError(f"{out} is not empty and holds no jinter report; use another --out or --force")
-    out.mkdir(parents=True, exist_ok=True)
+    if stale:
+        for name in list(_OWNED) + [p.name for p in out.glob("noise_*")] + [p.name for p in out.glob("*.png")]:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     from jinter.training import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(wanted, indent=1).encode())
 
 
 def _train_cached(model, dataset, directory: Path, *, epochs: int, checkpoint_epochs, seed: int,
-                  learning_rate: float, baseline: bool = False, progress: bool = False):
-    """Train, or reuse a finished training run in ``directory`` (checkpoints verified)."""
+                  learning_rate: float, optimizer: str = "sgd", baseline: bool = False, progress: bool = False,
+                  log=print):
+    """Train, or reuse a finished training run in ``directory``.
+
+    Reused only if ``training.json`` passes its checksum, was made with these settings, and
+    every checkpoint matches the SHA-256 recorded in it; otherwise the folder is retrained
+    from scratch (a corrupt file is named in the log), never mixed in.
+    """
     from jinter import training
 
     wanted = sorted(set(int(e) for e in checkpoint_epochs))
-    try:
-        history = training.load_history(directory)
-        found = training.list_checkpoints(directory)
-        if sorted(found) == wanted:
-            for p in found.values():
-                training.load_params(p)  # a corrupt file raises: retrain
-            return history, found, False
-    except Exception:  # noqa: BLE001 - anything unreadable is recomputed, never mixed in
-        pass
     if directory.exists():
+        try:
+            history, found, manifest = training.verify_training_dir(directory)
+            got = manifest.get("settings", {})
+            same = (sorted(found) == wanted and got.get("epochs") == epochs and got.get("seed") == seed
+                    and got.get("optimizer") == optimizer and got.get("learning_rate") == float(learning_rate))
+            if same:
+                return history, found, False
+            log(f"      {directory}: made with other training settings; retraining")
+        except training.CorruptFileError as e:
+            log(f"      {e.path}: {e.reason}; retraining {directory.name}")
         shutil.rmtree(directory)
     fn = training.train_baseline if baseline else training.train
     result = fn(model, dataset, epochs=epochs, checkpoint_epochs=wanted, checkpoint_dir=directory,
-                seed=seed, learning_rate=learning_rate, progress=progress)
+                seed=seed, learning_rate=learning_rate, optimizer=optimizer, progress=progress)
     return result.history, result.checkpoints, True
 
 
@@ -178,40 +273,73 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
     """Run the whole study and write the report folder; return ``results.json``'s content."""
     import jax
 
-    from jinter import analysis, data, models, sweep, theory, training
+    from jinter import data, models, sweep
 
     jax.config.update("jax_enable_x64", True)  # alternating sums cancel: interactions in float64
     settings = settings.validate()
-    out = Path(out)
-    _prepare_out(out, settings, force)
-    timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
-    start = time.perf_counter()
     s = settings
-
-    # ---------------------------------------------------------------- data and training
-    ds = data.load_dataset(s.dataset, seed=s.seed, label_noise=s.label_noise)
-    model = models.model_for_dataset(ds, s.model)
+    # Every check that can refuse the run happens before anything is written.
+    try:
+        ds = data.load_dataset(s.dataset, seed=s.seed, label_noise=s.label_noise)
+        players = sweep.default_players(ds.input_shape, s.n_players)
+        model = models.model_for_dataset(ds, s.model)
+    except ValueError as e:
+        raise ReportError(f"--dataset {s.dataset} with --n {s.n_players}: {e}") from None
     if s.samples > len(ds.y_test):
         raise ReportError(f"samples={s.samples} exceeds the {len(ds.y_test)} test samples of {s.dataset}")
+    out = Path(out)
+    _check_out_path(out)
+    created = [d for d in [out, *out.parents] if not d.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(f"cannot create --out {out}: {e.strerror or e}") from None
+    lock = _FolderLock(out)
+    try:
+        lock.acquire()
+        try:
+            _prepare_out(out, settings, force)
+        except ReportError:
+            lock.release()
+            for d in created:  # a refused run leaves the file system as it was
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+            raise
+        return _run_locked(settings, out, ds, players, model, progress=progress, log=log)
+    finally:
+        lock.release()
+
+
+def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
+    import jax
+
+    from jinter import analysis, data, sweep, theory, training
+
+    timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
+    start = time.perf_counter()
+
+    # ---------------------------------------------------------------- data and training
     ckpt_epochs = training.log_spaced_epochs(s.epochs, s.checkpoints)
     t = time.perf_counter()
     log(f"[1/5] training {s.model} on {s.dataset} for {s.epochs} epochs ({len(ckpt_epochs)} checkpoints)")
     history, checkpoints, _ = _train_cached(model, ds, out / "train", epochs=s.epochs, checkpoint_epochs=ckpt_epochs,
-                                            seed=s.seed, learning_rate=s.learning_rate, progress=progress)
+                                            seed=s.seed, learning_rate=s.learning_rate, progress=progress, log=log)
     log("[2/5] training the baseline model on the test split [H25]")
     base_hist, base_ckpt, _ = _train_cached(model, ds, out / "baseline", epochs=s.epochs, checkpoint_epochs=[s.epochs],
-                                            seed=s.seed, learning_rate=s.learning_rate, baseline=True, progress=progress)
+                                            seed=s.seed, learning_rate=s.learning_rate, baseline=True,
+                                            progress=progress, log=log)
     noise_runs = {}
     for level in s.noise_levels:
         log(f"      training at label noise {level:g} [G25]")
         nds = data.load_dataset(s.dataset, seed=s.seed, label_noise=level)
         noise_runs[level] = _train_cached(model, nds, out / f"noise_{level:g}", epochs=s.epochs,
                                           checkpoint_epochs=[s.epochs], seed=s.seed,
-                                          learning_rate=s.learning_rate, progress=progress)
+                                          learning_rate=s.learning_rate, progress=progress, log=log)
     timings["training"] += time.perf_counter() - t
 
     # ---------------------------------------------------------------- sweeps
-    players = sweep.default_players(ds.input_shape, s.n_players)
     kw = dict(n_players=s.n_players, n_samples=s.samples, seed=s.seed, players=players, q_ratio=s.q_ratio,
               and_or_kwargs={"tol": s.tol}, progress=progress)
     log(f"[3/5] interactions: {len(checkpoints)} checkpoints x {s.samples} samples x 2^{s.n_players} masks")

@@ -169,8 +169,25 @@ def row_norms(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -> 
 def order_ratio(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -> Float[Array, "*s n-1"]:
     r"""``r^(k) = ‖m̂_T‖ / ‖m̂_T'‖`` with ``|T| = k``, ``|T'| = k+1``, for ``k = 1 … n−1`` ([D24] Prop. 1).
 
-    Each ratio is > 1 for σ² > 0 (equal to 1 at σ² = 0) and shrinks as σ² shrinks: the noise
-    suppresses high orders more, and lowering it lets higher orders be learned.
+    [D24]'s reading: each ratio is > 1 for σ² > 0 (equal to 1 at σ² = 0) and shrinks as σ²
+    shrinks, so the noise suppresses high orders more and lowering it lets higher orders be
+    learned. That holds only in part of the plane. Measured with this closed form (which
+    matches a dense solve to 1e-10) on ``σ² ∈ logspace(−12, 3, 301)``:
+
+    - n ≤ 10: every ``r^(k) ≥ 1`` and non-decreasing in σ² over the whole range.
+    - n ≥ 11, small σ²: ``r^(k) < 1`` for the lowest orders (k = 1 at n = 11–12, k ≤ 2 at
+      n = 13, k ≤ 4 at n = 14–16) for σ² from below 1e-12 up to 4.5e-8 (n = 11), 1.3e-7
+      (n = 12), 7.9e-7 (n = 13), 4.5e-7 (n = 16); e.g. ``r^(1) = 0.99996`` at n = 12,
+      σ² = 1e-8 (minimum over the range: 0.99574 at n = 16). There ``r^(k)`` also *falls* as
+      σ² grows, up to σ² ≈ 4e-8 (n = 11), 5.6e-7 (n = 12), 2.8e-5 (n = 16).
+    - Every n, σ² ≳ 3e-5: ``r^(k) > 1`` and rising with σ² (the regime of [D24]'s Fig. 3).
+
+    So for n ≥ 11 and σ² ≲ 1e-6 the ratio does not order the orders as the paper states.
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> bool(order_ratio(12, 1e-8)[0] < 1), bool(order_ratio(12, 1e-2)[0] > 1)
+        (True, True)
     """
     norms = row_norms(n, sigma2)
     return norms[..., 1:n] / norms[..., 2 : n + 1]

@@ -7,7 +7,12 @@
   seed gives the same numbers.
 - Parameters are saved at chosen epochs (:func:`log_spaced_epochs`) as flax msgpack bytes,
   written atomically (temporary file + ``os.replace``), so a killed run never leaves a
-  half-written checkpoint. :func:`load_params` reads one back exactly.
+  half-written checkpoint. :func:`load_params` reads one back exactly. Files are created
+  with mode ``0o666 & ~umask`` (world-readable under the usual umask 022).
+- ``training.json`` (written last, after every checkpoint) holds the learning curves, the
+  settings, the SHA-256 of every checkpoint file and a checksum of its own content.
+  :func:`verify_training_dir` checks all of them before a later run trusts the folder: a
+  flipped byte anywhere is detected and the offending file named.
 - :func:`train_baseline`: the same architecture trained on the TEST split, the baseline
   model ``v_base`` of [H25] (MATH.md §7).
 """
@@ -15,6 +20,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -43,6 +49,9 @@ __all__ = [
     "evaluate",
     "load_history",
     "checkpoint_path",
+    "verify_training_dir",
+    "CorruptFileError",
+    "file_sha256",
 ]
 
 _CKPT_PREFIX = "epoch_"
@@ -89,12 +98,37 @@ def log_spaced_epochs(n_epochs: int, k: int) -> tuple[int, ...]:
     return tuple(out[:k]) if k > 2 or n_epochs == 1 else (0, n_epochs)
 
 
+class CorruptFileError(ValueError):
+    """A file a later run would trust is missing, unreadable, or fails its checksum."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: set and restore
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename."""
+    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename.
+
+    The file gets the mode of a plain ``open(path, "w")``: ``0o666 & ~umask`` (the
+    temporary file of :func:`tempfile.mkstemp` would be 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -275,8 +309,10 @@ def train(
                 learning_rate=float(learning_rate), momentum=float(momentum), seed=int(seed),
             ),
             "checkpoints": {str(e): p.name for e, p in checkpoints.items()},
+            "sha256": {str(e): file_sha256(p) for e, p in checkpoints.items()},
             "history": {k: v.tolist() for k, v in history.items()},
         }
+        manifest["checksum"] = _manifest_checksum(manifest)
         atomic_write_bytes(Path(checkpoint_dir) / MANIFEST, json.dumps(manifest, indent=1).encode())
     return TrainResult(params, history, checkpoints)
 
@@ -289,7 +325,54 @@ def train_baseline(model: nn.Module, dataset: Dataset, **kwargs) -> TrainResult:
     return train(model, dataset.swap(), **kwargs)
 
 
+def _manifest_checksum(manifest: Mapping) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _read_manifest(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CorruptFileError(path, "missing") from None
+    except (OSError, ValueError) as e:
+        raise CorruptFileError(path, f"unreadable ({e})") from None
+    if not isinstance(manifest, dict) or "checksum" not in manifest:
+        raise CorruptFileError(path, "has no checksum (written by an older jinter?)")
+    if manifest["checksum"] != _manifest_checksum(manifest):
+        raise CorruptFileError(path, "checksum mismatch (the file was changed after it was written)")
+    return manifest
+
+
 def load_history(directory: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Learning curves saved by :func:`train` in ``directory/training.json``."""
-    manifest: Mapping = json.loads((Path(directory) / MANIFEST).read_text())
+    """Learning curves saved by :func:`train` in ``directory/training.json``.
+
+    Raises:
+        CorruptFileError: ``training.json`` is missing, unreadable or fails its checksum.
+    """
+    manifest = _read_manifest(directory)
     return {k: np.asarray(v) for k, v in manifest["history"].items()}
+
+
+def verify_training_dir(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[int, Path], dict]:
+    """Check a finished training folder before trusting it; return ``(history, checkpoints, manifest)``.
+
+    ``training.json`` must pass its own checksum, and every checkpoint it lists must exist
+    with the SHA-256 recorded when it was written.
+
+    Raises:
+        CorruptFileError: naming the first file that is missing, unreadable or changed.
+    """
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    checkpoints: dict[int, Path] = {}
+    for epoch, name in manifest["checkpoints"].items():
+        path = directory / name
+        if not path.is_file():
+            raise CorruptFileError(path, "missing")
+        if file_sha256(path) != manifest["sha256"].get(epoch):
+            raise CorruptFileError(path, "checksum mismatch (the file was changed after it was written)")
+        checkpoints[int(epoch)] = path
+    history = {k: np.asarray(v) for k, v in manifest["history"].items()}
+    return history, dict(sorted(checkpoints.items())), manifest

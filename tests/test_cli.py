@@ -121,3 +121,144 @@ def test_same_seed_same_numbers_then_force_replaces(report, tmp_path):
     assert results["settings"]["samples"] == 2 and len(results["sample_indices"]) == 2
     assert json.loads((out / "settings.json").read_text())["samples"] == 2
     assert Path(out / "index.html").exists()
+
+
+# ------------------------------------------------------------------ trusted files, refusals, lock, modes
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _tamper_history(path: Path) -> None:
+    """Change one number of training.json but keep it valid JSON (and its old checksum)."""
+    manifest = json.loads(path.read_text())
+    manifest["history"]["train_loss"][0] += 1.0
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "name, damage",
+    [("train/epoch_000003.msgpack", _flip_byte), ("baseline/epoch_000003.msgpack", _flip_byte),
+     ("noise_0.3/epoch_000003.msgpack", _flip_byte), ("train/training.json", _tamper_history)],
+)
+def test_corrupt_trusted_file_is_detected_named_and_recomputed(report, capsys, name, damage):
+    path = report / name
+    clean = path.read_bytes()
+    old = json.loads((report / "results.json").read_text())
+    damage(path)
+    capsys.readouterr()
+    assert main(["demo", *TINY, "--out", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and ("checksum mismatch" in out), out
+    assert path.read_bytes() == clean  # retrained bit for bit
+    new = json.loads((report / "results.json").read_text())
+    for key in ("order_distribution", "theory", "generalization", "noise_levels", "history", "baseline_history"):
+        assert new[key] == old[key], key
+
+
+def test_refused_run_leaves_the_folder_as_it_was(report, tmp_path, capsys):
+    fresh = tmp_path / "a" / "r"
+    assert main(["demo", *TINY, "--samples", "100000", "--out", str(fresh)]) == 2
+    assert "exceeds the" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # nothing created
+    settings = (report / "settings.json").read_bytes()
+    files = sorted(p.relative_to(report) for p in report.rglob("*"))
+    for extra in ([], ["--force"]):
+        assert main(["demo", *TINY, "--samples", "100000", *extra, "--out", str(report)]) == 2
+        assert (report / "settings.json").read_bytes() == settings
+        assert sorted(p.relative_to(report) for p in report.rglob("*")) == files
+    assert main(["demo", *TINY, "--out", str(report)]) == 0  # the folder still serves its own settings
+
+
+def test_refused_after_prepare_leaves_folder(tmp_path, capsys):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "notes.txt").write_text("mine")
+    assert main(["demo", *TINY, "--out", str(fresh)]) == 2
+    assert sorted(p.name for p in fresh.iterdir()) == ["notes.txt"]  # no lock, no settings left
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "wine", "--n", "14"], "cannot make 14 players from 13 features"),
+        (["--dataset", "digits", "--n", "17"], "n_players must be in"),
+    ],
+)
+def test_dataset_n_combinations_are_clean_errors(tmp_path, capsys, args, message):
+    out = tmp_path / "r"
+    assert main(["demo", *TINY, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jinter demo: error: ") and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_out_on_a_file_or_under_a_file(tmp_path, capsys):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    assert main(["demo", *TINY, "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["demo", *TINY, "--out", str(f / "sub")]) == 2
+    assert "which is a file" in capsys.readouterr().err
+    assert f.read_text() == "x"
+
+
+def test_os_error_during_a_run_is_a_clean_error(tmp_path, capsys, monkeypatch):
+    import jinter.cli
+
+    def fail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "r" / "results.json"))
+
+    monkeypatch.setattr(jinter.cli, "run_demo", fail)
+    assert main(["demo", *TINY, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jinter demo: error: cannot write") and "results.json" in err and "Permission denied" in err
+
+
+def test_lock_refuses_a_concurrent_run_and_a_stale_lock_is_taken_over(report, capsys):
+    from jinter.report import LOCK
+
+    lock = report / LOCK
+    results = (report / "results.json").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{holder.pid} {__import__('socket').gethostname()}\n")
+        for extra in ([], ["--seed", "1", "--force"]):  # --force must not clear a folder in use
+            assert main(["demo", *TINY, *extra, "--out", str(report)]) == 2
+            err = capsys.readouterr().err
+            assert f"in use by another jinter demo (pid {holder.pid}" in err and str(lock) in err
+            assert (report / "results.json").read_bytes() == results and lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is dead: its lock is stale and must not block
+    assert main(["demo", *TINY, "--out", str(report)]) == 0
+    assert not lock.exists()
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    import stat
+
+    from jinter.training import atomic_write_bytes
+
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        old = os.umask(mask)
+        try:
+            p = atomic_write_bytes(tmp_path / f"f{mask:o}", b"x")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(p.stat().st_mode) == mode
+
+
+def test_report_files_are_readable_like_the_figures(report):
+    import stat
+
+    png = stat.S_IMODE((report / "loss.png").stat().st_mode)
+    for name in ("index.html", "results.json", "settings.json", "train/training.json",
+                 "train/epoch_000003.msgpack"):
+        assert stat.S_IMODE((report / name).stat().st_mode) == png, name
+    unit = next((report / "sweep").glob("unit_*.npz"))
+    assert stat.S_IMODE(unit.stat().st_mode) == png

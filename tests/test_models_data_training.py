@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from jinter.data import DATASETS, PlantedTerm, load_dataset, make_synthetic, planted_score
 from jinter.models import CNN, MLP, init_params, make_model, model_for_dataset
 from jinter.training import (
+    CorruptFileError,
     evaluate,
     list_checkpoints,
     load_history,
@@ -20,6 +21,7 @@ from jinter.training import (
     save_params,
     train,
     train_baseline,
+    verify_training_dir,
 )
 
 
@@ -167,6 +169,21 @@ def test_training_learns_checkpoints_roundtrip(tiny, tmp_path):
     np.testing.assert_array_equal(saved["test_loss"], h["test_loss"])
     loss, acc = evaluate(model, res.params, ds.x_test, ds.y_test)
     assert loss == pytest.approx(h["test_loss"][-1], rel=1e-5) and acc == pytest.approx(h["test_acc"][-1])
+    # every trusted file is checksummed: a flipped byte is detected and the file named
+    hist, found, _ = verify_training_dir(tmp_path)
+    assert found == res.checkpoints and np.array_equal(hist["train_loss"], h["train_loss"])
+    data = bytearray(res.checkpoints[3].read_bytes())
+    data[-1] ^= 1
+    res.checkpoints[3].write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="epoch_000003.msgpack: checksum mismatch"):
+        verify_training_dir(tmp_path)
+    res.checkpoints[3].unlink()
+    with pytest.raises(CorruptFileError, match="epoch_000003.msgpack: missing"):
+        verify_training_dir(tmp_path)
+    manifest = tmp_path / "training.json"
+    manifest.write_text(manifest.read_text().replace('"train_loss": [', '"train_loss": [1.0, ', 1))
+    with pytest.raises(CorruptFileError, match="training.json: checksum mismatch"):
+        load_history(tmp_path)
 
 
 def test_training_is_deterministic(tiny, tmp_path):

@@ -87,6 +87,24 @@ def test_order_ratio_proposition1():
     np.testing.assert_allclose(T.order_ratio(6, 0.0), np.ones(5), atol=1e-12)
 
 
+def test_order_ratio_region_where_proposition1_fails():
+    """The docstring's measured region: r ≥ 1 and monotone for n ≤ 10; below 1 at small σ²
+    for n ≥ 11, checked against a dense solve at n = 11."""
+    s2 = np.logspace(-12, 3, 61)
+    for n in (6, 10):
+        r = np.asarray(T.order_ratio(n, s2))
+        assert np.all(r >= 1 - 1e-12) and np.all(np.diff(r, axis=0) >= -1e-12)
+    r12 = np.asarray(T.order_ratio(12, 1e-8))
+    assert r12[0] < 1 - 1e-5 and r12[1] > 1
+    r11 = np.asarray(T.order_ratio(11, np.array([4e-8, 1e-4])))
+    assert r11[0, 0] < 1 < r11[1, 0]
+    m = _dense_m(11, 4e-8)
+    orders = np.array([bin(t).count("1") for t in range(2**11)])
+    norms = np.linalg.norm(m, axis=1)
+    dense = norms[orders == 1].mean() / norms[orders == 2].mean()
+    assert dense == pytest.approx(r11[0, 0], abs=1e-9) and dense < 1
+
+
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(1, 6), s2=st.floats(0, 10), seed=st.integers(0, 2**16))
 def test_noisy_regression_linear_and_identity(n, s2, seed):
