@@ -24,9 +24,9 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
+from _common import compare, save_results  # noqa: E402
 
 from jinter.analysis import generalization_power, sparsity_curve, top_interactions  # noqa: E402
-from _common import compare, save_results  # noqa: E402
 
 
 def ref_top(a: np.ndarray, o: np.ndarray, k: int) -> list[tuple[str, int, float]]:

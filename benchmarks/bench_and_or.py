@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 import statistics
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
@@ -40,7 +40,7 @@ from jinter.decomposition import and_or, and_or_shared  # noqa: E402
 
 
 def lp_problem(v: np.ndarray, rho_q: float):
-    """The LP of MATH.md §3: vars (o_and, q, s, t); |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅."""
+    """The LP of docs/math.md §3: vars (o_and, q, s, t); |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅."""
     N = v.shape[-1]
     n = N.bit_length() - 1
     M = sp.csr_matrix(dense_mobius(n))
@@ -211,14 +211,13 @@ def _trained_section(limit, res, rows):
 
 
 def shared_lp_problem(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray):
-    """The shared LP of [C24] (MATH.md §3), sparse. Variables: γ̄ (free), γ̂^(i) (box gb_i),
+    """The shared LP of [C24] (docs/math.md §3), sparse. Variables: γ̄ (free), γ̂^(i) (box gb_i),
     q^(i) (box rq_i), then per type (AND, OR) the max e ≥ 0 and the per-model |I| bounds a^(i) ≥ 0:
     ±I^(i)(S) ≤ e_S and ≤ a^(i)_S for S ≠ ∅; cost (1−α)Σe + αΣa."""
     m, N = vs.shape
     n = N.bit_length() - 1
     M = sp.csr_matrix(dense_mobius(n))
     L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
-    I = sp.identity(N - 1, format="csr")
     nv = N * (1 + 2 * m) + 2 * (N - 1) * (1 + m)
     off_e = N * (1 + 2 * m)
     blocks, rhs = [], []

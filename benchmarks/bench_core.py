@@ -32,10 +32,10 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import compare, save_results  # noqa: E402
 
 import jinter  # noqa: E402
 from jinter.masking import PatchPlayers, log_odds, masked_outputs  # noqa: E402
-from _common import compare, save_results  # noqa: E402
 
 
 def _ready(x):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 import shutil
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -28,13 +28,13 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import save_results  # noqa: E402
 
 from jinter import decomposition, masking  # noqa: E402
 from jinter.data import load_dataset  # noqa: E402
 from jinter.models import make_model  # noqa: E402
 from jinter.sweep import default_players, run_sweep, select_samples  # noqa: E402
 from jinter.training import load_params, train  # noqa: E402
-from _common import save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

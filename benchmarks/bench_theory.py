@@ -1,4 +1,4 @@
-"""Benchmark of jinter.theory.noisy_regression (MATH.md §5).
+"""Benchmark of jinter.theory.noisy_regression (docs/math.md §5).
 
 1. n = 12: butterfly closed form vs a dense numpy solve of (A + σ²D) ŵ = A w* (A, D prebuilt).
 2. n = 20 with 32 σ² values (one w*): wall time of the closed form (target < 10 s on CPU).
@@ -20,10 +20,10 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import save_results  # noqa: E402
 
 from jinter import theory as T  # noqa: E402
 from jinter.transforms import mask_orders  # noqa: E402
-from _common import save_results  # noqa: E402
 
 
 def timeit(fn, reps):

@@ -30,9 +30,9 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
+from _common import compare, save_results  # noqa: E402
 
 import jinter  # noqa: E402
-from _common import compare, save_results  # noqa: E402
 
 
 def resnet18_like(torch, num_classes: int = 10):
@@ -103,8 +103,9 @@ def bench_resnet(torch, n: int, bs: int, reps: int) -> dict:
 
 
 def bench_bert(torch, n: int, bs: int, reps: int) -> dict:
-    from jinter.integrations import hf
     import transformers
+
+    from jinter.integrations import hf
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
     torch.manual_seed(0)
@@ -143,8 +144,9 @@ def main() -> None:
     reps = args.reps or (2 if args.quick else 7)
     rows = {"resnet": bench_resnet(torch, n, 128, reps)}
     try:
-        import jinter.integrations.hf  # noqa: F401  (hides a torchvision that cannot load)
         import transformers  # noqa: F401
+
+        import jinter.integrations.hf  # noqa: F401  (hides a torchvision that cannot load)
 
         rows["bert"] = bench_bert(torch, n, 128, reps)
     except ImportError as e:

@@ -28,11 +28,11 @@ from jinter.analysis import (
 from jinter.decomposition import AndOrResult, SharedAndOrResult, and_or, and_or_shared
 from jinter.masking import (
     HostModel,
+    LearnedBaseline,
     NonFiniteOutputError,
     PatchPlayers,
     TabularPlayers,
     TokenPlayers,
-    LearnedBaseline,
     host_model,
     learn_baseline,
     log_odds,

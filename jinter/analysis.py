@@ -1,6 +1,6 @@
 r"""Salience, order distributions, sparsity and generalization power of interactions.
 
-MATH.md §4 and §7. Conventions: interaction arrays have shape ``(..., 2**n)`` (mask encoding
+docs/math.md §4 and §7. Conventions: interaction arrays have shape ``(..., 2**n)`` (mask encoding
 of :mod:`jinter.transforms`). Per-order results have shape ``(..., n)``, entry ``k − 1`` for
 order ``k = 1 … n``; the empty set (bias) is never counted. A threshold ``tau`` is a scalar
 or an array broadcasting against the leading axes (one τ per sample); :func:`tau_relative`
@@ -128,7 +128,7 @@ def order_distribution(
     *,
     sample_axis: int | None = 0,
 ) -> Float[Array, "*rest n"]:
-    r"""Normalized order distribution :math:`I^{(k)}` of [D24] eq. (12) (MATH.md §4).
+    r"""Normalized order distribution :math:`I^{(k)}` of [D24] eq. (12) (docs/math.md §4).
 
     ``I^(k) = E_x[Σ_type Σ_{|S|=k, |I|≥τ} |I(S|x)|] / Z`` with ``Z`` the mean over
     ``k = 1 … n`` of the numerator, so the entries average to 1. The expectation is over
@@ -143,7 +143,7 @@ def order_distribution(
 
 
 # --------------------------------------------------------------------------------------------
-# Thresholds and sparsity (MATH.md §4)
+# Thresholds and sparsity (docs/math.md §4)
 
 
 def _check_frac(frac: Any, what: str = "frac") -> Any:
@@ -192,7 +192,7 @@ def tau_output(
     *,
     keepdims: bool = False,
 ) -> Float[Array, "*rest"]:
-    """Threshold ``τ = frac·E_x |v(x_N) − v(x_∅)|`` of [D24] (MATH.md §4).
+    """Threshold ``τ = frac·E_x |v(x_N) − v(x_∅)|`` of [D24] (docs/math.md §4).
 
     Args:
         v: outputs on all masks, shape ``(..., 2**n)``.
@@ -215,7 +215,7 @@ def sparsity_curve(
     i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
     sample_axis: int | None = 0,
 ) -> Float[Array, "*rest m"]:
-    """Sorted normalized strengths ([R24] Fig. 2, MATH.md §4).
+    """Sorted normalized strengths ([R24] Fig. 2, docs/math.md §4).
 
     Per sample, ``|I(S)|`` for ``S ≠ ∅`` of AND and OR together (``m = 2**n − 1`` or twice
     that) divided by its maximum and sorted in descending order, then averaged over
@@ -364,7 +364,7 @@ def top_interactions_batch(
 
 
 # --------------------------------------------------------------------------------------------
-# Generalization power [H25] (MATH.md §7)
+# Generalization power [H25] (docs/math.md §7)
 
 
 class GeneralizationPower(NamedTuple):
@@ -412,7 +412,7 @@ def generalization_power(
     *,
     sample_axis: int | None = 0,
 ) -> GeneralizationPower:
-    r"""Generalization power of a model's salient interactions [H25] eq. (6) (MATH.md §7).
+    r"""Generalization power of a model's salient interactions [H25] eq. (6) (docs/math.md §7).
 
     An interaction ``S ≠ ∅`` is salient in the model iff ``|I(S)| > τ_model``; it generalizes
     iff also ``|I_base(S)| > τ_base`` and ``I(S)·I_base(S) > 0`` (AND with AND, OR with OR),
@@ -525,7 +525,7 @@ class Interactions:
         tau: salience threshold, broadcasting against the leading axes.
         tau_rule: how ``tau`` was chosen, e.g. ``"relative(frac=0.05)"`` [R24, C24],
             ``"output(frac=0.03, sample_axis=0)"`` [D24] or ``"fixed"``.
-        v, q, gamma: optional outputs on all masks, noise term and AND-OR split (MATH.md §3).
+        v, q, gamma: optional outputs on all masks, noise term and AND-OR split (docs/math.md §3).
         objective, gap: optional ℓ1 objective and duality gap of the decomposition.
         players: optional player names (length n).
         metadata: free-form JSON-serializable dict.

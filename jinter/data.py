@@ -7,7 +7,7 @@ Nothing here downloads anything. Every loader returns a :class:`Dataset` of nump
 - ``"wine"`` (13 features, 3 classes), ``"breast_cancer"`` (30 features, 2 classes):
   standardized with the mean / std of the TRAIN split only.
 - ``"synthetic"``: binary features ``x ∈ {0, 1}^n`` (0 = absent, so the zero baseline of
-  MATH.md §1 removes a feature) and a binary label ``1[s(x) > median]`` where
+  docs/math.md §1 removes a feature) and a binary label ``1[s(x) > median]`` where
   ``s(x) = Σ_T w_T·AND_T(x) + Σ_T w_T·OR_T(x)`` is a sum of planted AND / OR terms, returned
   as :attr:`Dataset.planted` so that recovered interactions can be checked against them.
 

@@ -1,4 +1,4 @@
-r"""Exact AND-OR decomposition at the certified optimum (MATH.md §3, [D24] eq. 11, [C24]).
+r"""Exact AND-OR decomposition at the certified optimum (docs/math.md §3, [D24] eq. 11, [C24]).
 
 The split ``o_and = ½(v+q)+γ``, ``o_or = ½(v+q)−γ`` is chosen to minimize
 ``Σ_{T≠∅} |I_and(T)| + |I_or(T)|`` over ``γ`` and the noise ``q`` in its box. With
@@ -487,7 +487,7 @@ def and_or(
 ) -> AndOrResult:
     r"""AND-OR interactions at the certified minimum of ``Σ_{T≠∅}|I_and(T)| + |I_or(T)|``.
 
-    MATH.md §3, [D24] eq. (11), [C24] §3. ``q_ratio`` defaults to 0.02 as in [D24] and [C24]
+    docs/math.md §3, [D24] eq. (11), [C24] §3. ``q_ratio`` defaults to 0.02 as in [D24] and [C24]
     ([R24] uses 0.04); ``q_ratio = 0`` drops the noise term (``q = 0``).
 
     Args:
@@ -847,7 +847,7 @@ def and_or_shared(
     rho: float = 10.0,
     memory_budget: int | str | None = None,
 ) -> SharedAndOrResult:
-    r"""AND-OR interactions shared by ``m`` models on the same input(s) [C24] (MATH.md §3).
+    r"""AND-OR interactions shared by ``m`` models on the same input(s) [C24] (docs/math.md §3).
 
     Minimizes ``Σ_{S≠∅} (1−α)·max_i|I^(i)(S)| + α·Σ_i|I^(i)(S)|`` for AND and OR over
     ``γ^(i) = γ̄ + γ̂^(i)`` with ``|γ̂^(i)| ≤ gamma_bound_i`` and ``|q^(i)| ≤ q_ratio·|v^(i)(N) −

@@ -1,4 +1,4 @@
-r"""Model outputs on masked inputs: ``v(x_S)`` for every subset ``S`` of players (MATH.md §1).
+r"""Model outputs on masked inputs: ``v(x_S)`` for every subset ``S`` of players (docs/math.md §1).
 
 ``x_S`` keeps the input elements of the players in ``S`` and replaces those of the other
 players by a baseline; elements that belong to no player (background) always stay. A player
@@ -342,7 +342,7 @@ class _LabelReward:
 
 
 def log_odds(label: int | Int[ArrayLike, " B"]) -> Callable[[Array], Array]:
-    r"""Reward ``v = log(p_y / (1 − p_y))``, ``p = softmax(logits)`` (MATH.md §1, [R24] [D24]).
+    r"""Reward ``v = log(p_y / (1 − p_y))``, ``p = softmax(logits)`` (docs/math.md §1, [R24] [D24]).
 
     Computed stably as ``logit_y − logsumexp_{c≠y} logit_c``. With a single output (a binary
     logit ``z``) it is ``z`` for label 1 and ``−z`` for label 0.
@@ -431,7 +431,7 @@ def _adapt(model: Any, params: Any) -> _Apply:
 
 
 def mean_baseline(data: Float[ArrayLike, "N *input_shape"], players: Players | None = None) -> Array:
-    """Mean input over ``data`` (MATH.md §1): over axis 0, or over every leading axis beyond
+    """Mean input over ``data`` (docs/math.md §1): over axis 0, or over every leading axis beyond
     ``players.input_shape`` when ``players`` is given."""
     data = jnp.asarray(data)
     if data.ndim == 0:
@@ -604,7 +604,7 @@ def masked_outputs(
     r"""Model values ``v(x_S)`` on masked inputs, for all ``2**n`` masks or the given ones.
 
     ``x_S`` keeps the players in ``S`` and sets the others to the baseline; background elements
-    stay (MATH.md §1). Feed the result to :func:`jinter.mobius` for AND interactions
+    stay (docs/math.md §1). Feed the result to :func:`jinter.mobius` for AND interactions
     ([R24] eq. 1, [D24] eq. 2).
 
     Args:
@@ -901,7 +901,7 @@ def learn_baseline(
     chunk_size: int | None = None,
     memory_budget: int | str | None = None,
 ) -> LearnedBaseline:
-    r"""A baseline that makes the AND interactions of ``x`` sparse (MATH.md §1).
+    r"""A baseline that makes the AND interactions of ``x`` sparse (docs/math.md §1).
 
     Minimizes the mean over the inputs of ``Σ_{T≠∅} |mobius(v)(T)|`` (``v`` from
     :func:`masked_outputs` with the baseline in place of absent players) over the baseline

@@ -3,7 +3,7 @@
 Both map inputs with any leading batch axes to logits of shape ``(*batch, n_classes)``.
 The CNN also exposes ``features`` (the conv feature map, ``(*batch, 8, 8, C)``) and
 ``head`` (feature map → logits), so players can live on the feature map as in [D24]
-(MATH.md §1): ``model.apply(params, x, method="features")``.
+(docs/math.md §1): ``model.apply(params, x, method="features")``.
 """
 
 from __future__ import annotations

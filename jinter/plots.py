@@ -1,4 +1,4 @@
-r"""Figures of interaction analyses (MATH.md §4, §7): matplotlib, Agg-safe.
+r"""Figures of interaction analyses (docs/math.md §4, §7): matplotlib, Agg-safe.
 
 Every function returns the :class:`matplotlib.figure.Figure` it drew on and takes an
 optional ``ax``. Without one, a new figure is created without pyplot (no global figure
@@ -140,7 +140,7 @@ def plot_order_distribution(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Signed strength of salient interactions per order ([D24], [G25], MATH.md §4).
+    """Signed strength of salient interactions per order ([D24], [G25], docs/math.md §4).
 
     Bars of ``A^(k),+`` above zero and ``A^(k),−`` below, side by side for AND and OR,
     averaged over ``sample_axis``.

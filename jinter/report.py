@@ -17,7 +17,7 @@ samples at every checkpoint, and writes a self-contained report folder:
 - ``results.json``: every number behind every figure, with the settings and timings;
 - ``*.png`` and ``index.html``.
 
-Analysis (MATH.md §4–7): order distributions ``I_real^(k)`` per checkpoint with
+Analysis (docs/math.md §4–7): order distributions ``I_real^(k)`` per checkpoint with
 ``τ = 0.03·E_x|v(x) − v(x_∅)|`` [D24]; the theory overlay ``I_theo^(k)`` from the noisy
 regression of §5 with ``w*`` = the salient interactions of the final checkpoint and σ² fitted
 per checkpoint (:func:`jinter.theory.fit_sigma2`); the epoch where phase 2 starts
@@ -66,7 +66,7 @@ class DemoSettings:
         label_noise: fraction of flipped train labels of the main model ([D24]: 0.01).
         noise_levels: label-noise levels of extra models for decay/spindle [G25].
         seed: seeds data split, noise, initialization, shuffling and sample choice.
-        q_ratio: noise box of the AND-OR split (MATH.md §3).
+        q_ratio: noise box of the AND-OR split (docs/math.md §3).
         tol: certified relative duality gap of each AND-OR split (1e-4: objective within
             0.01% of the exact optimum; :func:`jinter.and_or` defaults to 1e-5).
         model: architecture (default per dataset, :data:`DATASET_MODELS`).
@@ -362,7 +362,7 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     tau = np.asarray(analysis.tau_output(res.v, sample_axis=1))  # one τ per checkpoint, (C,)
     real = np.stack([np.asarray(analysis.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
     orders_mean = np.asarray(analysis.mean_order(real))
-    # w*: salient interactions of the final checkpoint, zero elsewhere (MATH.md §5)
+    # w*: salient interactions of the final checkpoint, zero elsewhere (docs/math.md §5)
     final_and, final_or = res.I_and[-1], res.I_or[-1]
     w_and = np.where(np.asarray(analysis.salient_mask(final_and, tau[-1])), final_and, 0.0)
     w_or = np.where(np.asarray(analysis.salient_mask(final_or, tau[-1])), final_or, 0.0)

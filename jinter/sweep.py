@@ -1,7 +1,7 @@
 r"""Resumable, sharded sweeps: AND-OR interactions for every checkpoint × test sample.
 
 The dynamics experiments of [D24] (and [H25]) need ``v(x_S)`` on all ``2**n`` masks and its
-AND-OR split (MATH.md §3) for each saved checkpoint and each of (by default) 50 test samples
+AND-OR split (docs/math.md §3) for each saved checkpoint and each of (by default) 50 test samples
 with n = 10 players. A sweep splits this work into *units*, one checkpoint × one block of
 samples, and writes one file per unit:
 
@@ -384,10 +384,10 @@ def run_sweep(
         sample_indices: provenance of the samples (e.g. indices into the test split);
             default ``arange(S)``.
         block_size: samples per unit (a multiple of the device count avoids padding).
-        baseline: ``"zeros"``, ``"mean"`` (over ``data``) or an array (MATH.md §1).
+        baseline: ``"zeros"``, ``"mean"`` (over ``data``) or an array (docs/math.md §1).
         data: inputs to average for ``baseline="mean"``.
-        reward: ``"log_odds"`` (MATH.md §1, default), ``"logit"``, or None (scalar model).
-        q_ratio: noise box of the AND-OR split (MATH.md §3; [D24] 0.02).
+        reward: ``"log_odds"`` (docs/math.md §1, default), ``"logit"``, or None (scalar model).
+        q_ratio: noise box of the AND-OR split (docs/math.md §3; [D24] 0.02).
         and_or_kwargs: further keyword arguments of :func:`jinter.decomposition.and_or`.
         dtype: computation dtype (default: float64 when x64 is enabled, else float32).
         progress: show a tqdm bar.

@@ -1,12 +1,12 @@
 r"""Theory of interaction dynamics: two-phase regression, decay/spindle shapes, sparsity bound.
 
 - :func:`noisy_regression`, :func:`row_norms`, :func:`order_ratio` — the closed-form solution
-  of the noisy interaction regression of [D24] (MATH.md §5), Theorem 4 and Proposition 1.
+  of the noisy interaction regression of [D24] (docs/math.md §5), Theorem 4 and Proposition 1.
 - :func:`theoretical_order_distribution`, :func:`fit_sigma2` — predicted order distribution
   :math:`I_{theo}^{(k)}` and the noise level σ² that best matches a measured one.
 - :func:`spindle_curve`, :func:`decay_curve`, :func:`parametric_decay`, :func:`disentangle` —
-  decay- and spindle-shaped interaction distributions ([G25], MATH.md §6).
-- :func:`sparsity_bound` — the bound on the number of salient interactions of [R24] (MATH.md §8).
+  decay- and spindle-shaped interaction distributions ([G25], docs/math.md §6).
+- :func:`sparsity_bound` — the bound on the number of salient interactions of [R24] (docs/math.md §8).
 
 Everything over subsets uses the mask encoding of :mod:`jinter.transforms` and never builds a
 ``2^n × 2^n`` matrix: ``A = ⊗[[1, ½], [½, ½]]`` and ``D = ⊗diag(1, 2)`` are diagonalized
@@ -89,7 +89,7 @@ def noisy_regression(
     r"""Interactions learned under noise level σ²: :math:`\hat w = (A + σ^2 D)^{-1} A w^*` ([D24] Thm 3).
 
     Minimizer of :math:`E_ε E_S (y_S - w^T(J(x_S) + ε))^2` with :math:`y_S = \sum_{T⊆S} w^*_T`,
-    ``Var ε_T = 2^{|T|}σ²`` and ``S`` uniform (MATH.md §5). With ``W = ⊗V`` the generalized
+    ``Var ε_T = 2^{|T|}σ²`` and ``S`` uniform (docs/math.md §5). With ``W = ⊗V`` the generalized
     eigenvectors of the 2×2 pair (``Vᵀ a V = diag(μ)``, ``Vᵀ d V = I``),
     ``M̂ = W diag(λ_E/(λ_E + σ²)) W⁻¹`` with ``λ_E = Π_i μ_{E_i}``: two butterflies and a
     diagonal scaling, O(n·2^n) per σ². Exact for σ² = 0 (``ŵ = w*``). jit/vmap friendly.
@@ -201,11 +201,11 @@ def theoretical_order_distribution(
     w_star_or: Float[ArrayLike, "*samples 2**n"] | None = None,
     tau_frac: float = 0.03,
 ) -> Float[Array, "*s n"]:
-    r""":math:`I^{(k)}_{theo}`: the order distribution (MATH.md §4, [D24] eq. 12) of ``ŵ(σ²)``.
+    r""":math:`I^{(k)}_{theo}`: the order distribution (docs/math.md §4, [D24] eq. 12) of ``ŵ(σ²)``.
 
     ``ŵ = noisy_regression(w*, σ²)``; all leading axes of ``w_star`` are samples and are
     averaged. Threshold, per sample and per σ²: ``τ = tau_frac·|Σ_{S≠∅} ŵ_S|``, i.e.
-    ``tau_frac·|v̂(N) − v̂(∅)|`` of the regressed model (= ``|Σ_S ŵ_S − ŵ_∅|`` of MATH.md §5;
+    ``tau_frac·|v̂(N) − v̂(∅)|`` of the regressed model (= ``|Σ_S ŵ_S − ŵ_∅|`` of docs/math.md §5;
     the [D24] choice 0.03·|v(x) − v(x_∅)| made per sample and on ŵ, so it moves with σ²).
     OR interactions, if given, go through the same regression (an OR interaction is an AND
     interaction of the complemented game) and count in the same distribution and threshold.
@@ -322,7 +322,7 @@ def _binom(n: int) -> np.ndarray:
 def spindle_curve(
     n: int, sigma: Float[ArrayLike, "*batch"], *, tau: float = 0.0
 ) -> tuple[Float[Array, "*batch n"], Float[Array, "*batch n"]]:
-    r"""Expected :math:`A^{(k),\pm}` of pure noise: ``±C(n,k)·2^{k/2}·σ/√(2π)`` (MATH.md §6, [G25]).
+    r"""Expected :math:`A^{(k),\pm}` of pure noise: ``±C(n,k)·2^{k/2}·σ/√(2π)`` (docs/math.md §6, [G25]).
 
     If each masked output ``v(x_S)`` carries iid noise of variance σ², ``I(S)`` is Gaussian-like
     with variance ``s_k² = 2^k σ²`` ([D24] Lemma 1), so ``E max(I, 0) = s_k/√(2π)`` per subset.
@@ -353,7 +353,7 @@ def decay_curve(
     tau: ArrayLike = 0.0,
 ) -> tuple[Float[Array, "*s *batch n"], Float[Array, "*s *batch n"]]:
     r"""Decay-shaped ``(A^(k),+, A^(k),−)`` of a (low-order) ground truth seen through
-    :func:`noisy_regression` at noise σ² (MATH.md §6): higher orders are suppressed more.
+    :func:`noisy_regression` at noise σ² (docs/math.md §6): higher orders are suppressed more.
 
     Per sample (leading axes kept); ``tau`` is the salience threshold of
     :func:`jinter.analysis.signed_order_strength`.
@@ -394,7 +394,7 @@ def disentangle(
     rate_bounds: tuple[float, float] = (0.0, 10.0),
     symmetric_spindle: bool = True,
 ) -> DisentangleResult:
-    r"""Split measured ``A^(k),±`` into a decay part and a spindle part (MATH.md §6, [G25]).
+    r"""Split measured ``A^(k),±`` into a decay part and a spindle part (docs/math.md §6, [G25]).
 
     Model: ``A^+ = c⁺·d + σ⁺·s``, ``A^− = −c⁻·d⁻ − σ⁻·s`` with ``s_k = C(n,k)2^{k/2}/√(2π)``
     (:func:`spindle_curve` at σ = 1), nonnegative weights ``c⁺, c⁻, σ^±`` solved exactly by
@@ -487,7 +487,7 @@ def sparsity_bound(
     *,
     delta: float = 0.0,
 ) -> SparsityBound:
-    r"""Upper bound on the number ``R^(k)`` of salient AND interactions of each order ([R24], MATH.md §8).
+    r"""Upper bound on the number ``R^(k)`` of salient AND interactions of each order ([R24], docs/math.md §8).
 
     [R24]'s bound has the form ``R^(k) ≤ ū^(1)/(τ|η^(k)|)·|poly_k(n)|``. Its proof rests on
     (i) ``τ·R^(k) ≤ Σ_{|S|=k}|I(S)| = |Σ_{|S|=k} I(S)| / |η^(k)|`` and (ii) expressing

@@ -14,7 +14,7 @@
   :func:`verify_training_dir` checks all of them before a later run trusts the folder: a
   flipped byte anywhere is detected and the offending file named.
 - :func:`train_baseline`: the same architecture trained on the TEST split, the baseline
-  model ``v_base`` of [H25] (MATH.md §7).
+  model ``v_base`` of [H25] (docs/math.md §7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Exact interaction transforms over the subset lattice (MATH.md §2).
+r"""Exact interaction transforms over the subset lattice (docs/math.md §2).
 
 Every transform here is a Kronecker product :math:`\bigotimes_{i<n} F` of one 2×2 factor
 ``F`` acting on the last axis (length ``2**n``; bit ``i`` of an index is player ``i``). It is
@@ -209,7 +209,7 @@ def _reverse(x: Array) -> Array:
 def or_mobius(v: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]:
     r"""OR interactions: :math:`I_{or}(T) = -\sum_{L\subseteq T}(-1)^{|T|-|L|} v(N\setminus L)`.
 
-    For ``T ≠ ∅``; ``I_or(∅) = v(∅)`` holds the bias (MATH.md §2). Inverse: :func:`or_zeta`.
+    For ``T ≠ ∅``; ``I_or(∅) = v(∅)`` holds the bias (docs/math.md §2). Inverse: :func:`or_zeta`.
 
     Example:
         >>> import jinter
@@ -239,7 +239,7 @@ def reconstruct(
     r"""Output on every mask predicted by AND (and optionally OR) interactions.
 
     ``v(S) = Σ_{T⊆S} I_and(T) + I_or(∅) + Σ_{T∩S≠∅} I_or(T)`` (universal matching,
-    MATH.md §3; with the AND-OR split the bias sits in ``I_and(∅)`` and ``I_or(∅) = 0``).
+    docs/math.md §3; with the AND-OR split the bias sits in ``I_and(∅)`` and ``I_or(∅) = 0``).
     """
     out = zeta(i_and)
     if i_or is not None:

@@ -1,4 +1,4 @@
-"""Analysis functions (MATH.md §4, §7) against brute-force loops, and the Interactions object."""
+"""Analysis functions (docs/math.md §4, §7) against brute-force loops, and the Interactions object."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def popcount(s: int) -> int:
 
 
 def fake_and_or(v: np.ndarray, rng) -> FakeAndOr:
-    """An AND-OR split for an arbitrary γ (MATH.md §3): exact universal matching, not optimal."""
+    """An AND-OR split for an arbitrary γ (docs/math.md §3): exact universal matching, not optimal."""
     gamma = rng.normal(size=v.shape)
     q = np.zeros_like(v)
     i_and = np.array(mobius(0.5 * (v + q) + gamma))

@@ -1,4 +1,4 @@
-"""Tests of the exact AND-OR decomposition (MATH.md §3) against a dense-matrix LP (HiGHS)."""
+"""Tests of the exact AND-OR decomposition (docs/math.md §3) against a dense-matrix LP (HiGHS)."""
 
 import os
 from pathlib import Path
@@ -25,7 +25,7 @@ def _dense(f, n):
 
 
 def lp_optimum(v, rho_q):
-    """Exact optimum of MATH.md §3 by HiGHS with dense matrices (test-only oracle)."""
+    """Exact optimum of docs/math.md §3 by HiGHS with dense matrices (test-only oracle)."""
     n = int(np.log2(len(v)))
     N = 2**n
     M = _dense([[1, 0], [-1, 1]], n)

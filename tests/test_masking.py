@@ -1,15 +1,14 @@
-"""masked_outputs against hand-built masked inputs (MATH.md §1)."""
+"""masked_outputs against hand-built masked inputs (docs/math.md §1)."""
 
 import itertools
 
 import jax
-
-import jinter
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import jinter
 from jinter._budget import MemoryBudgetError
 from jinter.masking import (
     NonFiniteOutputError,

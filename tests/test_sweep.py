@@ -104,7 +104,7 @@ def test_sweep_matches_direct_computation(setup):
     direct = decomposition.and_or(v[:BLOCK], q_ratio=0.02, **AND_OR)  # the first unit's block
     for f in ("I_and", "I_or", "q", "objective"):
         np.testing.assert_allclose(getattr(out, f)[1, :BLOCK], getattr(direct, f), rtol=1e-9, atol=1e-9)
-    # universal matching of the stored split (MATH.md §3)
+    # universal matching of the stored split (docs/math.md §3)
     from jinter.transforms import matching_error
 
     assert np.max(matching_error(out.v + out.q, out.I_and, out.I_or)) < 1e-8
@@ -230,7 +230,7 @@ def test_two_processes_with_jax_distributed_match_one(setup, tmp_path):
     procs = [_run([script, str(ckpt), str(out), str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (o, e) in zip(procs, outs):
+    for p, (_o, e) in zip(procs, outs):
         assert p.returncode == 0, e.decode()[-3000:]
     # 6 units (3 checkpoints × 2 blocks): u % 2 == process_index, 3 each, none twice
     assert [o.decode().split()[-3:] for o, _ in outs] == [["3", "reused", "0"]] * 2

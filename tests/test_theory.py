@@ -43,7 +43,7 @@ def test_noisy_regression_matches_dense_solve(rng, n):
         want = w @ _dense_m(n, s).T
         np.testing.assert_allclose(got[i], want, atol=1e-9 * max(1, np.abs(want).max()))
     np.testing.assert_allclose(got[0], w, atol=1e-12)  # σ² = 0 gives w*
-    # Kronecker structure as stated in MATH.md §5
+    # Kronecker structure as stated in docs/math.md §5
     np.testing.assert_allclose(_kron_power(T._A2, n), 2.0 ** -mask_orders(n)[np.arange(2**n)[:, None] | np.arange(2**n)])
 
 

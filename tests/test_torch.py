@@ -6,7 +6,6 @@ The host-model checks run without torch; the PyTorch ones skip cleanly when torc
 import math
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

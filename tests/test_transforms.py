@@ -1,9 +1,8 @@
-"""Transforms against brute-force subset sums (MATH.md §2) and their identities."""
+"""Transforms against brute-force subset sums (docs/math.md §2) and their identities."""
 
 import itertools
 
 import chex
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,7 +132,7 @@ def test_inverse_pairs(v):
 @example([2.2250738585072014e-308, -1e-310], 0.5)  # smallest normal scale, a subnormal beside it
 @example([0.0, 0.0, 0.0, 0.0], 1.0)  # no scale at all
 def test_universal_matching(v, gamma):
-    """Any split v = o_and + o_or (MATH.md §3) is matched exactly by AND + OR interactions."""
+    """Any split v = o_and + o_or (docs/math.md §3) is matched exactly by AND + OR interactions."""
     v = np.asarray(v)
     o_and, o_or = v / 2 + gamma, v / 2 - gamma
     i_and, i_or = mobius(o_and), or_mobius(o_or)
