@@ -12,7 +12,7 @@ import pytest
 from jinter.cli import main
 
 TINY = ["--dataset", "synthetic", "--n", "4", "--epochs", "3", "--checkpoints", "3", "--samples", "3",
-        "--noise-levels", "0,0.3", "--quiet"]
+        "--noise-levels", "0,0.3", "--noise-epochs", "20", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def _tamper_history(path: Path) -> None:
 @pytest.mark.parametrize(
     "name, damage",
     [("train/epoch_000003.msgpack", _flip_byte), ("baseline/epoch_000003.msgpack", _flip_byte),
-     ("noise_0.3/epoch_000003.msgpack", _flip_byte), ("train/training.json", _tamper_history)],
+     ("noise_0.3/epoch_000020.msgpack", _flip_byte), ("train/training.json", _tamper_history)],
 )
 def test_corrupt_trusted_file_is_detected_named_and_recomputed(report, capsys, name, damage):
     path = report / name
