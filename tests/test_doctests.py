@@ -15,8 +15,10 @@ import jinter
 
 _RUNNER = r"""
 import doctest, importlib, sys
+import jax
 attempted = failed = 0
 for name in sys.argv[1:]:
+    jax.config.update("jax_enable_x64", False)  # each module's examples start at the default
     try:
         module = importlib.import_module(name)
     except ImportError as e:  # an optional extra (torch, transformers) is not installed

@@ -7,3 +7,5 @@
 
 Neither is imported by ``import jinter``: the core never needs torch or transformers.
 """
+
+__all__: list[str] = []  # a namespace: the adapters are the submodules, imported on demand

@@ -126,7 +126,8 @@ def torch_model(
         input_dtype: torch dtype of the inputs (default: that of the module's parameters).
 
     Example:
-        >>> import numpy as np, torch, jinter
+        >>> import jax, numpy as np, torch, jinter
+        >>> jax.config.update("jax_enable_x64", True)  # float64 v from the float32 module
         >>> from jinter.integrations.torch import torch_model
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
         >>> model = torch_model(net, output_shape=(2,))
