@@ -6,8 +6,8 @@ deadline. Hypothesis also mixes literal constants of the *local modules already 
 its draws, so the drawn examples can still depend on which test files were collected; the code
 under test must therefore hold for every value a strategy allows (a subnormal, an exact zero),
 and failures once seen are pinned with ``@example``. Global JAX configuration is restored
-after every test, so no test can change the outcome of the next one. The suite passes in any
-order (checked with ``-p no:cacheprovider`` in reverse and shuffled order).
+after every test, so no test can change the outcome of the next one. (Reverse and shuffled
+orders, e.g. with pytest-reverse / pytest-random-order, have not been run on the whole suite yet.)
 """
 
 import os
