@@ -48,10 +48,3 @@ def safe_divide(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     num, den = jnp.asarray(num), jnp.asarray(den)
     ok = jnp.abs(den) >= tiny(jnp.result_type(num, den))
     return jnp.where(ok, num / jnp.where(ok, den, 1), fill)
-
-
-def safe_divide_np(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> np.ndarray:
-    """:func:`safe_divide` for host (numpy) arrays."""
-    num, den = np.asarray(num), np.asarray(den)
-    ok = np.abs(den) >= tiny(np.result_type(num, den))
-    return np.where(ok, num / np.where(ok, den, 1), fill)
