@@ -19,7 +19,7 @@ __all__ = ["HostModel", "host_model"]
 
 
 class _Id:
-    """Hashable by identity, so that a host model is static jit data (its jit cache is kept)."""
+    """Hashable by identity: lets arbitrary objects (modules, functions, host models) be static jit data."""
 
     __slots__ = ("obj",)
 

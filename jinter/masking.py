@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._host import HostModel, host_model
+from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mask_to_players, mobius
 
 __all__ = [
@@ -361,21 +361,6 @@ def logit(label: int | Int[ArrayLike, " B"]) -> Callable[[Array], Array]:
 # --------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------
-
-
-class _Id:
-    """Hashable by identity: lets arbitrary objects (modules, functions) be static jit data."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __hash__(self):
-        return id(self.obj)
-
-    def __eq__(self, other):
-        return isinstance(other, _Id) and other.obj is self.obj
 
 
 @jax.tree_util.register_pytree_node_class

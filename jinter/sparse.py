@@ -179,14 +179,19 @@ def _query(value_fn: Callable, masks: np.ndarray, offset: int) -> np.ndarray:
     if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer) or out.dtype == np.bool_):
         raise TypeError(f"value_fn must return real numbers, got dtype {out.dtype}")
     out = out.astype(np.float64)
-    bad = ~np.isfinite(out)
+    _check_finite_rows(out, masks, offset, "value_fn returned {value} on mask row", "in this batch")
+    return out
+
+
+def _check_finite_rows(vals: np.ndarray, rows: np.ndarray, offset: int, what: str, scope: str) -> None:
+    """Raise :class:`NonFiniteOutputError` naming the first non-finite row and its players."""
+    bad = ~np.isfinite(vals)
     if bad.any():
         j = int(np.argmax(bad))
         raise NonFiniteOutputError(
-            f"value_fn returned {out[j]} on mask row {offset + j} = players {_players_of(masks[j])} "
-            f"({int(bad.sum())} non-finite value(s) in this batch)"
+            f"{what.format(value=vals[j])} {offset + j} = players {_players_of(rows[j])} "
+            f"({int(bad.sum())} non-finite value(s) {scope})"
         )
-    return out
 
 
 def _evaluate(value_fn, masks: np.ndarray, batch_size: int, progress: bool, desc: str) -> np.ndarray:
@@ -714,13 +719,7 @@ def masked_value_fn(
             rows[: min(c, m - a)] = s[a : a + c]
             outs.append(np.asarray(_eval_rows(apply, reward, xa, base, owner, jnp.asarray(rows), chunk=c))[: m - a])
         vals = np.concatenate(outs) if outs else np.zeros(0)
-        bad = ~np.isfinite(vals)
-        if bad.any():
-            j = int(np.argmax(bad))
-            raise NonFiniteOutputError(
-                f"model value is {vals[j]} on masked input row {j} = players {_players_of(s[j])} "
-                f"({int(bad.sum())} non-finite value(s) in all)"
-            )
+        _check_finite_rows(vals, s, 0, "model value is {value} on masked input row", "in all")
         return vals
 
     return value_fn
