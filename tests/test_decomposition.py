@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from jinter import MemoryBudgetError
+from jinter import MemoryBudgetError, decomposition
 from jinter.decomposition import and_or, and_or_shared, halpern_fixed_point
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
@@ -450,3 +450,103 @@ def test_host_threads_split_the_batch_without_changing_results(monkeypatch):
     serial = and_or(vs, q_ratio=0.02)
     for a, b in zip(threaded, serial):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# canonical optimum, status, solver options
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q_ratio", [0.0, 0.02])
+@pytest.mark.parametrize("n", [3, 5, 6])
+def test_canonical_optimum_is_the_least_norm_qp(n, q_ratio):
+    """canonical=True returns the least ‖γ‖² + ‖q‖² optimum: every interaction within 1e-4·max|I|
+    of a least-norm QP over the LP's optimal set (HiGHS, then Clarabel), the same salient sets;
+    the default (arbitrary) optimum differs on these games."""
+    pytest.importorskip("cvxpy")
+    from oracles import least_norm_optimum
+
+    vs = np.random.default_rng(100 + n).normal(size=(2, 2**n))
+    res = and_or(vs, q_ratio=q_ratio, canonical=True)
+    assert np.all(np.asarray(res.status) == decomposition.STATUS_CANONICAL), res.messages()
+    assert np.all(np.asarray(res.canonical)) and np.all(np.asarray(res.converged))
+    plain = and_or(vs, q_ratio=q_ratio)
+    assert np.all(np.asarray(plain.status) == decomposition.STATUS_ANY_OPTIMUM)
+    assert not np.any(np.asarray(plain.canonical))
+    far = 0.0
+    for k, v in enumerate(vs):
+        ref = least_norm_optimum(v, q_ratio)
+        scale = max(np.abs(ref["I_and"][1:]).max(), np.abs(ref["I_or"]).max())
+        np.testing.assert_allclose(np.asarray(res.I_and[k])[1:], ref["I_and"][1:], atol=1e-4 * scale, rtol=0)
+        np.testing.assert_allclose(np.asarray(res.I_or[k]), ref["I_or"], atol=1e-4 * scale, rtol=0)
+        np.testing.assert_allclose(float(res.objective[k]), ref["objective"], rtol=1e-5)
+        tau = 0.05 * scale
+        for got, want in ((res.I_and[k], ref["I_and"]), (res.I_or[k], ref["I_or"])):
+            sal = np.abs(np.asarray(got))[1:] >= tau
+            # equal salient sets (an entry within the tolerance of τ may fall either side)
+            near = np.abs(np.abs(want[1:]) - tau) <= 1e-4 * scale
+            np.testing.assert_array_equal(sal[~near], (np.abs(want[1:]) >= tau)[~near])
+        # the certified distance bound holds
+        dist = np.sqrt(np.sum((np.asarray(res.q[k]) - ref["q"]) ** 2))
+        assert dist <= float(res.canonical_distance[k]) + 1e-6 * scale
+        far = max(far, np.abs(np.asarray(plain.I_and[k]) - ref["I_and"])[1:].max() / scale)
+    assert far > 1e-3  # the test would catch an arbitrary optimum
+
+
+@pytest.mark.parametrize("q_ratio", [0.0, 0.02])
+def test_canonical_optimum_does_not_depend_on_the_start(q_ratio):
+    v = np.random.default_rng(7).normal(size=2**5)
+    a = and_or(v, q_ratio=q_ratio, canonical=True)
+    starts = [a, (np.random.default_rng(1).normal(size=2**5), 0.0),
+              (np.zeros(2**5), np.full(2**5, 0.01 * abs(v[-1] - v[0])))]
+    scale = float(np.abs(np.asarray(a.I_and))[1:].max())
+    for start in starts:
+        b = and_or(v, q_ratio=q_ratio, canonical=True, warm_start=start)
+        assert int(b.status) == decomposition.STATUS_CANONICAL
+        np.testing.assert_allclose(np.asarray(b.I_and), np.asarray(a.I_and), atol=1e-6 * scale)
+        np.testing.assert_allclose(np.asarray(b.I_or), np.asarray(a.I_or), atol=1e-6 * scale)
+    # a warm start from the optimum itself needs no more LP iterations than a cold start
+    warm = and_or(v, q_ratio=q_ratio, warm_start=and_or(v, q_ratio=q_ratio))
+    assert int(warm.iterations) <= int(and_or(v, q_ratio=q_ratio).iterations)
+
+
+def test_canonical_constant_and_tiny_games():
+    for v in (np.full(16, 2.5), np.zeros(8), 1e-300 * np.random.default_rng(0).normal(size=16)):
+        res = and_or(v, canonical=True)
+        assert int(res.status) == decomposition.STATUS_CANONICAL, res.messages()
+        assert np.all(np.isfinite(np.asarray(res.I_and))) and np.all(np.isfinite(np.asarray(res.gamma)))
+
+
+@pytest.mark.parametrize("q_ratio", [0.5, 2.0, 5.0])
+def test_large_noise_boxes_are_certified(q_ratio):
+    """A large q box makes the optimum (near) 0: the bound 0 certifies it (before: gap 2.3 at
+    max_iter on n = 4, q_ratio = 5)."""
+    vs = np.random.default_rng(0).normal(size=(2, 16))
+    res = and_or(vs, q_ratio=q_ratio)
+    assert np.all(np.asarray(res.converged)), np.asarray(res.gap)
+    assert np.all(np.asarray(res.lower_bound) >= 0)
+
+
+def test_status_says_why_a_game_is_not_certified():
+    v = np.random.default_rng(3).normal(size=2**7)
+    res = and_or(v, max_iter=50, check_every=50)
+    assert int(res.status) == decomposition.STATUS_UNCERTIFIED and not bool(res.converged)
+    assert "NOT certified" in res.messages()[0] and "max_iter" in res.messages()[0]
+    ok = and_or(v)
+    assert ok.messages() == [decomposition.STATUS_MESSAGES[decomposition.STATUS_ANY_OPTIMUM]]
+
+
+@pytest.mark.parametrize("option", ["tol", "rho"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "1e-5", True])
+def test_nonsense_solver_options_are_refused(option, bad):
+    with pytest.raises(ValueError, match=f"{option} must be a finite number > 0"):
+        and_or(np.zeros(8), **{option: bad})
+
+
+def test_bad_warm_start_is_refused():
+    with pytest.raises(ValueError, match="warm_start gamma has shape"):
+        and_or(np.zeros(8), warm_start=(np.zeros(4), 0.0))
+    with pytest.raises(ValueError, match="warm_start must be"):
+        and_or(np.zeros(8), warm_start="zeros")
+    with pytest.raises(ValueError, match="non-finite"):
+        and_or(np.zeros(8), warm_start=(np.full(8, np.nan), 0.0))
