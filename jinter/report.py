@@ -71,6 +71,9 @@ class DemoSettings:
         n_players: number of players n (2**n masks per sample).
         epochs: training epochs of the main model and the [H25] baseline.
         checkpoints: number of checkpoints of the main model (epoch 0 included).
+        dense_epochs: a checkpoint at every epoch from 0 to this one (where [D24]'s phase 2
+            starts, so that its start is pinned to ±1 epoch), log-spaced after it (fewer if
+            ``checkpoints`` or ``epochs`` leave no room).
         samples: training samples whose interactions are computed (the same samples for
             every model: main, baseline, label-noise models).
         label_noise: fraction of flipped train labels of the main model ([D24]: 0.01).
@@ -89,7 +92,8 @@ class DemoSettings:
     dataset: str = _opt("digits", "digits | wine | breast_cancer | synthetic")
     n_players: int = _opt(10, "players n (2^n masks per sample)", flag="--n")
     epochs: int = _opt(40, "training epochs of the main model and the baseline")
-    checkpoints: int = _opt(8, "checkpoints of the main model (epoch 0 included)")
+    checkpoints: int = _opt(14, "checkpoints of the main model (epoch 0 included)")
+    dense_epochs: int = _opt(8, "a checkpoint at every epoch up to this one, log-spaced after")
     samples: int = _opt(20, "training samples probed, the same for every model")
     label_noise: float = _opt(0.01, "fraction of flipped train labels of the main model")
     noise_levels: tuple[float, ...] = _opt((0.0, 0.1, 0.3), "label-noise levels for decay/spindle, comma-separated")
@@ -116,6 +120,7 @@ class DemoSettings:
             (2 <= self.n_players <= 16, f"n_players must be in [2, 16], got {self.n_players}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (2 <= self.checkpoints <= self.epochs + 1, f"checkpoints must be in [2, epochs + 1], got {self.checkpoints}"),
+            (self.dense_epochs >= 1, f"dense_epochs must be >= 1, got {self.dense_epochs}"),
             (self.samples >= 1, f"samples must be >= 1, got {self.samples}"),
             (0 <= self.label_noise < 1, f"label_noise must be in [0, 1), got {self.label_noise}"),
             (self.noise_epochs >= 1, f"noise_epochs must be >= 1, got {self.noise_epochs}"),
@@ -277,6 +282,16 @@ def _train_cached(model, dataset, directory: Path, *, epochs: int, checkpoint_ep
     return result.history, result.checkpoints, True
 
 
+def _checkpoint_epochs(s: DemoSettings) -> tuple[int, ...]:
+    """Every epoch up to ``dense_epochs`` (as far as the checkpoint count allows), log-spaced after."""
+    from jinter import training
+
+    dense = min(s.dense_epochs, s.checkpoints - 2, s.epochs - 1)
+    if dense < 1:
+        return training.log_spaced_epochs(s.epochs, s.checkpoints)
+    return training.dense_then_log_epochs(s.epochs, s.checkpoints, dense)
+
+
 def _to_list(x) -> Any:
     if x is None:
         return None
@@ -340,7 +355,7 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     start = time.perf_counter()
 
     # ---------------------------------------------------------------- data and training
-    ckpt_epochs = training.log_spaced_epochs(s.epochs, s.checkpoints)
+    ckpt_epochs = _checkpoint_epochs(s)
     t = time.perf_counter()
     log(f"[1/5] training {s.model} on {s.dataset} for {s.epochs} epochs ({len(ckpt_epochs)} checkpoints)")
     history, checkpoints, _ = _train_cached(model, ds, out / "train", epochs=s.epochs, checkpoint_epochs=ckpt_epochs,
@@ -432,27 +447,32 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
         "tau": _to_list(tau),
         "order_distribution": _to_list(real),
         "mean_order": _to_list(orders_mean),
-        "theory": {"sigma2": _to_list(fit.sigma2), "curve": _to_list(fit.curve), "fit_error": _to_list(fit.error)},
+        "theory": {"sigma2": _to_list(fit.sigma2), "curve": _to_list(fit.curve), "fit_error": _to_list(fit.error),
+                   "sigma2_low": _to_list(fit.sigma2_low), "sigma2_high": _to_list(fit.sigma2_high),
+                   "reliable": _to_list(fit.reliable), "flags": fit.flags()},
         "phase_two_start_epoch": phase2,
         "gap_widening_epoch": gap_epoch,
         "and_or": {"objective_mean": _to_list(res.objective.mean(axis=1)), "gap_max": float(np.max(res.gap)),
                    "all_converged": bool(np.all(res.converged)), "unconverged": int(np.sum(~res.converged)),
                    "tol": s.tol},
         "signed_strength": {"positive": _to_list(pos), "negative": _to_list(neg)},
-        "decay_spindle": [dict(epoch=e, **part_weights(d), residual=float(d.residual),
+        "decay_spindle": [dict(epoch=e, **part_weights(d), residual=float(d.residual), poor_fit=d.poor_fit,
                                params={k: _to_list(v) if isinstance(v, np.ndarray) else v for k, v in d.params.items()})
                           for e, d in zip(epochs, parts)],
         "noise_levels": [dict(label_noise=lv, test_acc=p["test_acc"], a_pos=_to_list(p["a_pos"]), a_neg=_to_list(p["a_neg"]),
-                              **part_weights(p["fit"]), residual=float(p["fit"].residual)) for lv, p in noise_parts.items()],
+                              **part_weights(p["fit"]), residual=float(p["fit"].residual), poor_fit=p["fit"].poor_fit)
+                         for lv, p in noise_parts.items()],
         "label_noise_study": [dict(label_noise=lv, train_accuracy=p["train_acc"], test_accuracy=p["test_acc"],
                                    fits_its_labels=bool(p["train_acc"] >= 0.95), **part_weights(p["fit"]),
-                                   residual=float(p["fit"].residual)) for lv, p in noise_parts.items()],
+                                   residual=float(p["fit"].residual), poor_fit=p["fit"].poor_fit)
+                              for lv, p in noise_parts.items()],
         "generalization": {"n_bar": [float(g.n_bar) for g in gp], "h_bar": [float(g.h_bar) for g in gp],
                            "h_bar_weighted": [float(g.h_bar_weighted) for g in gp]},
         "sparsity_curves": {str(e): _to_list(c) for e, c in sparsity.items()},
         "top_interactions_sample0": [dict(players=list(r.players), type=r.type, value=float(r.value)) for r in top],
         "timings_seconds": timings,
     }
+    results["findings"] = _findings(results, n)
 
     # ---------------------------------------------------------------- figures and html
     log("[5/5] figures and report")
@@ -466,6 +486,70 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     _write_html(out, s, results, figures)
     log(f"report written to {out / 'index.html'} ({timings['total']:.0f} s)")
     return results
+
+
+_ALIGN_EPOCHS = 2  # [D24] alignment counts as matched within ±2 epochs
+_FEW = 0.1  # [R24] "few": at most 10% of the 2(2^n − 1) AND and OR interactions are salient
+
+
+def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
+    """Each claim of [R24], [D24], [G25], [H25] the demo tests: what was measured, and whether
+    it matches (``match`` / ``mismatch``, or ``untested`` when the measurement cannot decide)."""
+    out = []
+
+    def add(paper, claim, measured, verdict):
+        out.append({"paper": paper, "claim": claim, "measured": measured, "verdict": verdict})
+
+    epochs = r["epochs"]
+    nbar = r["generalization"]["n_bar"]
+    frac = nbar[-1] / (2 * (2**n - 1))
+    add("R24", f"A trained network encodes few salient interactions (here: ≤ {_FEW:.0%} of the 2(2^n−1) AND and OR terms)",
+        f"{nbar[-1]:.1f} salient per sample at the final checkpoint = {frac:.1%} of {2 * (2**n - 1)}",
+        "match" if frac <= _FEW else "mismatch")
+    mo = r["mean_order"]
+    p2, gap = r["phase_two_start_epoch"], r["gap_widening_epoch"]
+    i_min = int(np.argmin(mo))
+    two = p2 is not None and mo[0] > mo[i_min]
+    add("D24", "Two phases: the mean order of salient interactions first falls, then rises",
+        f"mean order {mo[0]:.2f} at epoch {epochs[0]}, minimum {mo[i_min]:.2f} at epoch {epochs[i_min]}, "
+        f"{mo[-1]:.2f} at epoch {epochs[-1]}", "match" if two else "mismatch")
+    if p2 is None or gap is None:
+        add("D24", "Phase 2 starts where the train–test loss gap starts to widen",
+            f"phase-2 start: {p2}, gap widening: {gap} (one of them not found)", "untested")
+    else:
+        add("D24", f"Phase 2 starts where the train–test loss gap starts to widen (here: within ±{_ALIGN_EPOCHS} epochs)",
+            f"phase 2 starts at epoch {p2}, the smoothed loss gap widens at epoch {gap} (distance {abs(p2 - gap)})",
+            "match" if abs(p2 - gap) <= _ALIGN_EPOCHS else "mismatch")
+    th = r["theory"]
+    rel = [c for c, ok in enumerate(th["reliable"]) if ok and (p2 is None or epochs[c] >= p2)]
+    if len(rel) < 2:
+        add("D24", "The noise level σ² of the best-fitting noisy regression falls during phase 2",
+            f"{len(rel)} reliable σ² fit(s) in phase 2 ({sum(not x for x in th['reliable'])} of {len(epochs)} "
+            "checkpoints flagged: grid edge, poor fit or not identifiable)", "untested")
+    else:
+        a, b = th["sigma2"][rel[0]], th["sigma2"][rel[-1]]
+        add("D24", "The noise level σ² of the best-fitting noisy regression falls during phase 2",
+            f"σ² {a:.2g} at epoch {epochs[rel[0]]} → {b:.2g} at epoch {epochs[rel[-1]]} ({len(rel)} reliable fits)",
+            "match" if b < a else "mismatch")
+    study = r["label_noise_study"]
+    usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
+    share = lambda e: e["spindle"] / max(e["decay"] + e["spindle"], 1e-300)  # noqa: E731
+    if len(usable) < 2 or len(usable) < len(study):
+        why = "; ".join(f"noise {e['label_noise']:g}: train acc {e['train_accuracy']:.2f}"
+                        f"{', poor fit' if e['poor_fit'] else ''}" for e in study)
+        add("G25", "The spindle-shaped (noise-like) part grows with label noise",
+            f"not every noise model fits its labels with a good decay/spindle fit ({why})", "untested")
+    else:
+        shares = ", ".join(f"{e['label_noise']:g}: {share(e):.2f}" for e in usable)
+        grows = share(usable[-1]) > share(usable[0])
+        add("G25", "The spindle-shaped (noise-like) part grows with label noise",
+            f"spindle share of Σ|A| per label noise: {shares}", "match" if grows else "mismatch")
+    hbar = r["generalization"]["h_bar"]
+    c0 = epochs.index(p2) if p2 is not None else min(1, len(epochs) - 1)
+    add("H25", "Interactions learned later (phase 2 on) generalize less: H̄ falls",
+        f"H̄ {hbar[c0]:.2f} at epoch {epochs[c0]} → {hbar[-1]:.2f} at epoch {epochs[-1]}",
+        "match" if hbar[-1] < hbar[c0] else "mismatch")
+    return out
 
 
 def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsity, top) -> list[tuple[str, str]]:
@@ -499,7 +583,10 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     for c, e in enumerate(epochs):
         ax = axes.flat[c]
         ax.bar(k, results["order_distribution"][c], color="tab:blue", label="measured $I^{(k)}$")
-        ax.plot(k, fit.curve[c], "o-", color="tab:red", ms=3, label=f"theory, σ²={fit.sigma2[c]:.2g}")
+        flag = "" if fit.reliable[c] else " (flagged)"
+        ax.plot(k, fit.curve[c], "o-", color="tab:red" if fit.reliable[c] else "tab:gray", ms=3,
+                label=f"theory, σ²={fit.sigma2[c]:.2g}{flag}")
+        ax.set_ylabel("$I^{(k)}$ (normalized)", fontsize=7)
         ax.set_title(f"epoch {e}", fontsize=9)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(epochs):]:
@@ -509,10 +596,23 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     save(fig, "order_distributions.png", "Normalized strength of salient interactions per order at each checkpoint "
          "(bars) and the closed-form noisy-regression prediction with σ² fitted per checkpoint (red) [D24 Fig. 4].")
 
-    save(plots.plot_curves(epochs, {"fitted σ²": np.maximum(fit.sigma2, 1e-12)}, logy=True, ylabel="σ²",
-                           title="Fitted noise level over training"),
-         "sigma2.png", "σ² of the noisy-regression theory that best matches each checkpoint; it should fall during "
-         "training as the network learns higher-order interactions [D24].")
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ok = np.asarray(fit.reliable, bool)
+    e_arr = np.asarray(epochs)
+    lo, hi = np.maximum(fit.sigma2_low, 1e-12), np.maximum(fit.sigma2_high, 1e-12)
+    ax.fill_between(e_arr, lo, hi, color="tab:blue", alpha=0.15, label="σ² within the fit's noise")
+    ax.plot(e_arr[ok], np.maximum(fit.sigma2[ok], 1e-12), "o", color="tab:blue", label="reliable fit")
+    ax.plot(e_arr[~ok], np.maximum(fit.sigma2[~ok], 1e-12), "o", mfc="none", color="tab:gray",
+            label="flagged (edge / poor fit / not identifiable)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("σ²")
+    ax.set_title("Fitted noise level over training")
+    ax.legend(fontsize=7)
+    d24 = next((f for f in results["findings"] if "σ²" in f["claim"]), None)
+    save(fig, "sigma2.png", "σ² of the noisy-regression theory that best matches each checkpoint, with the range of σ² "
+         "that fits within the fit's noise; hollow grey points are flagged and are not measurements. [D24] predicts "
+         f"that σ² falls during phase 2; measured: {d24['measured']} ({d24['verdict']}).")
 
     g = results["generalization"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -528,7 +628,8 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     axes[0].plot(epochs, [d["decay"] for d in ds_], "o-", label="decay part")
     axes[0].plot(epochs, [d["spindle"] for d in ds_], "s-", label="spindle part")
     axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("Σ_k |A^(k),±| of the part")
+    axes[0].set_ylabel("Σ_k |A^(k),±| of the part (log-odds)")
+    axes[1].set_ylabel("Σ_k |A^(k),±| of the part (log-odds)")
     axes[0].set_title("Decay vs spindle over training")
     axes[0].legend(fontsize=8)
     levels = list(noise_parts)
@@ -540,8 +641,12 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     axes[1].set_title("Final model per label-noise level")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
+    poor = [f"epoch {d['epoch']}" for d in ds_ if d["poor_fit"]] + [
+        f"noise {d['label_noise']:g}" for d in results["noise_levels"] if d["poor_fit"]]
     save(fig, "decay_spindle.png", "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a "
-         "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25].")
+         "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25]. "
+         + (f"Poor fits (relative residual > 0.2, not a decomposition of the data): {', '.join(poor)}." if poor
+            else "Every fit has a relative residual ≤ 0.2."))
 
     picks = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
     save(plots.plot_sparsity_curve({f"epoch {e}": sparsity[e] for e in picks}, title="Sparsity of interactions"),
@@ -551,7 +656,7 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     if len(ds.input_shape) >= 2:
         image = ds.x_train[res.sample_indices[0]]
         fig = plots.plot_top_interactions_image(image[..., 0] if image.ndim == 3 else image, players, top[:6])
-        save(fig, "top_interactions.png", "The strongest interactions of the final model on one test digit: each panel "
+        save(fig, "top_interactions.png", "The strongest interactions of the final model on one training digit (the first probed sample): each panel "
              "highlights the patches of one AND or OR interaction, with its value.")
     return figs
 
@@ -563,6 +668,10 @@ def _write_html(out: Path, s: DemoSettings, results: dict, figures: list[tuple[s
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f}</td></tr>" for k, v in t.items())
     top = "".join(f"<tr><td>{r['type'].upper()}</td><td>{r['players']}</td><td>{r['value']:+.4f}</td></tr>"
                   for r in results["top_interactions_sample0"])
+    colour = {"match": "#1a7f37", "mismatch": "#cf222e", "untested": "#6e7781"}
+    findings = "".join(
+        f"<tr><td>[{html.escape(f['paper'])}]</td><td>{html.escape(f['claim'])}</td><td>{html.escape(f['measured'])}</td>"
+        f"<td style=\"color:{colour[f['verdict']]};font-weight:bold\">{f['verdict']}</td></tr>" for f in results["findings"])
     figs = "".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(n)}"><figcaption>{html.escape(c)}'
                    f"</figcaption></figure>" for n, c in figures)
     settings = html.escape(json.dumps(results["settings"]))
@@ -571,13 +680,17 @@ def _write_html(out: Path, s: DemoSettings, results: dict, figures: list[tuple[s
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;}} img{{max-width:100%;}}
 figure{{margin:2em 0;}} figcaption{{color:#444;font-size:0.9em;}} td{{padding:0 1em;}}</style></head>
 <body><h1>Interaction dynamics of a {html.escape(str(s.model))} on {html.escape(s.dataset)}</h1>
-<p>n = {s.n_players} players, {s.samples} test samples, {len(results['epochs'])} checkpoints over {s.epochs} epochs,
+<h2>Findings: the papers' claims against what this run measured</h2>
+<table><tr><th>paper</th><th>claim</th><th>measured here</th><th>verdict</th></tr>{findings}</table>
+<p>Verdicts use the thresholds named in each claim; <i>untested</i> means the measurement cannot decide
+(e.g. a flagged fit). Values of v and of interactions are in log-odds of the sample's class.</p>
+<p>n = {s.n_players} players, {s.samples} training samples, {len(results['epochs'])} checkpoints over {s.epochs} epochs,
 label noise {s.label_noise:g}. Phase 2 starts at epoch {results['phase_two_start_epoch']}; the loss gap widens at
 epoch {results['gap_widening_epoch']}. AND-OR splits: {results['and_or']['unconverged']} of {len(results['epochs']) * s.samples} did not reach the
 certified relative gap {s.tol:g} (largest gap {results['and_or']['gap_max']:.2e}).</p>
 <p><code>{settings}</code></p>
 {figs}
-<h2>Top interactions (sample 0, final checkpoint)</h2><table>{top}</table>
+<h2>Top interactions (sample 0, final checkpoint; values in log-odds)</h2><table>{top}</table>
 <h2>Wall time (s)</h2><table>{rows}</table>
 <p>Every number behind these figures: <a href="results.json">results.json</a>.</p>
 </body></html>

@@ -240,6 +240,21 @@ class FitResult(NamedTuple):
     sigma2: np.ndarray  # best σ² per checkpoint
     curve: np.ndarray  # I_theo at that σ², shape (..., n)
     error: np.ndarray  # RMS difference between curve and the normalized measured distribution
+    sigma2_low: np.ndarray | None = None  # σ² range whose error is within the fit's noise of the best
+    sigma2_high: np.ndarray | None = None
+    at_edge: np.ndarray | None = None  # best σ² at an end of the grid (the true value may lie beyond)
+    poor_fit: np.ndarray | None = None  # error above ``max_error``: the theory does not describe the curve
+    reliable: np.ndarray | None = None  # none of the flags, and the range spans at most one decade
+
+    def flags(self) -> list[str]:
+        """Why each checkpoint's σ² is not reliable ("" if it is), flattened over the checkpoints."""
+        out = []
+        for edge, poor, lo, hi in zip(*(np.ravel(np.asarray(a)) for a in (self.at_edge, self.poor_fit,
+                                                                            self.sigma2_low, self.sigma2_high))):
+            why = [w for w, on in (("at the grid edge", edge), ("poor fit", poor),
+                                   ("not identifiable (range > 1 decade)", hi > 10 * max(lo, 1e-300))) if on]
+            out.append("; ".join(why))
+        return out
 
 
 def _normalize(d: np.ndarray) -> np.ndarray:
@@ -255,6 +270,8 @@ def fit_sigma2(
     grid: ArrayLike | None = None,
     tau_frac: float = 0.03,
     refine: bool = True,
+    noise: float = 0.1,
+    max_error: float = 0.3,
 ) -> FitResult:
     r"""σ² per checkpoint whose :math:`I_{theo}` best matches a measured :math:`I^{(k)}` ([D24] §5).
 
@@ -274,7 +291,24 @@ def fit_sigma2(
         grid: candidate σ² values (≥ 0, 1-D).
         tau_frac: threshold fraction, as in :func:`theoretical_order_distribution`.
         refine: run the local refinement.
+        noise: relative width of "within the fit's noise": the σ² range reported is the
+            contiguous run of grid values around the best one whose error is at most
+            ``(1 + noise)·best error + 0.005`` (0.005: the rounding of normalized curves).
+        max_error: a best error above this is flagged ``poor_fit`` (errors are RMS over orders of
+            curves normalized to mean 1: 0.3 is a 30% typical mismatch per order).
+
+    Returns:
+        :class:`FitResult`. Besides the best σ², its curve and error, each checkpoint has the
+        σ² range within the fit's noise (``sigma2_low``, ``sigma2_high``) and flags:
+        ``at_edge`` (best σ² at an end of the grid: the fit would go further), ``poor_fit``
+        and ``reliable`` (no flag and the range spans at most one decade). A value that is
+        not ``reliable`` must not be read as a measurement of σ²; :meth:`FitResult.flags`
+        says why.
     """
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
+    if not (math.isfinite(max_error) and max_error > 0):
+        raise ValueError(f"max_error must be a finite number > 0, got {max_error!r}")
     meas = np.asarray(measured, dtype=np.float64)
     n = num_players(np.asarray(w_star), what="w_star")
     if meas.ndim == 0 or meas.shape[-1] != n:
@@ -311,7 +345,21 @@ def fit_sigma2(
             if res.fun < err[c]:
                 sig[c], err[c] = float(np.exp(res.x)), res.fun
                 curve[c] = np.asarray(theoretical_order_distribution(w_star, sig[c], **kw))
-    return FitResult(sig.reshape(batch), curve.reshape(batch + (n,)), err.reshape(batch))
+    # σ² range within the fit's noise: the contiguous run of grid points around the best one
+    lo_s, hi_s = np.empty(len(best)), np.empty(len(best))
+    for c, i in enumerate(best):
+        ok = errs[c] <= (1 + noise) * err[c] + 0.005
+        a = b = int(i)
+        while a > 0 and ok[a - 1]:
+            a -= 1
+        while b < grid.size - 1 and ok[b + 1]:
+            b += 1
+        lo_s[c], hi_s[c] = min(grid[a], sig[c]), max(grid[b], sig[c])
+    edge = (best == 0) | (best == grid.size - 1)
+    poor = err > max_error
+    reliable = ~edge & ~poor & (hi_s <= 10 * np.maximum(lo_s, 1e-300))
+    r = lambda x: x.reshape(batch)  # noqa: E731
+    return FitResult(r(sig), curve.reshape(batch + (n,)), r(err), r(lo_s), r(hi_s), r(edge), r(poor), r(reliable))
 
 
 # --- decay- and spindle-shaped distributions [G25] ------------------------------------------
@@ -383,6 +431,7 @@ class DisentangleResult(NamedTuple):
     spindle_neg: np.ndarray  # (n,) ≤ 0
     params: dict  # decay_weight_pos, decay_weight_neg, sigma_pos, sigma_neg, rate (or None)
     residual: float  # ‖fit − data‖ / ‖data‖ over the stacked (A+, −A−)
+    poor_fit: bool = False  # residual > max_residual: the two-part model does not describe the data
 
 
 def disentangle(
@@ -393,6 +442,7 @@ def disentangle(
     decay: ArrayLike | None = None,
     rate_bounds: tuple[float, float] = (0.0, 10.0),
     symmetric_spindle: bool = True,
+    max_residual: float = 0.2,
 ) -> DisentangleResult:
     r"""Split measured ``A^(k),±`` into a decay part and a spindle part (docs/math.md §6, [G25]).
 
@@ -406,7 +456,11 @@ def disentangle(
     Args:
         a_pos, a_neg: measured ``A^(k),+ ≥ 0`` and ``A^(k),− ≤ 0`` for ``k = 1 … n``.
         n: number of players (checked against the length of ``a_pos``).
+        max_residual: a relative residual above this is flagged ``poor_fit`` (the weights of a
+            poor fit are not a decomposition of the data and must not be read as one).
     """
+    if not (math.isfinite(max_residual) and max_residual > 0):
+        raise ValueError(f"max_residual must be a finite number > 0, got {max_residual!r}")
     ap = np.asarray(a_pos, dtype=np.float64)
     an = np.asarray(a_neg, dtype=np.float64)
     if ap.ndim != 1 or ap.shape != an.shape:
@@ -463,7 +517,7 @@ def disentangle(
     resid = float(np.linalg.norm(np.concatenate([fit_pos - ap, fit_neg - an])) / scale)
     params = dict(decay_weight_pos=float(w[0]), decay_weight_neg=float(w[1]), sigma_pos=float(sp),
                   sigma_neg=float(sn), rate=rate)
-    return DisentangleResult(w[0] * dpos, -w[1] * dneg, sp * spin, -sn * spin, params, resid)
+    return DisentangleResult(w[0] * dpos, -w[1] * dneg, sp * spin, -sn * spin, params, resid, bool(resid > max_residual))
 
 
 # --- sparsity bound [R24] -------------------------------------------------------------------

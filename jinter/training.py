@@ -42,6 +42,7 @@ __all__ = [
     "train",
     "train_baseline",
     "log_spaced_epochs",
+    "dense_then_log_epochs",
     "save_params",
     "load_params",
     "list_checkpoints",
@@ -96,6 +97,29 @@ def log_spaced_epochs(n_epochs: int, k: int) -> tuple[int, ...]:
         out.append(nxt)
         prev = nxt
     return tuple(out[:k]) if k > 2 or n_epochs == 1 else (0, n_epochs)
+
+
+def dense_then_log_epochs(n_epochs: int, k: int, dense: int) -> tuple[int, ...]:
+    """``k`` checkpoint epochs: every epoch from 0 to ``dense``, then log-spaced up to ``n_epochs``.
+
+    Fine early, where [D24]'s phase 2 starts (so its start is pinned to ±1 epoch there), sparse
+    late. ``dense = 1`` is :func:`log_spaced_epochs`. Needs ``1 <= dense < n_epochs`` and
+    ``dense + 2 <= k <= n_epochs + 1``.
+
+    Example:
+        >>> dense_then_log_epochs(40, 12, 6)
+        (0, 1, 2, 3, 4, 5, 6, 9, 13, 19, 28, 40)
+    """
+    n_epochs, k, dense = int(n_epochs), int(k), int(dense)
+    if not 1 <= dense < n_epochs or not dense + 2 <= k <= n_epochs + 1:
+        raise ValueError(f"need 1 <= dense < n_epochs and dense + 2 <= k <= n_epochs + 1, got {n_epochs=}, {k=}, {dense=}")
+    out, prev = list(range(dense + 1)), dense
+    for remaining in range(k - dense - 1, 0, -1):
+        ratio = (n_epochs / prev) ** (1.0 / remaining)
+        nxt = min(max(prev + 1, int(round(prev * ratio))), n_epochs - remaining + 1)
+        out.append(nxt)
+        prev = nxt
+    return tuple(out)
 
 
 class CorruptFileError(ValueError):

@@ -45,6 +45,17 @@ def test_report_contents(report):
     assert len(results["history"]["train_loss"]) == 4  # epochs 0..3
     assert results["and_or"]["all_converged"]
     assert set(results["timings_seconds"]) >= {"training", "masked_evaluation", "and_or", "theory", "total"}
+    # the findings table: every tested claim with what was measured and a verdict, on the page too
+    findings = results["findings"]
+    assert {f["paper"] for f in findings} == {"R24", "D24", "G25", "H25"}
+    assert all(f["verdict"] in ("match", "mismatch", "untested") and f["measured"] for f in findings)
+    assert "Findings" in html and all(f["verdict"] in html for f in findings)
+    # fits say when they fail: flags per checkpoint, shown as such
+    th = results["theory"]
+    assert len(th["reliable"]) == len(th["flags"]) == n_ckpt
+    assert all((why == "") == ok for why, ok in zip(th["flags"], th["reliable"]))
+    assert all(lo <= s2 <= hi for lo, s2, hi in zip(th["sigma2_low"], th["sigma2"], th["sigma2_high"]))
+    assert all("poor_fit" in d for d in results["decay_spindle"] + results["label_noise_study"])
 
 
 def test_rerun_resumes_and_reproduces(report):

@@ -177,6 +177,33 @@ def test_fit_sigma2_recovers_known_sigma2(rng):
         np.testing.assert_allclose(fit.sigma2, true, rtol=rtol)
         assert np.all(fit.error < 1e-2)
         np.testing.assert_allclose(fit.curve, meas, atol=2e-2)
+        # the range within the fit's noise contains the truth; exact curves are not flagged
+        assert np.all(fit.sigma2_low <= true * (1 + rtol)) and np.all(fit.sigma2_high >= true * (1 - rtol))
+        assert not np.any(fit.at_edge) and not np.any(fit.poor_fit)
+
+
+def test_fit_sigma2_flags_what_it_cannot_measure(rng):
+    """σ² at the grid edge, a curve the theory cannot produce, and σ² below the identifiable
+    range are flagged (``reliable`` False, with the reason), never shown as plain values."""
+    w = _ground_truth(rng)
+    grid = np.logspace(-4, 1, 51)
+    at_floor = np.asarray(T.theoretical_order_distribution(w, 1e-7))  # below the grid
+    odd = np.linspace(0.1, 2.0, 8)[::-1] ** 3 * (np.arange(8) % 2 + 0.1)  # zig-zag: no σ² fits it
+    good = np.asarray(T.theoretical_order_distribution(w, 0.05))
+    fit = T.fit_sigma2(np.stack([at_floor, odd, good]), w, grid=grid)
+    assert fit.at_edge.tolist() == [True, False, False]
+    assert fit.poor_fit.tolist() == [False, True, False]
+    assert fit.reliable.tolist() == [False, False, True]
+    why = fit.flags()
+    assert "grid edge" in why[0] and "poor fit" in why[1] and why[2] == ""
+    # below ~1e-5 the curve hardly moves with σ²: a wide range, flagged as not identifiable
+    tiny = T.fit_sigma2(np.asarray(T.theoretical_order_distribution(w, 1e-8)), w)
+    assert tiny.sigma2_high / tiny.sigma2_low > 10 and not bool(tiny.reliable)
+    assert "not identifiable" in tiny.flags()[0]
+    with pytest.raises(ValueError, match="noise"):
+        T.fit_sigma2(good, w, noise=-1.0)
+    with pytest.raises(ValueError, match="max_error"):
+        T.fit_sigma2(good, w, max_error=0.0)
 
 
 # ---------------------------------------------------------------- spindle / decay ------------
@@ -224,6 +251,7 @@ def test_disentangle_recovers_synthetic_mixture(rng):
     for got, want in ((p["decay_weight_pos"], cp), (p["decay_weight_neg"], cn), (p["sigma_pos"], sig),
                       (p["rate"], 0.7)):
         assert abs(got - want) <= 0.05 * want
+    assert not res.poor_fit
     assert res.residual < 0.03
     np.testing.assert_allclose(res.decay_pos + res.spindle_pos, ap, rtol=0.06)
     # given decay shape, separate spindle weights
@@ -231,6 +259,15 @@ def test_disentangle_recovers_synthetic_mixture(rng):
     np.testing.assert_allclose([res2.params["sigma_pos"], res2.params["sigma_neg"]], [sig, 2 * sig], rtol=1e-6)
     assert res2.residual < 1e-9 and res2.params["rate"] is None
     assert np.all(res2.decay_neg <= 0) and np.all(res2.spindle_neg <= 0)
+
+
+def test_disentangle_flags_a_poor_fit(rng):
+    n = 8
+    zig = np.where(np.arange(n) % 2 == 0, 1.0, 0.05)  # neither decay nor spindle shaped
+    res = T.disentangle(zig, -zig, n)
+    assert res.poor_fit and res.residual > 0.2
+    with pytest.raises(ValueError, match="max_residual"):
+        T.disentangle(zig, -zig, n, max_residual=0.0)
 
 
 # ---------------------------------------------------------------- sparsity bound [R24] -------
