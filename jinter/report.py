@@ -349,7 +349,7 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
 def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
     import jax
 
-    from jinter import analysis, data, sweep, theory, training
+    from jinter import analysis, data, sweep, theory
 
     timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
     start = time.perf_counter()
