@@ -70,9 +70,10 @@ changes ``γ^(i)``, which the [C24] γ set constrains.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -690,6 +691,7 @@ def and_or(
     memory_budget: int | str | None = None,
     canonical: bool = False,
     warm_start: AndOrResult | tuple[ArrayLike, ArrayLike] | None = None,
+    devices: Sequence[jax.Device] | str | None = None,
 ) -> AndOrResult:
     r"""AND-OR interactions at the certified minimum of ``Σ_{T≠∅}|I_and(T)| + |I_or(T)|``.
 
@@ -725,6 +727,12 @@ def and_or(
         warm_start: an earlier :class:`AndOrResult` for the same ``v`` (or a pair ``(gamma, q)``
             broadcastable to ``v``) to start the iteration from; the canonical optimum does not
             depend on it.
+        devices: devices to shard the batch of games over (``jax.shard_map`` on a 1-D mesh; each
+            device solves its share with ``chunk`` games in lock-step): a sequence of devices,
+            ``"all"`` (this process's devices), or ``None`` (default): the devices a concrete
+            ``v`` is already sharded over (e.g. by the sweep), else one device. On GPU/TPU use
+            ``chunk`` = 64–1024 so that a device runs many games at once; finished games of a
+            chunk are masked (they keep their certified result) until the chunk is done.
 
     Canonical optimum (docs/math.md §3): the ℓ1 objective has many optima on most games (two
     exact LP solvers agree on the objective while single interactions differ by a third of
@@ -764,7 +772,12 @@ def and_or(
     if tol is None:
         tol = 1e-5 if v.dtype == jnp.float64 else 1e-3
     start = _warm_start(warm_start, v)
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be ≥ 1, got {chunk!r}")
     args = (float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk), bool(canonical))
+    devs = _batch_devices(v, devices)
+    if len(devs) > 1 and batch > 1:
+        return _sharded(v, start, args, tuple(devs))
     workers = _host_workers(v, batch, chunk)
     if workers <= 1:
         return _and_or_jit(v, start, *args)
@@ -772,6 +785,56 @@ def and_or(
     fn = lambda x, *st: _and_or_jit(x, st if st else None, *args)  # noqa: E731
     res = _in_host_threads(fn, flat, workers)
     return jax.tree.map(lambda x: x.reshape(v.shape[:-1] + x.shape[1:]), res)
+
+
+def _batch_devices(v: Array, devices: Any) -> list:
+    """The devices to shard a batch of games over (see ``devices`` in :func:`and_or`)."""
+    if devices is None:
+        if isinstance(v, jax.core.Tracer) or not isinstance(v, jax.Array):
+            return []
+        return sorted(v.devices(), key=lambda d: d.id)
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices must be a sequence of jax devices, 'all' or None, got {devices!r}")
+        return list(jax.local_devices())
+    devs = list(devices)
+    if not devs or not all(isinstance(d, jax.Device) for d in devs):
+        raise ValueError(f"devices must be a non-empty sequence of jax devices, got {devices!r}")
+    return devs
+
+
+_GAMES = "games"  # mesh axis of the batch of games
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_fn(args: tuple, devices: tuple, with_start: bool):
+    from jax.sharding import Mesh, PartitionSpec
+
+    mesh = Mesh(np.asarray(devices), (_GAMES,))
+    spec = PartitionSpec(_GAMES)
+
+    def local(x, *st):  # one device's share of the games
+        return _and_or_impl(x, st if with_start else None, *args)
+
+    in_specs = (spec,) * (3 if with_start else 1)
+    return mesh, jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False))
+
+
+def _sharded(v: Array, start, args: tuple, devices: tuple) -> AndOrResult:
+    """The batch of games split over ``devices`` (padded to a multiple of their number by
+    repeating the last game, which is dropped again); results as one call's."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    size = v.shape[-1]
+    flat = v.reshape((-1, size))
+    batch, d = flat.shape[0], len(devices)
+    padded = -(-batch // d) * d
+    arrays = (flat,) + (() if start is None else tuple(x.reshape((-1, size)) for x in start))
+    arrays = tuple(jnp.concatenate([x, jnp.repeat(x[-1:], padded - batch, axis=0)]) for x in arrays)
+    mesh, fn = _sharded_fn(args, devices, start is not None)
+    sharding = NamedSharding(mesh, PartitionSpec(_GAMES))
+    res = fn(*(jax.device_put(x, sharding) for x in arrays))
+    return jax.tree.map(lambda x: x[:batch].reshape(v.shape[:-1] + x.shape[1:]), res)
 
 
 def _check_positive(**options: float | None) -> None:

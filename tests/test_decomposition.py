@@ -550,3 +550,48 @@ def test_bad_warm_start_is_refused():
         and_or(np.zeros(8), warm_start="zeros")
     with pytest.raises(ValueError, match="non-finite"):
         and_or(np.zeros(8), warm_start=(np.full(8, np.nan), 0.0))
+
+
+_FOUR_DEVICES = """
+import os, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np, jinter
+assert jax.device_count() == 4, jax.devices()
+vs = np.random.default_rng(0).normal(size=(7, 16))  # 7 games: not a multiple of 4 (padded)
+ref = jinter.and_or(vs, canonical=True)              # one device, host threads
+paths = {
+    "devices=all": jinter.and_or(vs, canonical=True, devices="all"),
+    "devices=all, chunk=3 (lock-step)": jinter.and_or(vs, canonical=True, devices="all", chunk=3),
+}
+mesh = jax.sharding.Mesh(np.array(jax.devices()), ("s",))
+x = jax.device_put(vs[:4], jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("s")))
+paths["input sharded over 4 devices"] = jinter.and_or(x, canonical=True)
+for name, res in paths.items():
+    k = len(res.objective)
+    assert res.I_and.shape == (k, 16), name
+    assert np.all(np.asarray(res.status) == 0), (name, res.messages())
+    for f in ("I_and", "I_or", "q"):
+        np.testing.assert_allclose(np.asarray(getattr(res, f)), np.asarray(getattr(ref, f))[:k], atol=1e-7, err_msg=name)
+print("ok")
+"""
+
+
+def test_batches_sharded_over_four_devices_give_the_same_interactions():
+    """Every batch path (host threads, sharded over 4 forced host devices, lock-step chunks,
+    an input already sharded) gives the same canonical interactions."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", _FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_bad_devices_option():
+    with pytest.raises(ValueError, match="devices must be"):
+        and_or(np.zeros((2, 8)), devices="gpu")
+    with pytest.raises(ValueError, match="devices must be"):
+        and_or(np.zeros((2, 8)), devices=[])
+    with pytest.raises(ValueError, match="chunk must be"):
+        and_or(np.zeros((2, 8)), chunk=0)
