@@ -535,10 +535,13 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
     usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
     share = lambda e: e["spindle"] / max(e["decay"] + e["spindle"], 1e-300)  # noqa: E731
     if len(usable) < 2 or len(usable) < len(study):
-        why = "; ".join(f"noise {e['label_noise']:g}: train acc {e['train_accuracy']:.2f}"
-                        f"{', poor fit' if e['poor_fit'] else ''}" for e in study)
+        def state(e):
+            poor = f", poor fit (residual {e['residual']:.2f})" if e["poor_fit"] else ""
+            return f"noise {e['label_noise']:g}: train acc {e['train_accuracy']:.2f}, spindle share {share(e):.2f}{poor}"
+
+        why = "; ".join(state(e) for e in study)
         add("G25", "The spindle-shaped (noise-like) part grows with label noise",
-            f"not every noise model fits its labels with a good decay/spindle fit ({why})", "untested")
+            f"not decided: not every noise model fits its labels with a good decay + spindle fit ({why})", "untested")
     else:
         shares = ", ".join(f"{e['label_noise']:g}: {share(e):.2f}" for e in usable)
         grows = share(usable[-1]) > share(usable[0])
