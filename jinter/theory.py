@@ -443,6 +443,8 @@ def disentangle(
     rate_bounds: tuple[float, float] = (0.0, 10.0),
     symmetric_spindle: bool = True,
     max_residual: float = 0.2,
+    decay_family: str = "log-quadratic",
+    max_peak: float | None = None,
 ) -> DisentangleResult:
     r"""Split measured ``A^(k),±`` into a decay part and a spindle part (docs/math.md §6, [G25]).
 
@@ -450,8 +452,23 @@ def disentangle(
     (:func:`spindle_curve` at σ = 1), nonnegative weights ``c⁺, c⁻, σ^±`` solved exactly by
     non-negative least squares (scipy ``nnls``) on the stacked ``(A^+, −A^−)``, and decay shape
     ``d`` either given (``decay``: shape ``(n,)`` or ``(2, n)`` for separate +/− shapes, e.g.
-    from :func:`decay_curve`) or :func:`parametric_decay` with its rate fitted by a grid search
-    then a bounded scalar search. ``symmetric_spindle`` ties ``σ⁺ = σ⁻`` (noise is symmetric).
+    from :func:`decay_curve`) or fitted from a family (``decay_family``):
+
+    * ``"log-quadratic"`` (default): ``log d_k = −r(k−1) − c(k−1)²`` with ``c ≥ 0``, one shape per
+      sign. It contains the geometric decay (``c = 0``) and peaks at any order up to
+      ``max_peak`` (default ``max(2, n/3)``), as the distributions derived from a noisy
+      regression of low-order truths do (they peak at orders 2–3, with a faster than geometric
+      fall after it). The cap keeps the part *decay*-shaped in [G25]'s sense (concentrated at
+      low orders): a log-quadratic peaking at middle orders would take the place of the spindle. Fitted on a grid of one shared shape,
+      then both shapes refined by Nelder–Mead; ``params`` gets ``rate_pos``, ``curvature_pos``,
+      ``rate_neg``, ``curvature_neg``. On planted mixtures (decay from :func:`decay_curve` of
+      random order-1–3 truths at σ² = 1e-3–1e-1, n = 10, plus a spindle) the decay weight is
+      recovered within 2.5% and the spindle weight within 3% at a spindle share of 0.5, 11%
+      at 0.2 and 25% at 0.1 (a log-quadratic decay can take part of a weak spindle's low orders).
+    * ``"geometric"``: :func:`parametric_decay`, rate fitted by a grid search then a bounded
+      scalar search (``params["rate"]``); peaks at order 1 only.
+
+    ``symmetric_spindle`` ties ``σ⁺ = σ⁻`` (noise is symmetric).
 
     Args:
         a_pos, a_neg: measured ``A^(k),+ ≥ 0`` and ``A^(k),− ≤ 0`` for ``k = 1 … n``.
@@ -486,22 +503,53 @@ def disentangle(
         return w / norms * scale, res
 
     rate = None
+    shape_params: dict = {}
     if decay is None:
         lo, hi = map(float, rate_bounds)
         if not 0 <= lo < hi:
             raise ValueError(f"rate_bounds must satisfy 0 <= lo < hi, got {rate_bounds}")
+        if decay_family not in ("log-quadratic", "geometric"):
+            raise ValueError(f"decay_family must be 'log-quadratic' or 'geometric', got {decay_family!r}")
+        km = np.arange(n, dtype=np.float64)  # k − 1
+        peak = max(2.0, n / 3) if max_peak is None else float(max_peak)
+        if not peak >= 1:
+            raise ValueError(f"max_peak must be ≥ 1 (an order), got {max_peak!r}")
 
-        def obj(r):
-            d = np.exp(-r * np.arange(n))
-            return solve(d, d)[1]
+        def shape(r, c):
+            # the peak 1 − r/2c of a rising start (r < 0) is held at or below max_peak
+            r = max(r, -2.0 * c * (peak - 1.0))
+            return np.exp(-r * km - c * km * km)
 
-        rates = np.linspace(lo, hi, 201)
-        i = int(np.argmin([obj(r) for r in rates]))
-        res = scipy.optimize.minimize_scalar(
-            obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
-        )
-        rate = float(res.x) if res.fun <= obj(rates[i]) else float(rates[i])
-        dpos = dneg = np.exp(-rate * np.arange(n))
+        if decay_family == "geometric":
+
+            def obj(r):
+                d = shape(r, 0.0)
+                return solve(d, d)[1]
+
+            rates = np.linspace(lo, hi, 201)
+            i = int(np.argmin([obj(r) for r in rates]))
+            res = scipy.optimize.minimize_scalar(
+                obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
+            )
+            rate = float(res.x) if res.fun <= obj(rates[i]) else float(rates[i])
+            dpos = dneg = shape(rate, 0.0)
+        else:
+            # log d_k = −r(k−1) − c(k−1)², c ≥ 0: geometric at c = 0, peaks at k = 1 − r/2c for r < 0.
+            # One shape for both signs on a grid, then both shapes refined (Nelder–Mead).
+            grid = [(r, c) for r in np.linspace(-hi, hi, 41) for c in (0.0, *np.geomspace(1e-3, 5.0, 24))]
+            r0, c0 = min(grid, key=lambda rc: solve(shape(*rc), shape(*rc))[1])
+
+            def obj4(p):
+                return solve(shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2))[1]  # c = p² ≥ 0
+
+            x0 = np.array([r0, np.sqrt(c0), r0, np.sqrt(c0)])
+            res = scipy.optimize.minimize(obj4, x0, method="Nelder-Mead",
+                                          options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 4000})
+            p = res.x if res.fun <= obj4(x0) else x0
+            dpos, dneg = shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2)
+            rp, rn = (max(float(p[i]), -2.0 * float(p[i + 1] ** 2) * (peak - 1.0)) for i in (0, 2))
+            shape_params = dict(rate_pos=rp, curvature_pos=float(p[1] ** 2), rate_neg=rn,
+                                curvature_neg=float(p[3] ** 2), max_peak=peak)
     else:
         d = np.asarray(decay, dtype=np.float64)
         if d.shape == (n,):
@@ -516,7 +564,7 @@ def disentangle(
     fit_neg = -(w[1] * dneg + sn * spin)
     resid = float(np.linalg.norm(np.concatenate([fit_pos - ap, fit_neg - an])) / scale)
     params = dict(decay_weight_pos=float(w[0]), decay_weight_neg=float(w[1]), sigma_pos=float(sp),
-                  sigma_neg=float(sn), rate=rate)
+                  sigma_neg=float(sn), rate=rate, **shape_params)
     return DisentangleResult(w[0] * dpos, -w[1] * dneg, sp * spin, -sn * spin, params, resid, bool(resid > max_residual))
 
 
