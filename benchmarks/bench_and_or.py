@@ -10,7 +10,11 @@ Compares, in the same run (ratios of medians):
 5. ``trained``: the n=10 games of a lightly trained MLP in tests/data/andor_trained_games.npz
    with q_ratio=0.02: HiGHS vs and_or (time, iterations, objective vs the LP optimum);
 6. ``shared``: 3 models sharing interactions [C24] (q_ratio=0.02, α=0.1) at n=8, 3 inputs:
-   HiGHS on the shared LP vs and_or_shared (tol=1e-5), objectives vs the LP optimum.
+   HiGHS on the shared LP vs and_or_shared (tol=1e-5), objectives vs the LP optimum;
+7. ``canonical``: ``and_or(canonical=True)`` on random games at n=6 (q_ratio 0 and 0.02) vs the
+   least-norm QP over the LP's optimal set (cvxpy: HiGHS then Clarabel, tests/oracles.py):
+   time, status, the largest interaction difference relative to max|I| (also for the default,
+   arbitrary optimum), and the share of games verified canonical at n=8.
 ``--quick``: n=8 / 16 games / n=12 / 2k SGD steps / one trained game / shared n=6, for a smoke run.
 Writes benchmarks/results/bench_and_or.json.
 """
@@ -79,10 +83,11 @@ def timed(fn, repeats):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", action="append", choices=["highs", "reference", "batch", "large", "trained", "shared"],
+    ap.add_argument("--only", action="append",
+                    choices=["highs", "reference", "batch", "large", "trained", "shared", "canonical"],
                     help="run only these sections (repeatable); results are merged into the JSON")
     args = ap.parse_args()
-    todo = set(args.only or ["highs", "reference", "batch", "large", "trained", "shared"])
+    todo = set(args.only or ["highs", "reference", "batch", "large", "trained", "shared", "canonical"])
     n1, n_batch, n_big, sgd_steps = (8, 16, 12, 2000) if args.quick else (10, 64, 16, 10_000)
     rng = np.random.default_rng(0)
     res: dict = {"quick": args.quick, "device": str(jax.devices()[0])}
@@ -102,7 +107,48 @@ def main() -> None:
         _trained_section(1 if args.quick else None, res, rows)
     if "shared" in todo:
         _shared_section(rng, 6 if args.quick else 8, res, rows)
+    if "canonical" in todo:
+        _canonical_section(2 if args.quick else 6, res, rows)
     _report(res, rows, merge=args.only is not None)
+
+
+def _canonical_section(games, res, rows):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from oracles import least_norm_optimum
+
+    out = {}
+    for q_ratio in (0.0, 0.02):
+        vs = np.random.default_rng(6).normal(size=(games, 64))
+        and_or(vs[:1], q_ratio=q_ratio, canonical=True)  # compile
+        t0 = time.perf_counter()
+        can = and_or(vs, q_ratio=q_ratio, canonical=True)
+        t_can = time.perf_counter() - t0
+        plain = and_or(vs, q_ratio=q_ratio)
+        t0 = time.perf_counter()
+        refs = [least_norm_optimum(v, q_ratio) for v in vs]
+        t_qp = time.perf_counter() - t0
+        d_can, d_plain = [], []
+        for k, ref in enumerate(refs):
+            scale = max(np.abs(ref["I_and"][1:]).max(), np.abs(ref["I_or"]).max())
+            for dst, r in ((d_can, can), (d_plain, plain)):
+                dst.append(max(np.abs(np.asarray(r.I_and[k]) - ref["I_and"])[1:].max(),
+                               np.abs(np.asarray(r.I_or[k]) - ref["I_or"]).max()) / scale)
+        out[f"q{q_ratio:g}"] = {
+            "n": 6, "games": games, "canonical_s_per_game": t_can / games, "qp_s_per_game": t_qp / games,
+            "verified": int(np.sum(np.asarray(can.status) == 0)), "max_rel_diff_canonical": max(d_can),
+            "max_rel_diff_default": max(d_plain), "iterations": np.asarray(can.iterations).tolist(),
+        }
+        rows.append((f"canonical n=6 q={q_ratio:g} (vs least-norm QP)", t_qp / games, t_can / games,
+                     t_qp / t_can, f"max |ΔI|/max|I| {max(d_can):.1e} (default optimum {max(d_plain):.2f}); "
+                     f"{out[f'q{q_ratio:g}']['verified']}/{games} verified"))
+    vs8 = np.random.default_rng(8).normal(size=(4, 256))
+    t0 = time.perf_counter()
+    r8 = and_or(vs8, q_ratio=0.02, canonical=True)
+    out["n8"] = {"games": 4, "verified": int(np.sum(np.asarray(r8.status) == 0)),
+                 "seconds_per_game": (time.perf_counter() - t0) / 4, "iterations": np.asarray(r8.iterations).tolist()}
+    rows.append(("canonical n=8 q=0.02, share verified", 0.0, out["n8"]["seconds_per_game"], 0.0,
+                 f"{out['n8']['verified']}/4 verified within max_iter"))
+    res["canonical"] = out
 
 
 def _highs_section(games, n1, res, rows):
