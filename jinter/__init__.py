@@ -10,6 +10,7 @@ analysis of interactions (:mod:`jinter.analysis`). Submodules: :mod:`jinter.theo
 
 from jinter import theory
 from jinter._budget import MemoryBudgetError, memory_budget
+from jinter._version import __version__ as __version__
 from jinter.analysis import (
     GeneralizationPower,
     InteractionRecord,
@@ -55,8 +56,6 @@ from jinter.transforms import (
     reconstruct,
     zeta,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     # transforms

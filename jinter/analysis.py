@@ -28,6 +28,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._checks import safe_divide
+from jinter._version import __version__
 from jinter.transforms import mask_orders, mask_to_players, num_players
 
 __all__ = [
@@ -840,8 +841,6 @@ class Interactions:
         Returns:
             The JSON document as a dict.
         """
-        from jinter import __version__
-
         if kind not in ("and", "or"):
             raise ValueError(f'kind must be "and" or "or", got {kind!r}')
         if kind == "or" and self.i_or is None:
