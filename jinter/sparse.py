@@ -76,8 +76,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
-from jinter.analysis import InteractionRecord
 from jinter.decomposition import and_or
+from jinter.interactions import InteractionRecord
 from jinter.masking import (
     NonFiniteOutputError,
     _adapt,

@@ -47,3 +47,55 @@ def test_package_is_typed():
     from pathlib import Path
 
     assert (Path(jinter.__file__).parent / "py.typed").exists()
+
+
+def test_analysis_facade_reexports_the_home_objects():
+    """``jinter.analysis`` keeps its names; each is the object of the module where it lives."""
+    import importlib
+
+    from jinter import analysis
+
+    for name in analysis.__all__:
+        obj = getattr(analysis, name)
+        assert obj.__module__ != "jinter.analysis", name
+        assert getattr(importlib.import_module(obj.__module__), name) is obj, name
+
+
+# The package's layers, lowest first: a module imports (at its top or inside a function) only
+# from modules of lower layers. The facade jinter.analysis is imported by nothing but the root.
+LAYERS = [
+    {"_version", "_checks", "_budget", "_host", "data", "models", "integrations"},
+    {"transforms", "integrations.torch"},
+    {"statistics", "dynamics", "masking"},
+    {"decomposition", "generalization", "integrations.hf"},
+    {"interactions", "theory"},
+    {"sparse", "analysis", "training"},
+    {"sweep", "plots"},
+    {"report"},
+    {"cli"},
+]
+
+
+def test_imports_point_down_the_layers():
+    import ast
+    from pathlib import Path
+
+    root = Path(jinter.__file__).parent
+    rank = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        if name == "__init__":
+            continue
+        assert name in rank, f"jinter.{name} is not in LAYERS"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "jinter":
+                deps = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jinter."):
+                deps = [node.module.removeprefix("jinter.")]
+            elif isinstance(node, ast.Import):
+                deps = [a.name.removeprefix("jinter.") for a in node.names if a.name.startswith("jinter.")]
+            else:
+                continue
+            bad += [f"jinter.{name} imports jinter.{d}" for d in deps if rank.get(d, -1) >= rank[name]]
+    assert not bad, bad
