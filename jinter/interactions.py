@@ -13,12 +13,13 @@ import datetime
 import itertools
 import json
 import os
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, get_args
 
 import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
+from jinter._checks import check_option
 from jinter._version import __version__
 from jinter.generalization import GeneralizationPower, generalization_power
 from jinter.statistics import (
@@ -34,6 +35,9 @@ from jinter.statistics import (
 from jinter.transforms import mask_to_players, num_players
 
 __all__ = ["Interactions", "InteractionRecord", "top_interactions", "top_interactions_batch"]
+
+_TauRule = Literal["relative", "output"]  # a τ rule by name (else τ is a number/array)
+_Kind = Literal["and", "or"]  # AND or OR interactions
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,18 +182,17 @@ def _resolve_tau(
     sample_axis: int | None,
 ) -> tuple[np.ndarray, str]:
     if isinstance(tau, str):
+        check_option(tau, "tau", get_args(_TauRule), otherwise="a number/array")
         if tau == "relative":
             frac = 0.05 if tau_frac is None else float(tau_frac)
             return np.asarray(tau_relative(i_and, i_or, frac)), f"relative(frac={frac!r})"
-        if tau == "output":
-            if v is None:
-                raise ValueError('tau="output" needs the outputs v on all masks')
-            frac = 0.03 if tau_frac is None else float(tau_frac)
-            t = np.asarray(tau_output(v, frac, sample_axis, keepdims=True))
-            if t.size == 1:
-                t = t.reshape(())
-            return t, f"output(frac={frac!r}, sample_axis={sample_axis})"
-        raise ValueError(f'tau must be "relative", "output" or a number/array, got {tau!r}')
+        if v is None:  # tau == "output"
+            raise ValueError('tau="output" needs the outputs v on all masks')
+        frac = 0.03 if tau_frac is None else float(tau_frac)
+        t = np.asarray(tau_output(v, frac, sample_axis, keepdims=True))
+        if t.size == 1:
+            t = t.reshape(())
+        return t, f"output(frac={frac!r}, sample_axis={sample_axis})"
     if tau_frac is not None:
         raise ValueError("tau_frac only applies to tau='relative' or tau='output'")
     return np.asarray(tau), "fixed"
@@ -273,7 +276,7 @@ class Interactions:
         i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
         *,
         v: Float[ArrayLike, "*batch 2**n"] | None = None,
-        tau: str | ArrayLike = "relative",
+        tau: _TauRule | ArrayLike = "relative",
         tau_frac: float | None = None,
         sample_axis: int | None = 0,
         players: Sequence[Any] | None = None,
@@ -304,7 +307,7 @@ class Interactions:
         result: Any,
         v: Float[ArrayLike, "*batch 2**n"] | None = None,
         players: Sequence[Any] | None = None,
-        tau: str | ArrayLike = "relative",
+        tau: _TauRule | ArrayLike = "relative",
         metadata: Mapping[str, Any] | None = None,
         *,
         tau_frac: float | None = None,
@@ -326,7 +329,7 @@ class Interactions:
         )  # fmt: skip
 
     def with_tau(
-        self, tau: str | ArrayLike, tau_frac: float | None = None, sample_axis: int | None = 0
+        self, tau: _TauRule | ArrayLike, tau_frac: float | None = None, sample_axis: int | None = 0
     ) -> Interactions:
         """A copy with τ chosen again (same rules as :meth:`from_arrays`)."""
         t, rule = _resolve_tau(tau, tau_frac, self.i_and, self.i_or, self.v, sample_axis)
@@ -500,7 +503,7 @@ class Interactions:
 
     def to_shapiq_json(
         self,
-        kind: str = "and",
+        kind: _Kind = "and",
         sample: int | tuple[int, ...] | None = None,
         path: str | os.PathLike | None = None,
         *,
@@ -524,8 +527,7 @@ class Interactions:
         Returns:
             The JSON document as a dict.
         """
-        if kind not in ("and", "or"):
-            raise ValueError(f'kind must be "and" or "or", got {kind!r}')
+        check_option(kind, "kind", get_args(_Kind))
         if kind == "or" and self.i_or is None:
             raise ValueError("these interactions have no OR part")
         index = self._sample_index(sample)
