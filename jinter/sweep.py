@@ -628,7 +628,7 @@ def sweep_dataset(
     idx = select_samples(len(dataset.y_test), n_samples, seed)
     if players is None:
         players = default_players(dataset.input_shape, n_players)
-    if kwargs.get("baseline") == "mean":
+    if isinstance(kwargs.get("baseline"), str) and kwargs["baseline"] == "mean":
         kwargs.setdefault("data", dataset.x_train)
     return run_sweep(
         model, checkpoints, dataset.x_test[idx], dataset.y_test[idx], players, out_dir,
