@@ -2,30 +2,21 @@
 
 Top level: the transforms (:mod:`jinter.transforms`), masked-input evaluation
 (:mod:`jinter.masking`), the AND-OR decomposition (:mod:`jinter.decomposition`) and the
-analysis of interactions (:mod:`jinter.analysis`). Submodules: :mod:`jinter.theory`
+analysis of interactions (:mod:`jinter.statistics`, :mod:`jinter.interactions`,
+:mod:`jinter.generalization`; all of them and :mod:`jinter.dynamics` also through
+:mod:`jinter.analysis`). Submodules: :mod:`jinter.theory`
 (closed-form dynamics, decay/spindle, sparsity bound), :mod:`jinter.plots` (matplotlib),
 :mod:`jinter.models`, :mod:`jinter.data`, :mod:`jinter.training`, :mod:`jinter.sweep`,
 :mod:`jinter.report` (the ``jinter demo`` study).
 """
 
+from jinter import analysis as analysis  # the facade stays an attribute of the package, as before
 from jinter import theory
 from jinter._budget import MemoryBudgetError, memory_budget
-from jinter.analysis import (
-    GeneralizationPower,
-    InteractionRecord,
-    Interactions,
-    generalization_power,
-    order_distribution,
-    order_strength,
-    salient_counts,
-    salient_mask,
-    signed_order_strength,
-    sparsity_curve,
-    tau_output,
-    tau_relative,
-    top_interactions,
-)
+from jinter._version import __version__ as __version__
 from jinter.decomposition import AndOrResult, SharedAndOrResult, and_or, and_or_shared
+from jinter.generalization import GeneralizationPower, generalization_power
+from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import (
     HostModel,
     LearnedBaseline,
@@ -41,6 +32,16 @@ from jinter.masking import (
     mean_baseline,
 )
 from jinter.sparse import SparseAndOrResult, masked_value_fn, sparse_and_or
+from jinter.statistics import (
+    order_distribution,
+    order_strength,
+    salient_counts,
+    salient_mask,
+    signed_order_strength,
+    sparsity_curve,
+    tau_output,
+    tau_relative,
+)
 from jinter.transforms import (
     kron_apply,
     mask_orders,
@@ -55,8 +56,6 @@ from jinter.transforms import (
     reconstruct,
     zeta,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     # transforms

@@ -11,6 +11,8 @@ same in numpy, on CPU and on accelerators.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +32,26 @@ def as_real_float(x: ArrayLike, what: str) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def check_option(value: Any, what: str, allowed: Sequence[str | None], *, otherwise: str | None = None) -> None:
+    """Refuse a value of a string option that is not one of ``allowed``: a ``ValueError``
+    naming the option and listing its values (``otherwise``: what else the option accepts,
+    e.g. ``"an array"``, checked by the caller).
+
+    The allowed values are the arguments of the option's ``Literal`` type
+    (``typing.get_args``), so the hint and the check cannot drift apart.
+
+    >>> check_option("median", "baseline", ("zeros", "mean"), otherwise="an array")
+    Traceback (most recent call last):
+    ...
+    ValueError: baseline must be 'zeros', 'mean' or an array, got 'median'
+    """
+    if (value is None or isinstance(value, str)) and value in allowed:
+        return
+    choices = [repr(a) for a in allowed] + ([otherwise] if otherwise else [])
+    listed = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
+    raise ValueError(f"{what} must be {listed}, got {value!r}")
 
 
 def tiny(dtype) -> float:

@@ -19,7 +19,7 @@ original labels in :attr:`Dataset.clean_y_train`. Test labels are never changed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple
+from typing import Callable, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -163,7 +163,8 @@ def _sklearn(loader_name: str) -> Callable[[], tuple[np.ndarray, np.ndarray, tup
 
 
 _TABULAR = {"wine": _sklearn("load_wine"), "breast_cancer": _sklearn("load_breast_cancer")}
-DATASETS = ("digits", "wine", "breast_cancer", "synthetic")
+_DatasetName = Literal["digits", "wine", "breast_cancer", "synthetic"]
+DATASETS = get_args(_DatasetName)
 """Names accepted by :func:`load_dataset`."""
 
 
@@ -185,7 +186,7 @@ def _flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.
 
 
 def load_dataset(
-    name: str,
+    name: _DatasetName,
     *,
     seed: int = 0,
     test_fraction: float = 0.2,

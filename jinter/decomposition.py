@@ -82,7 +82,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
-from jinter.analysis import salient_mask
+from jinter.statistics import salient_mask
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
 __all__ = [

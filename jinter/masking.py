@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Literal, NamedTuple, Sequence, get_args
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
+from jinter._checks import check_option
 from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mask_to_players, mobius
 
@@ -516,6 +517,10 @@ def _mask_dtype(n: int):
     return jnp.int64
 
 
+_BaselineName = Literal["zeros", "mean"]  # a baseline by name (else an array)
+_InitName = Literal["mean", "zeros"]  # learn_baseline's start by name (else an array)
+
+
 def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> Array | np.ndarray:
     """Baseline of shape ``input_shape`` (shared) or ``x.shape`` (one per batch input).
 
@@ -534,6 +539,7 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
             return np.full(shape, players.mask_token, dtype=x.dtype)
         baseline = "zeros"
     if isinstance(baseline, str):
+        check_option(baseline, "baseline", get_args(_BaselineName), otherwise="an array")
         if baseline == "zeros":
             if isinstance(players, TokenPlayers) and players.embed_dim is None:
                 raise ValueError(
@@ -550,7 +556,6 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
             if feats_fn is not None:
                 data = feats_fn(data)
             return mean_baseline(data, players).astype(x.dtype)
-        raise ValueError(f'baseline must be an array, "zeros" or "mean", got {baseline!r}')
     xp = jnp if isinstance(baseline, jax.Array) else np
     base = xp.asarray(baseline)
     if jnp.issubdtype(base.dtype, jnp.complexfloating):
@@ -577,7 +582,7 @@ def masked_outputs(
     x: ArrayLike,
     players: Players,
     *,
-    baseline: ArrayLike | str | None = None,
+    baseline: ArrayLike | _BaselineName | None = None,
     reward: Callable[[Array], Array] | None = None,
     masks: Int[ArrayLike, " M"] | None = None,
     data: ArrayLike | None = None,
@@ -877,7 +882,7 @@ def learn_baseline(
     *,
     reward: Callable[[Array], Array] | None = None,
     params: Any = None,
-    init: ArrayLike | str = "mean",
+    init: ArrayLike | _InitName = "mean",
     box: tuple[ArrayLike, ArrayLike] | None = None,
     data: ArrayLike | None = None,
     steps: int = 200,
@@ -951,8 +956,7 @@ def learn_baseline(
         if bool(jnp.any(low > high)):
             raise ValueError("box must have low ≤ high everywhere")
     if isinstance(init, str):
-        if init not in ("mean", "zeros"):
-            raise ValueError(f'init must be "mean", "zeros" or an array, got {init!r}')
+        check_option(init, "init", get_args(_InitName), otherwise="an array")
         start = jnp.mean(ref, axis=0) if init == "mean" else jnp.zeros(shape, x.dtype)
     else:
         start = jnp.broadcast_to(jnp.asarray(init, x.dtype), shape)

@@ -9,7 +9,7 @@ The CNN also exposes ``features`` (the conv feature map, ``(*batch, 8, 8, C)``) 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import flax.linen as nn
 import jax
@@ -82,11 +82,12 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS = ("mlp", "cnn")
+_ModelName = Literal["mlp", "cnn"]
+MODELS = get_args(_ModelName)
 """Names accepted by :func:`make_model`."""
 
 
-def make_model(name: str, *, n_classes: int, **kwargs) -> nn.Module:
+def make_model(name: _ModelName, *, n_classes: int, **kwargs) -> nn.Module:
     """Build a model by name.
 
     Args:
@@ -112,7 +113,7 @@ def make_model(name: str, *, n_classes: int, **kwargs) -> nn.Module:
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
 
 
-def model_for_dataset(dataset, name: str | None = None, **kwargs) -> nn.Module:
+def model_for_dataset(dataset, name: _ModelName | None = None, **kwargs) -> nn.Module:
     """Default architecture for a :class:`jinter.data.Dataset`: CNN for images, MLP otherwise."""
     if name is None:
         name = "cnn" if len(dataset.input_shape) == 3 else "mlp"

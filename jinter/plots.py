@@ -3,7 +3,7 @@ r"""Figures of interaction analyses (docs/math.md §4, §7): matplotlib, Agg-saf
 Every function returns the :class:`matplotlib.figure.Figure` it drew on and takes an
 optional ``ax``. Without one, a new figure is created without pyplot (no global figure
 state, nothing is shown); save it with ``fig.savefig(path)`` or display it in a notebook
-by returning it. Functions taking interactions also accept an :class:`~jinter.analysis.
+by returning it. Functions taking interactions also accept an :class:`~jinter.interactions.
 Interactions` object in place of ``i_and`` (its ``i_or`` and ``tau`` are then used).
 """
 
@@ -17,7 +17,8 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter.analysis import InteractionRecord, signed_order_strength, top_interactions
+from jinter.interactions import InteractionRecord, top_interactions
+from jinter.statistics import signed_order_strength
 from jinter.transforms import mask_to_players, num_players
 
 __all__ = [
@@ -100,7 +101,7 @@ def plot_sparsity_curve(
     """Sorted normalized interaction strengths on a log y axis ([R24] Fig. 2).
 
     Args:
-        curves: one curve from :func:`~jinter.analysis.sparsity_curve`, several as rows, a
+        curves: one curve from :func:`~jinter.statistics.sparsity_curve`, several as rows, a
             mapping label → curve, or an ``Interactions`` object.
         labels: legend labels for the rows.
     """
@@ -228,7 +229,7 @@ def plot_top_interactions_image(
             coarser grid dividing ``(H, W)``, e.g. a feature-map grid), or an object with a
             ``membership`` attribute ``(n, h, w)`` / ``(n, C, h, w)`` (``(n, h, w, C)`` if its
             ``channels_last`` is true), such as ``jinter.masking.PatchPlayers``.
-        records: from :func:`~jinter.analysis.top_interactions` (or dicts with ``players``
+        records: from :func:`~jinter.interactions.top_interactions` (or dicts with ``players``
             or ``mask``, ``type`` and ``value``).
         ax: optional axes, one per record.
         ncols: panels per row (default up to 5).
@@ -454,7 +455,7 @@ def plot_upset(
     """UpSet plot of one sample's ``k`` strongest interactions (mirrors shapiq's ``upset_plot``).
 
     Upper panel: one bar per interaction, strongest first (AND and OR ranked together as in
-    :func:`~jinter.analysis.top_interactions`), red if positive, blue if negative, OR bars
+    :func:`~jinter.interactions.top_interactions`), red if positive, blue if negative, OR bars
     hatched. Lower panel: one row per player, a filled dot where the player is in the set,
     the dots of a set joined by a vertical line.
 
@@ -542,7 +543,7 @@ def plot_interaction_network(
     """Interaction network of one sample (mirrors shapiq's ``network_plot``).
 
     Players sit on a circle. Each of the ``k`` strongest non-zero interactions with two or
-    more players (AND and OR ranked together as in :func:`~jinter.analysis.top_interactions`)
+    more players (AND and OR ranked together as in :func:`~jinter.interactions.top_interactions`)
     is a hyperedge: a line for a pair, a translucent polygon for a larger set; width and
     opacity grow with ``|I(S)|``, red if positive, blue if negative, solid for AND and dashed
     for OR. A node's size and color show its singleton value ``I_and({i}) + I_or({i})``.

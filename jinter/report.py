@@ -21,8 +21,8 @@ Analysis (docs/math.md §4–7): order distributions ``I_real^(k)`` per checkpoi
 ``τ = 0.03·E_x|v(x) − v(x_∅)|`` [D24]; the theory overlay ``I_theo^(k)`` from the noisy
 regression of §5 with ``w*`` = the salient interactions of the final checkpoint and σ² fitted
 per checkpoint (:func:`jinter.theory.fit_sigma2`); the epoch where phase 2 starts
-(:func:`jinter.analysis.phase_two_start`) beside the epoch where the loss gap widens
-(:func:`jinter.analysis.gap_widening_epoch`); generalization power ``N̄``, ``H̄`` against a
+(:func:`jinter.dynamics.phase_two_start`) beside the epoch where the loss gap widens
+(:func:`jinter.dynamics.gap_widening_epoch`); generalization power ``N̄``, ``H̄`` against a
 baseline model trained on the test split [H25]; decay/spindle parts per checkpoint and across
 label-noise levels [G25].
 """
@@ -349,7 +349,7 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
 def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
     import jax
 
-    from jinter import analysis, data, sweep, theory
+    from jinter import data, dynamics, generalization, interactions, statistics, sweep, theory
 
     timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
     start = time.perf_counter()
@@ -398,32 +398,32 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     t = time.perf_counter()
     n = s.n_players
     epochs = [int(e) for e in res.epochs]
-    tau = np.asarray(analysis.tau_output(res.v, sample_axis=1))  # one τ per checkpoint, (C,)
-    real = np.stack([np.asarray(analysis.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
-    orders_mean = np.asarray(analysis.mean_order(real))
+    tau = np.asarray(statistics.tau_output(res.v, sample_axis=1))  # one τ per checkpoint, (C,)
+    real = np.stack([np.asarray(statistics.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
+    orders_mean = np.asarray(dynamics.mean_order(real))
     # w*: salient interactions of the final checkpoint, zero elsewhere (docs/math.md §5)
     final_and, final_or = res.I_and[-1], res.I_or[-1]
-    w_and = np.where(np.asarray(analysis.salient_mask(final_and, tau[-1])), final_and, 0.0)
-    w_or = np.where(np.asarray(analysis.salient_mask(final_or, tau[-1])), final_or, 0.0)
+    w_and = np.where(np.asarray(statistics.salient_mask(final_and, tau[-1])), final_and, 0.0)
+    w_or = np.where(np.asarray(statistics.salient_mask(final_or, tau[-1])), final_or, 0.0)
     w_and[..., 0] = final_and[..., 0]
     fit = theory.fit_sigma2(real, w_and, w_star_or=w_or)
-    pos, neg = (np.asarray(a).mean(axis=-2) for a in analysis.signed_order_strength(res.I_and, res.I_or, tau[:, None]))
+    pos, neg = (np.asarray(a).mean(axis=-2) for a in statistics.signed_order_strength(res.I_and, res.I_or, tau[:, None]))
     parts = [theory.disentangle(pos[c], neg[c], n) for c in range(len(epochs))]
-    tau_base = np.asarray(analysis.tau_output(base.v[0]))
-    gp = [analysis.generalization_power((res.I_and[c], res.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_base)
+    tau_base = np.asarray(statistics.tau_output(base.v[0]))
+    gp = [generalization.generalization_power((res.I_and[c], res.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_base)
           for c in range(len(epochs))]
     noise_parts = {}
     for level, r in noise_res.items():
-        tl = np.asarray(analysis.tau_output(r.v[0]))
-        p_, n_ = (np.asarray(a).mean(axis=0) for a in analysis.signed_order_strength(r.I_and[0], r.I_or[0], tl))
+        tl = np.asarray(statistics.tau_output(r.v[0]))
+        p_, n_ = (np.asarray(a).mean(axis=0) for a in statistics.signed_order_strength(r.I_and[0], r.I_or[0], tl))
         d = theory.disentangle(p_, n_, n)
         h_ = noise_runs[level][0]
         noise_parts[level] = dict(a_pos=p_, a_neg=n_, fit=d, test_acc=float(h_["test_acc"][-1]),
                                   train_acc=float(h_["train_acc"][-1]))
-    sparsity = {e: np.asarray(analysis.sparsity_curve(res.I_and[c], res.I_or[c])) for c, e in enumerate(epochs)}
-    phase2 = analysis.phase_two_start(epochs, orders_mean)
-    gap_epoch = analysis.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
-    top = analysis.top_interactions(final_and[0], final_or[0], k=8, tau=float(tau[-1]))
+    sparsity = {e: np.asarray(statistics.sparsity_curve(res.I_and[c], res.I_or[c])) for c, e in enumerate(epochs)}
+    phase2 = dynamics.phase_two_start(epochs, orders_mean)
+    gap_epoch = dynamics.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
+    top = interactions.top_interactions(final_and[0], final_or[0], k=8, tau=float(tau[-1]))
     timings["theory"] += time.perf_counter() - t
 
     def part_weights(d):

@@ -76,11 +76,13 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
-from jinter.analysis import InteractionRecord
 from jinter.decomposition import and_or
+from jinter.interactions import InteractionRecord
 from jinter.masking import (
     NonFiniteOutputError,
     _adapt,
+    _BaselineName,
+    _chunk_size_option,
     _features_jit,
     _LabelReward,
     _resolve_baseline,
@@ -626,7 +628,7 @@ def masked_value_fn(
     players: Any,
     *,
     reward: Callable[[Array], Array] | None = None,
-    baseline: ArrayLike | str = "zeros",
+    baseline: ArrayLike | _BaselineName = "zeros",
     data: ArrayLike | None = None,
     chunk_size: int | None = None,
     memory_budget: int | str | None = None,
@@ -700,13 +702,10 @@ def masked_value_fn(
             f"one masked input {shape} {xa.dtype} needs about {format_bytes(per_row)}, more than the "
             f"memory budget of {format_bytes(limit)}"
         )
-    if chunk_size is None:
+    chunk = _chunk_size_option(chunk_size)
+    if chunk is None:
         chunk = min(int(fit), _MAX_CHUNK)
         chunk = 1 << (chunk.bit_length() - 1)
-    else:
-        chunk = int(chunk_size)
-        if chunk < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     owner = jnp.asarray(players.owner)
 
     def value_fn(masks: Bool[ArrayLike, "m n"]) -> Float[np.ndarray, " m"]:

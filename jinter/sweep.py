@@ -51,7 +51,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence, get_args
 
 import flax.linen as nn
 import flax.serialization
@@ -62,6 +62,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike, Float, Int
 
 from jinter import decomposition, masking
+from jinter._checks import check_option
 from jinter.training import atomic_write_bytes, list_checkpoints
 
 __all__ = [
@@ -290,6 +291,8 @@ def _cast(tree: Any, dtype) -> Any:
     )
 
 
+_RewardName = Literal["log_odds", "logit"]  # a reward by name (None: a scalar model)
+_OnMismatch = Literal["recompute", "error"]
 _REWARDS: dict[str | None, Callable | None] = {"log_odds": masking.log_odds, "logit": masking.logit, None: None}
 
 
@@ -359,15 +362,15 @@ def run_sweep(
     *,
     sample_indices: Int[ArrayLike, " S"] | None = None,
     block_size: int = 10,
-    baseline: str | ArrayLike = "zeros",
+    baseline: masking._BaselineName | ArrayLike = "zeros",
     data: ArrayLike | None = None,
-    reward: str | None = "log_odds",
+    reward: _RewardName | None = "log_odds",
     q_ratio: float = 0.02,
     and_or_kwargs: Mapping[str, Any] | None = None,
     dtype: Any = None,
     progress: bool = True,
     devices: Sequence[jax.Device] | None = None,
-    on_mismatch: str = "recompute",
+    on_mismatch: _OnMismatch = "recompute",
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> SweepReport:
@@ -416,10 +419,8 @@ def run_sweep(
     block_size = int(block_size)
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
-    if reward not in _REWARDS:
-        raise ValueError(f"reward must be 'log_odds', 'logit' or None, got {reward!r}")
-    if on_mismatch not in ("recompute", "error"):
-        raise ValueError(f"on_mismatch must be 'recompute' or 'error', got {on_mismatch!r}")
+    check_option(reward, "reward", get_args(_RewardName) + (None,))
+    check_option(on_mismatch, "on_mismatch", get_args(_OnMismatch))
     dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
     and_or_kwargs = dict(and_or_kwargs or {})
     pidx = jax.process_index() if process_index is None else int(process_index)
@@ -429,8 +430,7 @@ def run_sweep(
     ckpts = _as_checkpoints(checkpoints)
 
     if isinstance(baseline, str):
-        if baseline not in ("zeros", "mean"):
-            raise ValueError(f'baseline must be "zeros", "mean" or an array, got {baseline!r}')
+        check_option(baseline, "baseline", get_args(masking._BaselineName), otherwise="an array")
         if baseline == "mean" and data is None:
             raise ValueError('baseline="mean" needs data=... (the inputs to average over)')
         baseline_kind, base_arr = baseline, np.zeros(0, dtype=np.float32)
@@ -628,7 +628,7 @@ def sweep_dataset(
     idx = select_samples(len(dataset.y_test), n_samples, seed)
     if players is None:
         players = default_players(dataset.input_shape, n_players)
-    if kwargs.get("baseline") == "mean":
+    if isinstance(kwargs.get("baseline"), str) and kwargs["baseline"] == "mean":
         kwargs.setdefault("data", dataset.x_train)
     return run_sweep(
         model, checkpoints, dataset.x_test[idx], dataset.y_test[idx], players, out_dir,

@@ -26,7 +26,7 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter.analysis import order_distribution, order_sums, salient_counts, signed_order_strength
+from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
 __all__ = [
@@ -209,7 +209,7 @@ def theoretical_order_distribution(
     the [D24] choice 0.03·|v(x) − v(x_∅)| made per sample and on ŵ, so it moves with σ²).
     OR interactions, if given, go through the same regression (an OR interaction is an AND
     interaction of the complemented game) and count in the same distribution and threshold.
-    Normalized like :func:`jinter.analysis.order_distribution`: entries average to 1.
+    Normalized like :func:`jinter.statistics.order_distribution`: entries average to 1.
 
     Returns:
         Shape ``(n,)`` (order k at index k−1), with a leading σ² axis if ``sigma2`` is 1-D.
@@ -285,7 +285,7 @@ def fit_sigma2(
 
     Args:
         measured: measured distribution(s), shape ``(..., n)`` (e.g. from
-            :func:`jinter.analysis.order_distribution`), one per checkpoint.
+            :func:`jinter.statistics.order_distribution`), one per checkpoint.
         w_star: ground truth (salient interactions of the final model), ``(..., 2**n)``.
         w_star_or: optional OR part of the ground truth.
         grid: candidate σ² values (≥ 0, 1-D).
@@ -404,7 +404,7 @@ def decay_curve(
     :func:`noisy_regression` at noise σ² (docs/math.md §6): higher orders are suppressed more.
 
     Per sample (leading axes kept); ``tau`` is the salience threshold of
-    :func:`jinter.analysis.signed_order_strength`.
+    :func:`jinter.statistics.signed_order_strength`.
     """
     return signed_order_strength(noisy_regression(w_star, sigma2), None, tau)
 

@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, get_args
 
 import flax.linen as nn
 import flax.serialization
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jinter._checks import check_option
 from jinter.data import Dataset
 from jinter.models import init_params
 
@@ -199,6 +200,9 @@ def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+_Optimizer = Literal["sgd", "adam"]
+
+
 def _make_optimizer(optimizer: str, learning_rate: float, momentum: float):
     if optimizer == "sgd":
         return optax.sgd(learning_rate, momentum=momentum or None)
@@ -263,7 +267,7 @@ def train(
     *,
     epochs: int = 100,
     batch_size: int = 64,
-    optimizer: str = "sgd",
+    optimizer: _Optimizer = "sgd",
     learning_rate: float = 0.01,
     momentum: float = 0.9,
     seed: int = 0,
@@ -302,6 +306,7 @@ def train(
         raise ValueError("checkpoint_epochs needs a checkpoint_dir")
     from tqdm import tqdm
 
+    check_option(optimizer, "optimizer", get_args(_Optimizer))
     tx, epoch_fn, eval_fn = _compiled(model, optimizer, float(learning_rate), float(momentum), batch_size)
     x_tr, y_tr = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
     x_te, y_te = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)

@@ -27,7 +27,13 @@ from jinter.analysis import (
     top_interactions,
     top_interactions_batch,
 )
-from jinter.decomposition import AndOrResult as FakeAndOr  # filled by hand from known interactions
+from jinter.decomposition import AndOrResult
+
+
+def FakeAndOr(*fields):
+    """An AndOrResult filled by hand from known interactions; the fields not given are None."""
+    return AndOrResult(*fields, *[None] * (len(AndOrResult._fields) - len(fields)))
+
 
 N = 4
 M = 2**N
@@ -37,7 +43,7 @@ def popcount(s: int) -> int:
     return bin(s).count("1")
 
 
-def fake_and_or(v: np.ndarray, rng) -> FakeAndOr:
+def fake_and_or(v: np.ndarray, rng) -> AndOrResult:
     """An AND-OR split for an arbitrary γ (docs/math.md §3): exact universal matching, not optimal."""
     gamma = rng.normal(size=v.shape)
     q = np.zeros_like(v)

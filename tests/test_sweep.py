@@ -151,6 +151,16 @@ def test_settings_mismatch_detected(setup, tmp_path):
         sweep_dataset(model, ds, res.checkpoints, work, **{**kw, "block_size": 0})
 
 
+def test_array_baseline(setup, tmp_path):
+    """An array baseline passes through sweep_dataset (which once compared it with "mean"
+    elementwise); zeros as an array give the values of baseline="zeros"."""
+    ds, model, res, _, ref, _ = setup
+    out = tmp_path / "sweep"
+    sweep_dataset(model, ds, res.checkpoints, out, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                  and_or_kwargs=AND_OR, progress=False, baseline=np.zeros(ds.input_shape))
+    _assert_same(load_sweep(out), load_sweep(ref))
+
+
 def test_kill_and_resume_equals_uninterrupted(setup, tmp_path):
     ds, model, res, ckpt, ref, _ = setup
     out = tmp_path / "sweep"

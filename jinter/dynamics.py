@@ -1,0 +1,61 @@
+r"""Training dynamics of interactions [D24, H25]: the mean order of salient interactions and
+the epochs where the second phase starts and where the loss gap widens."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from jinter._checks import safe_divide
+
+__all__ = ["mean_order", "phase_two_start", "gap_widening_epoch"]
+
+
+def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*batch"]:
+    """Mean interaction order ``Σ_k k·I^(k) / Σ_k I^(k)`` of a per-order distribution."""
+    d = jnp.asarray(distribution)
+    k = jnp.arange(1, d.shape[-1] + 1, dtype=d.dtype)
+    total = jnp.sum(d, axis=-1)
+    return safe_divide(jnp.sum(k * d, axis=-1), total)
+
+
+def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
+    """Epoch where the second phase of [D24] starts: the mean order of salient interactions
+    turns upward.
+
+    Defined as the checkpoint where the mean order reaches its minimum, provided the order
+    rises after it; ``None`` if it never rises (the first phase lasts the whole run). Phase 1
+    removes complex interactions (the mean order falls), phase 2 learns ever more complex
+    ones (it rises) [D24 §1, Fig. 2].
+    """
+    epochs, orders = np.asarray(epochs), np.asarray(mean_orders, dtype=np.float64)
+    if epochs.shape != orders.shape or epochs.ndim != 1 or len(epochs) == 0:
+        raise ValueError(f"epochs and mean_orders must be 1-D of equal length, got {epochs.shape}, {orders.shape}")
+    i = int(np.argmin(orders))
+    if i == len(orders) - 1 or not np.any(orders[i + 1 :] > orders[i]):
+        return None
+    return int(epochs[i])
+
+
+def gap_widening_epoch(
+    epochs: ArrayLike, train_loss: ArrayLike, test_loss: ArrayLike, *, frac: float = 0.1
+) -> int | None:
+    """First epoch at which the loss gap (test − train) starts to widen.
+
+    After the epoch of the smallest gap, the first epoch whose gap exceeds that minimum by
+    ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises. [D24] aligns
+    this epoch with the start of the second phase.
+    """
+    epochs = np.asarray(epochs)
+    gap = np.asarray(test_loss, dtype=np.float64) - np.asarray(train_loss, dtype=np.float64)
+    if gap.shape != epochs.shape or gap.ndim != 1 or len(gap) == 0:
+        raise ValueError("epochs, train_loss and test_loss must be 1-D arrays of equal length")
+    if not 0 < frac < 1:
+        raise ValueError(f"frac must be in (0, 1), got {frac}")
+    i = int(np.argmin(gap))
+    rise = gap[i:].max() - gap[i]
+    if rise <= 0:
+        return None
+    j = i + int(np.argmax(gap[i:] - gap[i] >= frac * rise))
+    return int(epochs[j])

@@ -1,0 +1,584 @@
+r"""The result object :class:`Interactions` and the top interactions of a sample.
+
+:class:`Interactions` is the read-only value object on top of the pure functions of
+:mod:`jinter.statistics` and :mod:`jinter.generalization` (τ and its rule, player names,
+provenance, save/load, JSON and shapiq export, tables). :func:`top_interactions` and
+:func:`top_interactions_batch` rank interactions on the host as :class:`InteractionRecord`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import os
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, get_args
+
+import jax
+import numpy as np
+from jaxtyping import ArrayLike, Float
+
+from jinter._checks import check_option
+from jinter._version import __version__
+from jinter.generalization import GeneralizationPower, generalization_power
+from jinter.statistics import (
+    _and_or_arrays,
+    order_distribution,
+    salient_counts,
+    salient_mask,
+    signed_order_strength,
+    sparsity_curve,
+    tau_output,
+    tau_relative,
+)
+from jinter.transforms import mask_to_players, num_players
+
+__all__ = ["Interactions", "InteractionRecord", "top_interactions", "top_interactions_batch"]
+
+_TauRule = Literal["relative", "output"]  # a τ rule by name (else τ is a number/array)
+_Kind = Literal["and", "or"]  # AND or OR interactions
+
+
+# --------------------------------------------------------------------------------------------
+# Top interactions (host side)
+
+
+class InteractionRecord(NamedTuple):
+    """One interaction of one sample: its players, type (``"and"``/``"or"``) and value."""
+
+    players: tuple[int, ...]
+    type: str
+    value: float
+    mask: int
+    order: int
+    names: tuple[str, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        """``"AND{a, b}"`` with player names when known, else indices."""
+        who = self.names if self.names is not None else self.players
+        return f"{self.type.upper()}{{{', '.join(map(str, who))}}}"
+
+
+def _player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | None:
+    if players is None:
+        return None
+    names = tuple(str(p) for p in players)
+    if len(names) != n:
+        raise ValueError(f"players must name all n={n} players, got {len(names)} names")
+    return names
+
+
+def top_interactions(
+    i_and: Float[ArrayLike, "2**n"],
+    i_or: Float[ArrayLike, "2**n"] | None = None,
+    k: int = 10,
+    players: Sequence[Any] | None = None,
+    *,
+    tau: float | None = None,
+) -> list[InteractionRecord]:
+    """The ``k`` strongest interactions (``|I|``, ``S ≠ ∅``) of one sample, strongest first.
+
+    Ties are broken deterministically: AND before OR, then smaller mask first.
+
+    Args:
+        i_and, i_or: interactions of ONE sample, shape ``(2**n,)``
+            (see :func:`top_interactions_batch` for batches).
+        k: number of records (fewer if fewer interactions qualify).
+        players: optional player names, stored in ``InteractionRecord.names``.
+        tau: if given, only salient interactions (``|I| ≥ τ``) are returned.
+    """
+    arrays = [np.asarray(a) for a in _and_or_arrays(i_and, i_or)]
+    if arrays[0].ndim != 1:
+        raise ValueError(
+            f"top_interactions takes one sample (shape (2**n,)), got {arrays[0].shape}; "
+            "use top_interactions_batch for batches"
+        )
+    if int(k) < 0:
+        raise ValueError(f"k must be non-negative, got {k}")
+    n = num_players(arrays[0])
+    names = _player_names(players, n)
+    flat = np.concatenate([np.abs(a[1:]) for a in arrays])
+    if not np.all(np.isfinite(flat)):
+        raise ValueError("interactions contain NaN or infinite values")
+    cand = np.arange(flat.size)
+    if tau is not None:
+        cand = cand[flat >= float(tau)]
+    k = min(int(k), cand.size)
+    if k == 0:
+        return []
+    if k < cand.size:
+        thr = np.partition(flat[cand], cand.size - k)[cand.size - k]
+        cand = cand[flat[cand] >= thr]
+    cand = cand[np.lexsort((cand, -flat[cand]))][:k]
+    m = 2**n - 1
+    out = []
+    for idx in cand.tolist():
+        t, mask = divmod(idx, m)
+        mask += 1
+        who = mask_to_players(mask)
+        out.append(
+            InteractionRecord(
+                players=who,
+                type=("and", "or")[t],
+                value=float(arrays[t][mask]),
+                mask=mask,
+                order=len(who),
+                names=None if names is None else tuple(names[p] for p in who),
+            )
+        )
+    return out
+
+
+def top_interactions_batch(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    k: int = 10,
+    players: Sequence[Any] | None = None,
+    *,
+    tau: ArrayLike | None = None,
+) -> list:
+    """:func:`top_interactions` for every leading index: nested lists shaped like ``*batch``.
+
+    ``tau`` (optional) broadcasts against the leading axes (one τ per sample).
+    """
+    arrays = [np.asarray(a) for a in _and_or_arrays(i_and, i_or)]
+    batch = arrays[0].shape[:-1]
+    taus = None if tau is None else np.broadcast_to(np.asarray(tau, dtype=float), batch)
+
+    def rec(index: tuple[int, ...]) -> list:
+        if len(index) == len(batch):
+            sub = [a[index] for a in arrays]
+            t = None if taus is None else float(taus[index])
+            return top_interactions(sub[0], sub[1] if len(sub) == 2 else None, k, players, tau=t)
+        return [rec(index + (j,)) for j in range(batch[len(index)])]
+
+    return rec(())
+
+
+# --------------------------------------------------------------------------------------------
+# The result object
+
+_FORMAT = "jinter.Interactions"
+_FORMAT_VERSION = 1
+_ARRAY_FIELDS = ("i_and", "i_or", "tau", "v", "q", "gamma", "objective", "gap")
+_SUBSET_FIELDS = ("i_or", "v", "q", "gamma")  # same shape as i_and when present
+_RESULT_EXTRAS = ("lower_bound", "iterations", "converged")
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)):
+        return np.asarray(x).tolist()
+    return x
+
+
+def _resolve_tau(
+    tau: Any,
+    tau_frac: float | None,
+    i_and: np.ndarray,
+    i_or: np.ndarray | None,
+    v: np.ndarray | None,
+    sample_axis: int | None,
+) -> tuple[np.ndarray, str]:
+    if isinstance(tau, str):
+        check_option(tau, "tau", get_args(_TauRule), otherwise="a number/array")
+        if tau == "relative":
+            frac = 0.05 if tau_frac is None else float(tau_frac)
+            return np.asarray(tau_relative(i_and, i_or, frac)), f"relative(frac={frac!r})"
+        if v is None:  # tau == "output"
+            raise ValueError('tau="output" needs the outputs v on all masks')
+        frac = 0.03 if tau_frac is None else float(tau_frac)
+        t = np.asarray(tau_output(v, frac, sample_axis, keepdims=True))
+        if t.size == 1:
+            t = t.reshape(())
+        return t, f"output(frac={frac!r}, sample_axis={sample_axis})"
+    if tau_frac is not None:
+        raise ValueError("tau_frac only applies to tau='relative' or tau='output'")
+    return np.asarray(tau), "fixed"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Interactions:
+    """AND-OR interactions with their threshold and provenance (a read-only value object).
+
+    The stateful convenience on top of the pure functions of :mod:`jinter.statistics` and
+    :mod:`jinter.generalization`: every method calls one of them. Arrays are read-only numpy copies.
+
+    Attributes:
+        i_and: AND interactions ``(..., 2**n)``; ``i_and[..., 0]`` holds the bias.
+        i_or: OR interactions of the same shape (``i_or[..., 0] = 0``), or ``None``.
+        n: number of players (checked against the arrays; inferred if ``None``).
+        tau: salience threshold, broadcasting against the leading axes.
+        tau_rule: how ``tau`` was chosen, e.g. ``"relative(frac=0.05)"`` [R24, C24],
+            ``"output(frac=0.03, sample_axis=0)"`` [D24] or ``"fixed"``.
+        v, q, gamma: optional outputs on all masks, noise term and AND-OR split (docs/math.md §3).
+        objective, gap: optional ℓ1 objective and duality gap of the decomposition.
+        players: optional player names (length n).
+        metadata: free-form JSON-serializable dict.
+    """
+
+    i_and: np.ndarray
+    i_or: np.ndarray | None = None
+    n: int | None = None
+    tau: Any = 0.0
+    tau_rule: str = "fixed"
+    v: np.ndarray | None = None
+    q: np.ndarray | None = None
+    gamma: np.ndarray | None = None
+    objective: np.ndarray | None = None
+    gap: np.ndarray | None = None
+    players: tuple[str, ...] | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        put = lambda k, x: object.__setattr__(self, k, x)  # noqa: E731 - frozen dataclass
+        for name in _ARRAY_FIELDS:
+            x = getattr(self, name)
+            if x is None:
+                continue
+            a = np.array(x)
+            if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+                raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} contains NaN or infinite values")
+            a.setflags(write=False)
+            put(name, a)
+        n = num_players(self.i_and, what="i_and")
+        if self.n is not None and int(self.n) != n:
+            raise ValueError(f"n={self.n} does not match i_and with last axis {self.i_and.shape[-1]}")
+        put("n", n)
+        for name in _SUBSET_FIELDS:
+            x = getattr(self, name)
+            if x is not None and x.shape != self.i_and.shape:
+                raise ValueError(f"{name} must have the shape of i_and {self.i_and.shape}, got {x.shape}")
+        batch = self.batch_shape
+        try:
+            ok = np.broadcast_shapes(self.tau.shape, batch) == batch
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"tau of shape {self.tau.shape} does not broadcast to the batch shape {batch}")
+        put("tau_rule", str(self.tau_rule))
+        put("players", _player_names(self.players, n))
+        meta = dict(self.metadata)
+        try:
+            json.dumps(meta)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metadata must be JSON-serializable: {e}") from None
+        put("metadata", meta)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls,
+        i_and: Float[ArrayLike, "*batch 2**n"],
+        i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+        *,
+        v: Float[ArrayLike, "*batch 2**n"] | None = None,
+        tau: _TauRule | ArrayLike = "relative",
+        tau_frac: float | None = None,
+        sample_axis: int | None = 0,
+        players: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Interactions:
+        """Build from arrays, choosing τ by rule.
+
+        Args:
+            tau: ``"relative"`` (``frac·max|I|`` per sample, frac 0.05 [R24, C24]),
+                ``"output"`` (``frac·E_x|v(x_N) − v(x_∅)|``, frac 0.03 [D24], needs ``v``;
+                averaged over ``sample_axis``) or a fixed number/array.
+            tau_frac: overrides the default fraction of the rule.
+            fields: other dataclass fields (``q``, ``gamma``, ``objective``, ``gap``).
+        """
+        i_and = np.asarray(i_and)
+        i_or = None if i_or is None else np.asarray(i_or)
+        v = None if v is None else np.asarray(v)
+        t, rule = _resolve_tau(tau, tau_frac, i_and, i_or, v, sample_axis)
+        return cls(
+            i_and=i_and, i_or=i_or, tau=t, tau_rule=rule, v=v, players=players,
+            metadata=dict(metadata or {}), **fields,
+        )  # fmt: skip
+
+    @classmethod
+    def from_and_or(
+        cls,
+        result: Any,
+        v: Float[ArrayLike, "*batch 2**n"] | None = None,
+        players: Sequence[Any] | None = None,
+        tau: _TauRule | ArrayLike = "relative",
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        tau_frac: float | None = None,
+        sample_axis: int | None = 0,
+    ) -> Interactions:
+        """Build from an AND-OR decomposition result (any object with ``I_and``, ``I_or`` and
+        optionally ``gamma``, ``q``, ``objective``, ``gap``; ``lower_bound``, ``iterations``
+        and ``converged`` go to ``metadata["decomposition"]``). τ as in :meth:`from_arrays`."""
+        if not hasattr(result, "I_and"):
+            raise ValueError("result must have attributes I_and and I_or (an AndOrResult)")
+        meta = dict(metadata or {})
+        extras = {k: _jsonable(getattr(result, k)) for k in _RESULT_EXTRAS if getattr(result, k, None) is not None}
+        if extras:
+            meta.setdefault("decomposition", extras)
+        fields = {k: getattr(result, k, None) for k in ("q", "gamma", "objective", "gap")}
+        return cls.from_arrays(
+            result.I_and, getattr(result, "I_or", None), v=v, tau=tau, tau_frac=tau_frac,
+            sample_axis=sample_axis, players=players, metadata=meta, **fields,
+        )  # fmt: skip
+
+    def with_tau(
+        self, tau: _TauRule | ArrayLike, tau_frac: float | None = None, sample_axis: int | None = 0
+    ) -> Interactions:
+        """A copy with τ chosen again (same rules as :meth:`from_arrays`)."""
+        t, rule = _resolve_tau(tau, tau_frac, self.i_and, self.i_or, self.v, sample_axis)
+        return dataclasses.replace(self, tau=t, tau_rule=rule)
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Leading (sample) axes of the interaction arrays."""
+        return self.i_and.shape[:-1]
+
+    def __repr__(self) -> str:
+        kinds = "AND-OR" if self.i_or is not None else "AND"
+        return (
+            f"Interactions({kinds}, n={self.n}, batch_shape={self.batch_shape}, "
+            f"dtype={self.i_and.dtype}, tau_rule={self.tau_rule!r})"
+        )
+
+    def _sample_index(self, sample: int | tuple[int, ...] | None) -> tuple[int, ...]:
+        if sample is None:
+            if self.batch_shape:
+                raise ValueError(f"batch shape is {self.batch_shape}: pass sample=(index of one sample)")
+            return ()
+        index = (sample,) if isinstance(sample, (int, np.integer)) else tuple(sample)
+        if len(index) != len(self.batch_shape):
+            raise ValueError(f"sample {sample!r} does not index one sample of batch shape {self.batch_shape}")
+        return tuple(int(i) for i in index)
+
+    def _tau_of(self, index: tuple[int, ...]) -> float:
+        return float(np.broadcast_to(self.tau, self.batch_shape)[index])
+
+    # ---------------------------------------------------------------- analysis
+    def salient_mask(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(salient AND, salient OR)`` boolean masks (:func:`salient_mask`)."""
+        return tuple(
+            None if i is None else np.asarray(salient_mask(i, self.tau)) for i in (self.i_and, self.i_or)
+        )  # type: ignore[return-value]
+
+    def salient_counts(self) -> np.ndarray:
+        """Per sample ``R^(k)`` (:func:`salient_counts`)."""
+        return np.asarray(salient_counts(self.i_and, self.i_or, self.tau))
+
+    def order_distribution(self, sample_axis: int | None = 0) -> np.ndarray:
+        """Normalized ``I^(k)`` of [D24] (:func:`order_distribution`)."""
+        return np.asarray(order_distribution(self.i_and, self.i_or, self.tau, sample_axis=sample_axis))
+
+    def signed_order_strength(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample ``(A^(k),+, A^(k),−)`` (:func:`signed_order_strength`)."""
+        pos, neg = signed_order_strength(self.i_and, self.i_or, self.tau)
+        return np.asarray(pos), np.asarray(neg)
+
+    def sparsity_curve(self, sample_axis: int | None = 0) -> np.ndarray:
+        """Sorted normalized strengths (:func:`sparsity_curve`)."""
+        return np.asarray(sparsity_curve(self.i_and, self.i_or, sample_axis))
+
+    def top(
+        self, k: int = 10, sample: int | tuple[int, ...] | None = None, *, salient_only: bool = False
+    ) -> list[InteractionRecord]:
+        """The ``k`` strongest interactions of one sample (:func:`top_interactions`)."""
+        index = self._sample_index(sample)
+        return top_interactions(
+            self.i_and[index], None if self.i_or is None else self.i_or[index], k, self.players,
+            tau=self._tau_of(index) if salient_only else None,
+        )  # fmt: skip
+
+    def generalization_power(self, base: Interactions, *, sample_axis: int | None = 0) -> GeneralizationPower:
+        """[H25] generalization power against a baseline model's interactions, each with its τ."""
+        return generalization_power(self, base, self.tau, base.tau, sample_axis=sample_axis)
+
+    def to_table(
+        self,
+        sample: int | tuple[int, ...] | None = None,
+        *,
+        salient_only: bool = False,
+        include_bias: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Plain rows ``{mask, players, order, type, value, salient}`` (plus ``names`` when
+        players are named and ``sample`` for batches without a chosen ``sample``).
+
+        The bias ``i_and[..., 0]`` is a row of type ``"bias"`` only with ``include_bias``.
+        """
+        if sample is not None or not self.batch_shape:
+            indices = [self._sample_index(sample)]
+            with_sample = False
+        else:
+            indices = list(np.ndindex(*self.batch_shape))
+            with_sample = True
+        who = [mask_to_players(m) for m in range(2**self.n)]
+        sal_and, sal_or = self.salient_mask()
+        kinds = [("and", self.i_and, sal_and)] + ([("or", self.i_or, sal_or)] if self.i_or is not None else [])
+        rows = []
+        for index in indices:
+            for kind, arr, sal in kinds:
+                vals, flags = arr[index].tolist(), sal[index].tolist()
+                for mask in range(0 if (include_bias and kind == "and") else 1, 2**self.n):
+                    if salient_only and not flags[mask]:
+                        continue
+                    row: dict[str, Any] = {}
+                    if with_sample:
+                        row["sample"] = index
+                    row.update(
+                        mask=mask, players=who[mask], order=len(who[mask]),
+                        type=kind if mask else "bias", value=vals[mask], salient=bool(flags[mask]),
+                    )  # fmt: skip
+                    if self.players is not None:
+                        row["names"] = tuple(self.players[p] for p in who[mask])
+                    rows.append(row)
+        return rows
+
+    # ---------------------------------------------------------------- persistence
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "n": self.n,
+            "tau_rule": self.tau_rule,
+            "players": None if self.players is None else list(self.players),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def _from_parts(cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Interactions:
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"not a {_FORMAT} file (format={header.get('format')!r})")
+        if int(header.get("version", -1)) > _FORMAT_VERSION:
+            raise ValueError(f"file format version {header['version']} is newer than {_FORMAT_VERSION}")
+        players = header.get("players")
+        return cls(
+            **{k: arrays[k] for k in _ARRAY_FIELDS if k in arrays},
+            n=header["n"], tau_rule=header["tau_rule"],
+            players=None if players is None else tuple(players), metadata=header.get("metadata", {}),
+        )  # fmt: skip
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in _ARRAY_FIELDS if getattr(self, k) is not None}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` file: the arrays bit-exact plus a JSON header entry (no pickle)."""
+        with open(path, "wb") as f:
+            np.savez(f, header_json=np.array(json.dumps(self._header())), **self._arrays())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Interactions:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            if "header_json" not in z.files:
+                raise ValueError(f"{os.fspath(path)!r} is not a {_FORMAT} file (no header)")
+            header = json.loads(str(z["header_json"]))
+            arrays = {k: z[k] for k in z.files if k != "header_json"}
+        return cls._from_parts(header, arrays)
+
+    def to_json(self, **dumps_kwargs: Any) -> str:
+        """JSON text with every array as ``{dtype, shape, data}``; :meth:`from_json` restores it
+        exactly (floats are written with round-trip precision)."""
+        doc = self._header()
+        doc["arrays"] = {
+            k: {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}
+            for k, a in self._arrays().items()
+        }
+        return json.dumps(doc, **dumps_kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Interactions:
+        """Inverse of :meth:`to_json`."""
+        doc = json.loads(text)
+        arrays = {
+            k: np.asarray(e["data"], dtype=np.dtype(e["dtype"])).reshape(e["shape"])
+            for k, e in doc.get("arrays", {}).items()
+        }
+        return cls._from_parts(doc, arrays)
+
+    def to_shapiq_json(
+        self,
+        kind: _Kind = "and",
+        sample: int | tuple[int, ...] | None = None,
+        path: str | os.PathLike | None = None,
+        *,
+        salient_only: bool = False,
+    ) -> dict[str, Any]:
+        """One sample in the JSON layout of shapiq's ``InteractionValues.to_json_file``.
+
+        ``kind="and"`` exports AND interactions as index ``"Moebius"`` (bias =
+        ``baseline_value`` = value of ``()``). ``kind="or"`` exports the OR part as index
+        ``"Co-Moebius"``: shapiq's co-Möbius ``m*(T) = Σ_{L⊆T}(−1)^{|T|−|L|} u(N∖T ∪ L)``
+        relates to ours by ``I_or(T) = (−1)^{|T|+1} m*(T)``, so values are converted; its
+        ``()`` entry is the OR part's bias ``i_or[0]`` (0 in the AND-OR split). Keys are
+        ``"Empty"`` and comma-joined players, ordered by size then lexicographically.
+
+        Args:
+            kind: ``"and"`` or ``"or"``.
+            sample: index of the sample for batched interactions.
+            path: if given, the document is also written there (``.json``).
+            salient_only: keep only salient interactions (``|I| ≥ τ``) besides ``()``.
+
+        Returns:
+            The JSON document as a dict.
+        """
+        check_option(kind, "kind", get_args(_Kind))
+        if kind == "or" and self.i_or is None:
+            raise ValueError("these interactions have no OR part")
+        index = self._sample_index(sample)
+        vals = (self.i_and if kind == "and" else self.i_or)[index]
+        tau = self._tau_of(index)
+        n = self.n
+        data: dict[str, float] = {"Empty": float(vals[0])}
+        for k in range(1, n + 1):
+            sign = 1.0 if kind == "and" or k % 2 else -1.0
+            for who in _combinations(n, k):
+                mask = sum(1 << p for p in who)
+                x = float(vals[mask])
+                if salient_only and not abs(x) >= tau:
+                    continue
+                data[",".join(map(str, who))] = sign * x
+        doc = {
+            "object_name": "InteractionValues",
+            "data_type": "interaction_values",
+            "version": f"jinter {__version__}",
+            "created_from": "jinter.Interactions",
+            "description": f"jinter {kind.upper()} interactions"
+            + (" (OR part as shapiq Co-Moebius: I_or(T) = (-1)^(|T|+1) m*(T))" if kind == "or" else ""),
+            "parameters": {
+                "jinter_type": kind,
+                "sample": list(index),
+                "tau": tau,
+                "tau_rule": self.tau_rule,
+                "salient_only": salient_only,
+                "players": None if self.players is None else list(self.players),
+            },
+            "timestamp": _utc_now(),
+            "metadata": {
+                "n_players": n,
+                "index": "Moebius" if kind == "and" else "Co-Moebius",
+                "max_order": n,
+                "min_order": 0,
+                "estimated": False,
+                "estimation_budget": None,
+                "baseline_value": float(vals[0]),
+            },
+            "data": data,
+        }
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=2)
+        return doc
+
+
+def _combinations(n: int, k: int):
+    return itertools.combinations(range(n), k)
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(tz=datetime.timezone.utc).isoformat()

@@ -1,0 +1,231 @@
+r"""Salience, order statistics, thresholds and sparsity of interactions (docs/math.md §4).
+
+Conventions: interaction arrays have shape ``(..., 2**n)`` (mask encoding of
+:mod:`jinter.transforms`). Per-order results have shape ``(..., n)``, entry ``k − 1`` for
+order ``k = 1 … n``; the empty set (bias) is never counted. A threshold ``tau`` is a scalar
+or an array broadcasting against the leading axes (one τ per sample); :func:`tau_relative`
+[R24, C24] and :func:`tau_output` [D24] compute the usual choices.
+
+Every function here is pure and jit-able, and depends only on :mod:`jinter.transforms`: the
+decomposition (shared salient sets of :func:`jinter.and_or_shared`), the generalization power
+(:mod:`jinter.generalization`) and the result object (:mod:`jinter.interactions`) build on it.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from jinter._checks import safe_divide
+from jinter.transforms import mask_orders, num_players
+
+__all__ = [
+    "salient_mask",
+    "order_sums",
+    "order_strength",
+    "signed_order_strength",
+    "salient_counts",
+    "order_distribution",
+    "tau_relative",
+    "tau_output",
+    "sparsity_curve",
+]
+
+
+def _tau(tau: ArrayLike, dtype) -> Array:
+    return jnp.asarray(tau, dtype=dtype)[..., None]
+
+
+def salient_mask(
+    interactions: Float[ArrayLike, "*batch 2**n"], tau: ArrayLike = 0.0, *, strict: bool = False
+) -> Array:
+    """Boolean mask of salient interactions ``|I(S)| ≥ τ``, ``S ≠ ∅`` (the bias is never salient).
+
+    ``strict=True`` uses ``|I(S)| > τ`` instead, as [H25] eq. (6) does.
+    """
+    i = jnp.asarray(interactions)
+    num_players(i, what="interactions")
+    a, t = jnp.abs(i), _tau(tau, i.dtype)
+    sal = a > t if strict else a >= t
+    return sal.at[..., 0].set(False)
+
+
+def order_sums(values: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch n"]:
+    """Sum of ``values`` over the masks of each order ``k = 1 … n``."""
+    values = jnp.asarray(values)
+    n = num_players(values)
+    orders = jnp.asarray(mask_orders(n), dtype=jnp.int32)
+    out = jnp.zeros(values.shape[:-1] + (n + 1,), dtype=values.dtype)
+    return out.at[..., orders].add(values)[..., 1:]
+
+
+def _types(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:
+    return [jnp.asarray(i_and)] + ([] if i_or is None else [jnp.asarray(i_or)])
+
+
+def order_strength(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike = 0.0,
+) -> Float[Array, "*batch n"]:
+    """Per sample: ``Σ_type Σ_{|S|=k, |I(S)|≥τ} |I(S)|`` for ``k = 1 … n`` ([D24] eq. 12 numerator)."""
+    total = 0
+    for i in _types(i_and, i_or):
+        total = total + order_sums(jnp.where(salient_mask(i, tau), jnp.abs(i), 0))
+    return total
+
+
+def signed_order_strength(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike = 0.0,
+) -> tuple[Float[Array, "*batch n"], Float[Array, "*batch n"]]:
+    """Per sample ``(A^(k),+, A^(k),−)``: sums of positive / negative salient interactions of order k."""
+    pos = neg = 0
+    for i in _types(i_and, i_or):
+        sal = salient_mask(i, tau)
+        pos = pos + order_sums(jnp.where(sal, jnp.maximum(i, 0), 0))
+        neg = neg + order_sums(jnp.where(sal, jnp.minimum(i, 0), 0))
+    return pos, neg
+
+
+def salient_counts(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike = 0.0,
+) -> Float[Array, "*batch n"]:
+    """Per sample ``R^(k)``: number of salient interactions of each order (AND and OR together)."""
+    total = 0
+    for i in _types(i_and, i_or):
+        total = total + order_sums(salient_mask(i, tau).astype(i.dtype))
+    return total
+
+
+def order_distribution(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    tau: ArrayLike = 0.0,
+    *,
+    sample_axis: int | None = 0,
+) -> Float[Array, "*rest n"]:
+    r"""Normalized order distribution :math:`I^{(k)}` of [D24] eq. (12) (docs/math.md §4).
+
+    ``I^(k) = E_x[Σ_type Σ_{|S|=k, |I|≥τ} |I(S|x)|] / Z`` with ``Z`` the mean over
+    ``k = 1 … n`` of the numerator, so the entries average to 1. The expectation is over
+    ``sample_axis`` of the interaction arrays (``None``: no averaging, one distribution per
+    leading index). A zero numerator gives zeros, not NaN.
+    """
+    num = order_strength(i_and, i_or, tau)
+    if sample_axis is not None and num.ndim > 1:
+        num = jnp.mean(num, axis=sample_axis)
+    z = jnp.mean(num, axis=-1, keepdims=True)
+    return safe_divide(num, z)
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds and sparsity (docs/math.md §4)
+
+
+def _check_frac(frac: Any, what: str = "frac") -> Any:
+    """A concrete fraction as a Python float (weakly typed: keeps float32 inputs float32)."""
+    if isinstance(frac, jax.core.Tracer):
+        return frac
+    f = float(frac)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{what} must be a positive finite number, got {frac!r}")
+    return f
+
+
+def _and_or_arrays(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:
+    """AND (and OR) interactions as arrays, checked to be over subsets and of one shape."""
+    arrays = _types(i_and, i_or)
+    for name, a in zip(("i_and", "i_or"), arrays):
+        num_players(a, what=name)
+    if len(arrays) == 2 and arrays[0].shape != arrays[1].shape:
+        raise ValueError(
+            f"i_and and i_or must have the same shape, got {arrays[0].shape} and {arrays[1].shape}"
+        )
+    return arrays
+
+
+def tau_relative(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    frac: float = 0.05,
+) -> Float[Array, "*batch"]:
+    """Per-sample threshold ``τ = frac·max_{S≠∅} |I(S)|`` over AND and OR together [R24, C24].
+
+    The bias ``I(∅)`` is not an interaction and does not enter the maximum.
+    """
+    frac = _check_frac(frac)
+    peak = None
+    for i in _and_or_arrays(i_and, i_or):
+        m = jnp.max(jnp.abs(i[..., 1:]), axis=-1, initial=0)
+        peak = m if peak is None else jnp.maximum(peak, m)
+    return frac * peak
+
+
+def tau_output(
+    v: Float[ArrayLike, "*batch 2**n"],
+    frac: float = 0.03,
+    sample_axis: int | None = 0,
+    *,
+    keepdims: bool = False,
+) -> Float[Array, "*rest"]:
+    """Threshold ``τ = frac·E_x |v(x_N) − v(x_∅)|`` of [D24] (docs/math.md §4).
+
+    Args:
+        v: outputs on all masks, shape ``(..., 2**n)``.
+        frac: the fraction (0.03 in [D24]).
+        sample_axis: axis of the leading axes averaged over (``None``: one τ per sample).
+        keepdims: keep the averaged axis (length 1) so that τ broadcasts against the leading
+            axes of interaction arrays.
+    """
+    frac = _check_frac(frac)
+    v = jnp.asarray(v)
+    num_players(v, what="v")
+    d = jnp.abs(v[..., -1] - v[..., 0])
+    if sample_axis is not None and d.ndim > 0:
+        d = jnp.mean(d, axis=sample_axis, keepdims=keepdims)
+    return frac * d
+
+
+def sparsity_curve(
+    i_and: Float[ArrayLike, "*batch 2**n"],
+    i_or: Float[ArrayLike, "*batch 2**n"] | None = None,
+    sample_axis: int | None = 0,
+) -> Float[Array, "*rest m"]:
+    """Sorted normalized strengths ([R24] Fig. 2, docs/math.md §4).
+
+    Per sample, ``|I(S)|`` for ``S ≠ ∅`` of AND and OR together (``m = 2**n − 1`` or twice
+    that) divided by its maximum and sorted in descending order, then averaged over
+    ``sample_axis`` (``None``: one curve per sample). An all-zero sample gives zeros.
+    """
+    return _sparsity_curve(tuple(_and_or_arrays(i_and, i_or)), sample_axis)
+
+
+def _sort_descending_nonneg(a: Array) -> Array:
+    """Sort values ``≥ 0`` in descending order along the last axis.
+
+    Bit patterns of non-negative IEEE floats are ordered like their values, and XLA:CPU sorts
+    integers several times faster than floats (whose comparator handles NaN and −0).
+    """
+    ints = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[a.dtype.itemsize]
+    s = jax.lax.sort(jax.lax.bitcast_convert_type(a, ints), dimension=a.ndim - 1, is_stable=False)
+    return jnp.flip(jax.lax.bitcast_convert_type(s, a.dtype), axis=-1)
+
+
+@partial(jax.jit, static_argnums=1)
+def _sparsity_curve(arrays: tuple[Array, ...], sample_axis: int | None) -> Array:
+    a = jnp.concatenate([jnp.abs(i[..., 1:]) for i in arrays], axis=-1)
+    peak = jnp.max(a, axis=-1, keepdims=True, initial=0)
+    a = safe_divide(a, peak)
+    a = _sort_descending_nonneg(a)
+    if sample_axis is not None and a.ndim > 1:
+        a = jnp.mean(a, axis=sample_axis)
+    return a
