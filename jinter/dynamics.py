@@ -38,14 +38,34 @@ def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
     return int(epochs[i])
 
 
+def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Centered moving average over ``window`` (odd) points, the window shrinking at the ends."""
+    if window <= 1:
+        return x
+    h = window // 2
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    i = np.arange(len(x))
+    lo, hi = np.maximum(i - h, 0), np.minimum(i + h + 1, len(x))
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
 def gap_widening_epoch(
-    epochs: ArrayLike, train_loss: ArrayLike, test_loss: ArrayLike, *, frac: float = 0.1
+    epochs: ArrayLike, train_loss: ArrayLike, test_loss: ArrayLike, *, frac: float = 0.1, smooth: int = 5
 ) -> int | None:
     """First epoch at which the loss gap (test − train) starts to widen.
 
-    After the epoch of the smallest gap, the first epoch whose gap exceeds that minimum by
-    ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises. [D24] aligns
-    this epoch with the start of the second phase.
+    The gap is first smoothed by a centered moving average over ``smooth`` epochs (odd; the
+    window shrinks at the ends; 1: no smoothing), so that one noisy epoch does not decide.
+    After the epoch of the smallest smoothed gap, the first epoch whose smoothed gap exceeds
+    that minimum by ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises.
+    [D24] aligns this epoch with the start of the second phase.
+
+    Example:
+        >>> import numpy as np
+        >>> e = np.arange(12)
+        >>> gap = np.r_[1.0, 0.5, 0.2, 0.1, 0.9, 0.1, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]  # a spike at epoch 4
+        >>> gap_widening_epoch(e, np.zeros(12), gap, smooth=1), gap_widening_epoch(e, np.zeros(12), gap)
+        (4, 6)
     """
     epochs = np.asarray(epochs)
     gap = np.asarray(test_loss, dtype=np.float64) - np.asarray(train_loss, dtype=np.float64)
@@ -53,6 +73,9 @@ def gap_widening_epoch(
         raise ValueError("epochs, train_loss and test_loss must be 1-D arrays of equal length")
     if not 0 < frac < 1:
         raise ValueError(f"frac must be in (0, 1), got {frac}")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, np.integer)) or smooth < 1 or smooth % 2 == 0:
+        raise ValueError(f"smooth must be an odd number of epochs ≥ 1, got {smooth!r}")
+    gap = _moving_average(gap, int(smooth))
     i = int(np.argmin(gap))
     rise = gap[i:].max() - gap[i]
     if rise <= 0:

@@ -398,3 +398,18 @@ def test_from_real_and_or_result(rng):
     np.testing.assert_allclose(np.asarray(zeta(x.i_and) + or_zeta(x.i_or)), v + x.q, atol=1e-9)
     assert x.metadata["decomposition"]["converged"] == [True, True]
     assert float(x.objective[0]) == pytest.approx(np.abs(x.i_and[0, 1:]).sum() + np.abs(x.i_or[0, 1:]).sum())
+
+
+def test_gap_widening_epoch_smooths_one_noisy_epoch():
+    from jinter.dynamics import gap_widening_epoch
+
+    e = np.arange(20)
+    gap = np.r_[np.linspace(1.0, 0.1, 5), [0.1] * 7, np.linspace(0.2, 1.0, 8)]  # widens from epoch 12
+    gap[6] = 0.6  # one noisy epoch early on
+    zeros = np.zeros(20)
+    assert gap_widening_epoch(e, zeros, gap, smooth=1) == 6  # the raw gap keys on the noisy epoch
+    assert abs(gap_widening_epoch(e, zeros, gap) - 12) <= 1
+    assert gap_widening_epoch(e, zeros, np.linspace(1, 0, 20)) is None  # never widens
+    for bad in (0, 2, 1.5, True):
+        with pytest.raises(ValueError, match="smooth"):
+            gap_widening_epoch(e, zeros, gap, smooth=bad)
