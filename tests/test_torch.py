@@ -42,6 +42,42 @@ def test_host_model_float64_from_float32_fn(rng):
     assert v32.dtype == jnp.float32
 
 
+def test_host_model_input_dtype(rng):
+    """``input_dtype``: fn gets its float batches in that dtype (cast in JAX, fused with the
+    masking; by numpy where JAX lacks it), the same values as hand-built masked inputs cast."""
+    import jax
+
+    w = rng.normal(size=(5, 3)).astype(np.float32)
+    x = rng.normal(size=5)
+    seen = []
+
+    def fn(b):
+        seen.append((b.dtype, b.flags.writeable))
+        return b @ w.astype(b.dtype)
+
+    hand = np.stack([np.where([(s >> i) & 1 for i in range(5)], x, 0.0) for s in range(32)])  # float64
+    v = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float32), x, TabularPlayers(5),
+                       reward=logit(2))
+    assert seen == [(np.float32, True)] * 2  # the trace-time probe, then the one chunk
+    assert v.dtype == jnp.float64
+    np.testing.assert_array_equal(v, (hand.astype(np.float32) @ w)[:, 2].astype(np.float64))
+    # integer batches (token ids) are passed as they are
+    seen.clear()
+    ids = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float32), np.arange(5),
+                         TabularPlayers(5), baseline=0, reward=logit(0))
+    assert {d for d, _ in seen} == {np.dtype(np.int64)} and ids.shape == (32,)
+    # x64 off: JAX has no float64, so numpy casts on the host (a fresh, writable copy)
+    jax.config.update("jax_enable_x64", False)
+    seen.clear()
+    v64 = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float64), x.astype(np.float32),
+                         TabularPlayers(5), reward=logit(2))
+    assert seen == [(np.float64, True)] * 2 and v64.dtype == jnp.float32
+    with pytest.raises(ValueError, match="input_dtype must be a float dtype"):
+        host_model(np.sum, input_dtype=np.int32)
+    with pytest.raises(TypeError, match="input_dtype must be a numpy float dtype"):
+        host_model(np.sum, input_dtype="no such dtype")
+
+
 def test_host_model_output_shape_mismatch_is_value_error(rng):
     x = rng.normal(size=4)
     fn = lambda b: np.stack([b.sum(-1), b.prod(-1)], axis=-1)  # noqa: E731  (B, 2)
@@ -146,10 +182,17 @@ def test_torch_resnet_matches_hand_built_masks(torch, rng):
     np.testing.assert_allclose(v64, ref64, rtol=1e-12, atol=1e-12)
     assert max(calls) <= 20
 
-    # float32 network: float64 values carrying the network's float32 rounding
+    # float32 network: float64 values carrying the network's float32 rounding; the masked
+    # inputs reach it as float32 (built in its dtype inside JAX, nothing converted by torch)
     with torch.no_grad():
         ref32 = _log_odds_np(net(torch.from_numpy(ref_imgs).float()).double().numpy(), 1)
-    v32 = masked_outputs(torch_model(net), x, players, baseline=base, reward=log_odds(1))
+    got = []
+    hook = net.register_forward_pre_hook(lambda _m, args: got.append(args[0].dtype))
+    model32 = torch_model(net)
+    assert model32.input_dtype == np.float32
+    v32 = masked_outputs(model32, x, players, baseline=base, reward=log_odds(1))
+    hook.remove()
+    assert set(got) == {torch.float32}
     assert v32.dtype == jnp.float64
     np.testing.assert_allclose(v32, ref32, rtol=1e-5, atol=1e-5)
 
