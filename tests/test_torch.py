@@ -245,22 +245,45 @@ def test_torch_batch_size(torch):
 
 
 def test_torchvision_resnet18_recipe(torch, rng):
-    """The documented torchvision recipe, where torchvision loads beside this torch."""
+    """The documented torchvision recipe (jinter.integrations.torch), where torchvision loads
+    beside this torch: a float32 resnet18 at random init as written there, and in float64."""
     try:
         import torchvision
     except Exception as e:  # noqa: BLE001 - e.g. a CUDA torchvision wheel beside a CPU torch
         pytest.skip(f"torchvision does not load here: {type(e).__name__}: {e}")
     from jinter.integrations.torch import torch_batch_size, torch_model
 
-    torch.manual_seed(0)
-    net = torchvision.models.resnet18(weights=None, num_classes=10).eval().double()
     x = rng.normal(size=(3, 32, 32))
     cells = [1, 2, 5, 6]
     players = PatchPlayers((3, 32, 32), (8, 8), cells=cells)
-    model = torch_model(net, output_shape=(10,), batch_size=torch_batch_size(net, (3, 32, 32)))
-    v = masked_outputs(model, x, players, reward=log_odds(3))
-    imgs = _hand_masked_images(x, np.zeros_like(x), cells, 4, 8, 4)
+    imgs = _hand_masked_images(x, np.zeros_like(x), cells, 4, 8, 4)  # (16, 3, 32, 32) float64
+
+    # the recipe: float32 network, float64 values v and certificate
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None, num_classes=10)
+    net.eval()
+    bs = torch_batch_size(net, players.input_shape)
+    got = []
+    hook = net.register_forward_pre_hook(lambda _m, args: got.append(args[0].dtype))
+    v32 = masked_outputs(torch_model(net, output_shape=(10,), batch_size=bs), x, players, baseline="zeros",
+                         reward=log_odds(3))
+    hook.remove()
+    assert v32.dtype == jnp.float64 and set(got) == {torch.float32}
     with torch.no_grad():
-        ref = _log_odds_np(net(torch.from_numpy(imgs)).numpy(), 3)
+        ref32 = _log_odds_np(torch.cat([net(torch.from_numpy(imgs[i:i + bs]).float())
+                                        for i in range(0, len(imgs), bs)]).double().numpy(), 3)
+    # same float32 inputs in the same forward batches: the logits agree, only the rewards'
+    # float64 rounding differs (jinter's log-odds in JAX, the reference's in numpy)
+    np.testing.assert_allclose(v32, ref32, rtol=1e-12, atol=1e-12)
+    res = and_or(v32)
+    assert bool(res.converged)
+
+    # float64 network: values exact to float64 rounding
+    net64 = net.double()
+    model = torch_model(net64, output_shape=(10,), batch_size=torch_batch_size(net64, (3, 32, 32)))
+    v = masked_outputs(model, x, players, reward=log_odds(3))
+    with torch.no_grad():
+        ref = _log_odds_np(net64(torch.from_numpy(imgs)).numpy(), 3)
     np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
     assert math.isfinite(float(v[-1]))
+    np.testing.assert_allclose(jnp.sum(mobius(v)), v[-1], rtol=1e-9)
