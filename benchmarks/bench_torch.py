@@ -142,6 +142,7 @@ def main() -> None:
 
     n = 6 if args.quick else 10
     reps = args.reps or (2 if args.quick else 7)
+    load_before = os.getloadavg()
     rows = {"resnet": bench_resnet(torch, n, 128, reps)}
     try:
         import transformers  # noqa: F401
@@ -155,7 +156,8 @@ def main() -> None:
     for k, r in rows.items():
         print(f"{k:8} {r['masks']:6d} {r['direct_s']:9.3f} {r['jinter_s']:9.3f} {r['overhead_pct']:8.1f}%")
     save_results("bench_torch", {"rows": rows, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                                 "note": "medians; machine shared by 5 engineers on 2 cores (loaded)"},
+                                 "note": "medians; machine shared by 5 engineers on 2 cores (loaded)",
+                                 "loadavg_1_5_15": {"before": load_before, "after": os.getloadavg()}},
                  quick=args.quick)
 
 
