@@ -35,11 +35,9 @@ def save_results(name: str, data: dict, *, quick: bool, merge: bool = False) -> 
     return path
 
 
-def compare(ref, cand, reps: int, setup=None) -> tuple[float, float]:
-    """Median seconds of ``ref()`` and ``cand()``, alternating repetitions after a warm-up
+def compare_runs(ref, cand, reps: int, setup=None) -> tuple[list[float], list[float]]:
+    """Seconds of each ``ref()`` and ``cand()`` run, alternating repetitions after a warm-up
     (``setup()`` runs before each pair); results are blocked on, so async dispatch is timed."""
-    import statistics
-
     import jax
 
     tr, tc = [], []
@@ -56,4 +54,12 @@ def compare(ref, cand, reps: int, setup=None) -> tuple[float, float]:
         t = time.perf_counter()
         jax.block_until_ready(cand())
         tc.append(time.perf_counter() - t)
+    return tr, tc
+
+
+def compare(ref, cand, reps: int, setup=None) -> tuple[float, float]:
+    """Median seconds of ``ref()`` and ``cand()`` (see :func:`compare_runs`)."""
+    import statistics
+
+    tr, tc = compare_runs(ref, cand, reps, setup)
     return statistics.median(tr), statistics.median(tc)

@@ -56,6 +56,7 @@ class HostModel:
     output_shape: tuple[int, ...] | None = None
     dtype: Any = None
     batch_size: int | None = None
+    input_dtype: Any = None
 
     def tree_flatten(self):
         return (), _Id(self)
@@ -69,9 +70,21 @@ class HostModel:
         """The dtype of the values handed back to JAX (``dtype``, or JAX's default float)."""
         return _default_float() if self.dtype is None else jax.dtypes.canonicalize_dtype(self.dtype)
 
+    def _jax_input_dtype(self, dtype) -> np.dtype:
+        """The dtype a batch of ``dtype`` is cast to in JAX before the callback: ``input_dtype``
+        for a float batch where JAX has it (float64 needs x64), else ``dtype`` unchanged."""
+        dtype = np.dtype(dtype)
+        want = self.input_dtype
+        if want is None or want == dtype or not np.issubdtype(dtype, np.floating):
+            return dtype
+        return want if jax.dtypes.canonicalize_dtype(want) == want else dtype
+
     def _call(self, flat: np.ndarray) -> np.ndarray:
         """``fn`` on one batch ``(m, *input_shape)``, checked to return ``(m, *output_shape)``."""
-        if not flat.flags.writeable:  # jinter's buffers are read-only; torch.from_numpy warns on those
+        want = self.input_dtype
+        if want is not None and flat.dtype != want and np.issubdtype(flat.dtype, np.floating):
+            flat = flat.astype(want)  # JAX lacks the dtype (float64 without x64): cast here, a fresh copy
+        elif not flat.flags.writeable:  # jinter's buffers are read-only; torch.from_numpy warns on those
             flat = flat.copy()
         out = self.fn(flat)
         shape = _shape_of(out)
@@ -99,6 +112,9 @@ class HostModel:
         if batch.ndim == 0:
             raise ValueError("a host model takes a batch (B, *input_shape), got a scalar")
         input_shape = tuple(batch.shape[1:])
+        in_dtype = self._jax_input_dtype(batch.dtype)
+        if in_dtype != batch.dtype:  # fused with the masking: the callback gets the bytes fn uses
+            batch = batch.astype(in_dtype)
         # one small probe at trace time: a wrong output_shape is a ValueError here, not an
         # opaque runtime error from inside the callback
         out_shape = self._probe(input_shape, np.dtype(batch.dtype))
@@ -124,6 +140,7 @@ def host_model(
     output_shape: Sequence[int] | None = None,
     dtype: Any = None,
     batch_size: int | None = None,
+    input_dtype: Any = None,
 ) -> HostModel:
     r"""Wrap a numpy-in / numpy-out model (PyTorch, ONNX, ...) for :func:`jinter.masked_outputs`.
 
@@ -148,6 +165,11 @@ def host_model(
         batch_size: largest batch passed to ``fn`` at once (default: the whole chunk that
             :func:`jinter.masked_outputs` evaluates, at most 4096 inputs); choose it for
             the network's activation memory (see :func:`jinter.integrations.torch.torch_batch_size`).
+        input_dtype: float dtype ``fn`` receives its float batches in (e.g. ``np.float32`` for a
+            float32 network). The masked inputs are then cast inside JAX, fused with the masking,
+            so the callback moves and ``fn`` converts nothing (where JAX lacks the dtype, i.e.
+            float64 with x64 off, numpy casts on the host). Integer batches (token ids) are left
+            as they are. Default: the dtype of the batch (of ``x``).
 
     Example:
         >>> import numpy as np, jinter
@@ -175,4 +197,11 @@ def host_model(
             raise ValueError(f"dtype must be a float dtype (values v are real), got {dt}")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    return HostModel(fn, output_shape, dtype, None if batch_size is None else int(batch_size))
+    if input_dtype is not None:
+        try:
+            input_dtype = np.dtype(input_dtype)
+        except TypeError:
+            raise TypeError(f"input_dtype must be a numpy float dtype, got {input_dtype!r}") from None
+        if not np.issubdtype(input_dtype, np.floating):
+            raise ValueError(f"input_dtype must be a float dtype, got {input_dtype}")
+    return HostModel(fn, output_shape, dtype, None if batch_size is None else int(batch_size), input_dtype)

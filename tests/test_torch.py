@@ -42,6 +42,42 @@ def test_host_model_float64_from_float32_fn(rng):
     assert v32.dtype == jnp.float32
 
 
+def test_host_model_input_dtype(rng):
+    """``input_dtype``: fn gets its float batches in that dtype (cast in JAX, fused with the
+    masking; by numpy where JAX lacks it), the same values as hand-built masked inputs cast."""
+    import jax
+
+    w = rng.normal(size=(5, 3)).astype(np.float32)
+    x = rng.normal(size=5)
+    seen = []
+
+    def fn(b):
+        seen.append((b.dtype, b.flags.writeable))
+        return b @ w.astype(b.dtype)
+
+    hand = np.stack([np.where([(s >> i) & 1 for i in range(5)], x, 0.0) for s in range(32)])  # float64
+    v = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float32), x, TabularPlayers(5),
+                       reward=logit(2))
+    assert seen == [(np.float32, True)] * 2  # the trace-time probe, then the one chunk
+    assert v.dtype == jnp.float64
+    np.testing.assert_array_equal(v, (hand.astype(np.float32) @ w)[:, 2].astype(np.float64))
+    # integer batches (token ids) are passed as they are
+    seen.clear()
+    ids = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float32), np.arange(5),
+                         TabularPlayers(5), baseline=0, reward=logit(0))
+    assert {d for d, _ in seen} == {np.dtype(np.int64)} and ids.shape == (32,)
+    # x64 off: JAX has no float64, so numpy casts on the host (a fresh, writable copy)
+    jax.config.update("jax_enable_x64", False)
+    seen.clear()
+    v64 = masked_outputs(host_model(fn, output_shape=(3,), input_dtype=np.float64), x.astype(np.float32),
+                         TabularPlayers(5), reward=logit(2))
+    assert seen == [(np.float64, True)] * 2 and v64.dtype == jnp.float32
+    with pytest.raises(ValueError, match="input_dtype must be a float dtype"):
+        host_model(np.sum, input_dtype=np.int32)
+    with pytest.raises(TypeError, match="input_dtype must be a numpy float dtype"):
+        host_model(np.sum, input_dtype="no such dtype")
+
+
 def test_host_model_output_shape_mismatch_is_value_error(rng):
     x = rng.normal(size=4)
     fn = lambda b: np.stack([b.sum(-1), b.prod(-1)], axis=-1)  # noqa: E731  (B, 2)
@@ -146,10 +182,17 @@ def test_torch_resnet_matches_hand_built_masks(torch, rng):
     np.testing.assert_allclose(v64, ref64, rtol=1e-12, atol=1e-12)
     assert max(calls) <= 20
 
-    # float32 network: float64 values carrying the network's float32 rounding
+    # float32 network: float64 values carrying the network's float32 rounding; the masked
+    # inputs reach it as float32 (built in its dtype inside JAX, nothing converted by torch)
     with torch.no_grad():
         ref32 = _log_odds_np(net(torch.from_numpy(ref_imgs).float()).double().numpy(), 1)
-    v32 = masked_outputs(torch_model(net), x, players, baseline=base, reward=log_odds(1))
+    got = []
+    hook = net.register_forward_pre_hook(lambda _m, args: got.append(args[0].dtype))
+    model32 = torch_model(net)
+    assert model32.input_dtype == np.float32
+    v32 = masked_outputs(model32, x, players, baseline=base, reward=log_odds(1))
+    hook.remove()
+    assert set(got) == {torch.float32}
     assert v32.dtype == jnp.float64
     np.testing.assert_allclose(v32, ref32, rtol=1e-5, atol=1e-5)
 
@@ -202,22 +245,45 @@ def test_torch_batch_size(torch):
 
 
 def test_torchvision_resnet18_recipe(torch, rng):
-    """The documented torchvision recipe, where torchvision loads beside this torch."""
+    """The documented torchvision recipe (jinter.integrations.torch), where torchvision loads
+    beside this torch: a float32 resnet18 at random init as written there, and in float64."""
     try:
         import torchvision
     except Exception as e:  # noqa: BLE001 - e.g. a CUDA torchvision wheel beside a CPU torch
         pytest.skip(f"torchvision does not load here: {type(e).__name__}: {e}")
     from jinter.integrations.torch import torch_batch_size, torch_model
 
-    torch.manual_seed(0)
-    net = torchvision.models.resnet18(weights=None, num_classes=10).eval().double()
     x = rng.normal(size=(3, 32, 32))
     cells = [1, 2, 5, 6]
     players = PatchPlayers((3, 32, 32), (8, 8), cells=cells)
-    model = torch_model(net, output_shape=(10,), batch_size=torch_batch_size(net, (3, 32, 32)))
-    v = masked_outputs(model, x, players, reward=log_odds(3))
-    imgs = _hand_masked_images(x, np.zeros_like(x), cells, 4, 8, 4)
+    imgs = _hand_masked_images(x, np.zeros_like(x), cells, 4, 8, 4)  # (16, 3, 32, 32) float64
+
+    # the recipe: float32 network, float64 values v and certificate
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None, num_classes=10)
+    net.eval()
+    bs = torch_batch_size(net, players.input_shape)
+    got = []
+    hook = net.register_forward_pre_hook(lambda _m, args: got.append(args[0].dtype))
+    v32 = masked_outputs(torch_model(net, output_shape=(10,), batch_size=bs), x, players, baseline="zeros",
+                         reward=log_odds(3))
+    hook.remove()
+    assert v32.dtype == jnp.float64 and set(got) == {torch.float32}
     with torch.no_grad():
-        ref = _log_odds_np(net(torch.from_numpy(imgs)).numpy(), 3)
+        ref32 = _log_odds_np(torch.cat([net(torch.from_numpy(imgs[i:i + bs]).float())
+                                        for i in range(0, len(imgs), bs)]).double().numpy(), 3)
+    # same float32 inputs in the same forward batches: the logits agree, only the rewards'
+    # float64 rounding differs (jinter's log-odds in JAX, the reference's in numpy)
+    np.testing.assert_allclose(v32, ref32, rtol=1e-12, atol=1e-12)
+    res = and_or(v32)
+    assert bool(res.converged)
+
+    # float64 network: values exact to float64 rounding
+    net64 = net.double()
+    model = torch_model(net64, output_shape=(10,), batch_size=torch_batch_size(net64, (3, 32, 32)))
+    v = masked_outputs(model, x, players, reward=log_odds(3))
+    with torch.no_grad():
+        ref = _log_odds_np(net64(torch.from_numpy(imgs)).numpy(), 3)
     np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
     assert math.isfinite(float(v[-1]))
+    np.testing.assert_allclose(jnp.sum(mobius(v)), v[-1], rtol=1e-9)
