@@ -659,9 +659,29 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
 
     if len(ds.input_shape) >= 2:
         image = ds.x_train[res.sample_indices[0]]
-        fig = plots.plot_top_interactions_image(image[..., 0] if image.ndim == 3 else image, players, top[:6])
-        save(fig, "top_interactions.png", "The strongest interactions of the final model on one training digit (the first probed sample): each panel "
-             "highlights the patches of one AND or OR interaction, with its value.")
+        image = image[..., 0] if image.ndim == 3 else image
+        label = int(ds.clean_y_train[res.sample_indices[0]])
+        full = float(res.v[-1][0][-1])  # log-odds of the label on the whole image, final checkpoint
+        verdict = f"predicted {label} (p > 0.5)" if full > 0 else f"not predicted as {label} (p < 0.5)"
+        fig, ax = plt.subplots(figsize=(3.6, 3.6))
+        ax.imshow(image, cmap="gray_r")
+        member = np.asarray(players.membership).reshape((len(players.membership),) + image.shape[:2] + (-1,)).any(-1)
+        for i, m in enumerate(member):
+            rows, cols = np.nonzero(m)
+            ax.add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5), cols.max() - cols.min() + 1,
+                                       rows.max() - rows.min() + 1, fill=False, ec="tab:red", lw=1.5))
+            ax.text(cols.mean(), rows.mean(), str(i), color="tab:red", ha="center", va="center", fontsize=11,
+                    fontweight="bold")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"class {label}; final model: log-odds {full:+.2f}, {verdict}", fontsize=8)
+        save(fig, "players.png", f"The players: {len(member)} image patches (red, numbered as in the interactions) "
+             f"of the first probed training digit, class {label}; the final model's log-odds of class {label} on "
+             f"the whole image is {full:+.2f} ({verdict}). Pixels outside the patches always keep their values.")
+        fig = plots.plot_top_interactions_image(image, players, top[:6])
+        save(fig, "top_interactions.png", f"The strongest interactions of the final model on the same digit (class "
+             f"{label}): each panel highlights the patches of one AND or OR interaction, with its value in log-odds "
+             "of the class.")
     return figs
 
 
