@@ -273,3 +273,17 @@ def test_report_files_are_readable_like_the_figures(report):
         assert stat.S_IMODE((report / name).stat().st_mode) == png, name
     unit = next((report / "sweep").glob("unit_*.npz"))
     assert stat.S_IMODE(unit.stat().st_mode) == png
+
+
+def test_digits_report_maps_players_to_patches(tmp_path):
+    """On images the report draws the players (numbered patches) on the first probed digit with
+    its class and the final model's log-odds, and the top interactions on the same digit."""
+    out = tmp_path / "digits"
+    args = ["demo", "--dataset", "digits", "--n", "4", "--epochs", "2", "--checkpoints", "2", "--samples", "2",
+            "--noise-levels", "0", "--noise-epochs", "2", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    for name in ("players.png", "top_interactions.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "index.html").read_text()
+    assert html.count("<img") == 8
+    assert "4 image patches" in html and "log-odds of class" in html
