@@ -19,6 +19,18 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 
+def is_traced(*trees: Any) -> bool:
+    """Whether any leaf of ``trees`` is a JAX tracer (inside ``jit``/``vmap``/``grad``): then
+    value checks that need concrete numbers are skipped (the caller's shapes are still checked)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+
+
+def default_tol(dtype: Any) -> float:
+    """The default certified relative duality gap of the AND-OR solvers for values of ``dtype``:
+    1e-5 in float64, 1e-3 in float32 and below (whose rounding stalls the certificate near 1e-4)."""
+    return 1e-5 if jnp.dtype(dtype) == jnp.float64 else 1e-3
+
+
 def as_real_float(x: ArrayLike, what: str) -> Array:
     """``x`` as a JAX float array; integers and booleans are promoted, complex is refused.
 

@@ -82,6 +82,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
+from jinter._checks import default_tol, is_traced
 from jinter.statistics import salient_mask
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
@@ -289,7 +290,7 @@ def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
     n = num_players(v, what=what)
     if n < 1:
         raise ValueError(f"{what} needs at least one player (last axis ≥ 2), got shape {v.shape}")
-    if not isinstance(v, jax.core.Tracer):
+    if not is_traced(v):
         bad = ~np.isfinite(np.asarray(v))
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -773,7 +774,7 @@ def and_or(
     if rho is None:
         rho = 30.0 if q_ratio == 0 else 50.0
     if tol is None:
-        tol = 1e-5 if v.dtype == jnp.float64 else 1e-3
+        tol = default_tol(v.dtype)
     start = _warm_start(warm_start, v)
     if int(chunk) < 1:
         raise ValueError(f"chunk must be ≥ 1, got {chunk!r}")
@@ -796,7 +797,7 @@ def and_or(
 def _batch_devices(v: Array, devices: Any) -> list:
     """The devices to shard a batch of games over (see ``devices`` in :func:`and_or`)."""
     if devices is None:
-        if isinstance(v, jax.core.Tracer) or not isinstance(v, jax.Array):
+        if is_traced(v) or not isinstance(v, jax.Array):
             return []
         return sorted(v.devices(), key=lambda d: d.id)
     if isinstance(devices, str):
@@ -871,7 +872,7 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
             x = jnp.broadcast_to(x, v.shape).astype(v.dtype)
         except ValueError:
             raise ValueError(f"warm_start {name} has shape {x.shape}, which does not broadcast to v's {v.shape}") from None
-        if not isinstance(x, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(x))):
+        if not is_traced(x) and not bool(jnp.all(jnp.isfinite(x))):
             raise ValueError(f"warm_start {name} has non-finite values")
         out.append(x)
     return out[0].at[..., 0].set(0.0), out[1]
@@ -879,7 +880,7 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
 
 def _host_workers(v: Array, batch: int, chunk: int) -> int:
     """Host threads for a batch of games: the CPU cores, for concrete CPU arrays on one device."""
-    if batch < 2 or chunk > 1 or isinstance(v, jax.core.Tracer):
+    if batch < 2 or chunk > 1 or is_traced(v):
         return 1
     devices = v.devices()
     if len(devices) != 1 or next(iter(devices)).platform != "cpu":
@@ -1281,7 +1282,7 @@ def and_or_shared(
                 f"gamma_bound must be a number or have shape (m,) = ({m},) or {vs.shape[:-1]} (one per model and input); "
                 f"got {gb.shape}"
             )
-        if not isinstance(gb, jax.core.Tracer) and not bool(jnp.all(gb >= 0)):
+        if not is_traced(gb) and not bool(jnp.all(gb >= 0)):
             raise ValueError("gamma_bound must be ≥ 0 (inf: no bound)")
     lead, size = vs.shape[1:-1], 2**n
     inputs = int(np.prod(lead, dtype=np.int64))
@@ -1291,7 +1292,7 @@ def and_or_shared(
         memory_budget,
     )
     if tol is None:
-        tol = 1e-5 if vs.dtype == jnp.float64 else 1e-3
+        tol = default_tol(vs.dtype)
     args = (float(q_ratio), float(alpha), float(salient_frac), float(tol), int(max_iter), int(check_every),
             float(rho))
     flat = jnp.moveaxis(vs.reshape((m, inputs, size)), 1, 0)  # (inputs, m, N)

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_option
+from jinter._checks import check_option, is_traced
 from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mask_to_players, mobius
 
@@ -290,7 +290,7 @@ Players = TabularPlayers | PatchPlayers | TokenPlayers
 
 
 def _label_array(label: ArrayLike) -> Array:
-    lab = np.asarray(label) if not isinstance(label, jax.core.Tracer) else label
+    lab = np.asarray(label) if not is_traced(label) else label
     if not jnp.issubdtype(lab.dtype, jnp.integer):
         raise ValueError(f"label must be an integer or an integer array, got dtype {lab.dtype}")
     return lab
@@ -716,7 +716,7 @@ def _prepare_reward(reward: Any, b: int) -> Any:
         if lab.ndim and lab.size not in (1, b):
             raise ValueError(f"label has shape {lab.shape}; expected a scalar or one label per input ({b})")
         rng_ = None
-        if not isinstance(lab, jax.core.Tracer) and lab.size:
+        if not is_traced(lab) and lab.size:
             rng_ = (int(np.min(lab)), int(np.max(lab)))
         return _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_)
     return reward
@@ -759,7 +759,7 @@ def _plan_chunks(args, mdtype, explicit, b, num, shape, dtype, limit, chunk):
         chunk = min(max(room // per_mask, 1), max(MAX_CHUNK // max(b, 1), 1))
         chunk = 1 << (int(chunk).bit_length() - 1)  # a power of two: divides 2**n evenly
     chunk = max(1, min(chunk, num))
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args)):
+    if is_traced(args):
         # inside a user's trace (e.g. the gradient of learn_baseline): no ahead-of-time
         # compilation; the heuristic chunk stands and the caller's computation is compiled once
         return functools.partial(_eval_chunk, chunk=chunk), chunk
@@ -810,7 +810,7 @@ def _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress) -> Arr
             val = run(*args, cm, first)
             if n_chunks == 1:
                 return val[..., :num] if padded > num else val
-            if isinstance(val, jax.core.Tracer):  # traced: the caller's compiler plans memory
+            if is_traced(val):  # traced: the caller's compiler plans memory
                 out = val if out is None else jnp.concatenate([out, val], axis=-1)
                 continue
             if out is None:
@@ -837,7 +837,7 @@ def _memory_budget(budget: int | str | None) -> int:
 
 
 def _check_finite(values: Array, masks: np.ndarray | None, n: int, batch: tuple[int, ...]) -> None:
-    if isinstance(values, jax.core.Tracer):
+    if is_traced(values):
         return
     vals = np.asarray(values)
     finite = np.isfinite(vals)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import safe_divide
+from jinter._checks import is_traced, safe_divide
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
@@ -133,7 +133,7 @@ def order_distribution(
 
 def _check_frac(frac: Any, what: str = "frac") -> Any:
     """A concrete fraction as a Python float (weakly typed: keeps float32 inputs float32)."""
-    if isinstance(frac, jax.core.Tracer):
+    if is_traced(frac):
         return frac
     f = float(frac)
     if not (math.isfinite(f) and f > 0):

@@ -19,13 +19,13 @@ import functools
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
+from jinter._checks import is_traced
 from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
@@ -60,7 +60,7 @@ _MAX_ROW_NORM_N = 60
 
 
 def _check_sigma2(sigma2: ArrayLike, what: str = "sigma2") -> None:
-    if isinstance(sigma2, jax.core.Tracer):
+    if is_traced(sigma2):
         return
     s = np.asarray(sigma2)
     if s.ndim > 1:
@@ -384,7 +384,7 @@ def spindle_curve(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     sig = _as_float(sigma)
-    if not isinstance(sig, jax.core.Tracer) and np.any(np.asarray(sig) < 0):
+    if not is_traced(sig) and np.any(np.asarray(sig) < 0):
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     k = np.arange(1, n + 1)
     sk = sig[..., None] * jnp.asarray(2.0 ** (k / 2), dtype=sig.dtype)

@@ -180,3 +180,17 @@ def test_string_option_hints_are_the_checked_literals():
     }
     for (fn, arg), alias in hints.items():
         assert alias in fn.__annotations__[arg], (fn.__qualname__, arg)
+
+
+def test_shared_checks_is_traced_and_default_tol():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jinter._checks import default_tol, is_traced
+
+    assert not is_traced(np.zeros(3), None, "mean", 1.0)
+    seen = []
+    jax.jit(lambda x: seen.append(is_traced(x, 2.0)) or x)(jnp.zeros(2))
+    assert seen == [True]
+    assert default_tol(np.float64) == 1e-5 and default_tol(np.float32) == 1e-3
