@@ -570,12 +570,13 @@ def _independent(g: np.ndarray, tol: float = 1e-9) -> list[int]:
     return kept
 
 
-def _prune(d: _Design, idx, y_val, floor):
+def _prune(d: _Design, idx, y_val, floor, max_records=None):
     """Drop the columns of ``idx`` (in order of preference) that are linear combinations of
     preferred ones (:func:`_independent`), then backward elimination: drop the column whose
     removal raises the fit residual least (``w_p² / (G⁻¹)_pp``), while the validation R² stays
-    ≥ ``floor``. ``G⁻¹`` is downdated after each drop (``O(k²)``), checked on a probe vector,
-    and recomputed when the check fails or after 32 drops."""
+    ≥ ``floor``, and past it while more than ``max_records`` columns are left. ``G⁻¹`` is
+    downdated after each drop (``O(k²)``), checked on a probe vector, and recomputed when the
+    check fails or after 32 drops."""
     keep = np.asarray(idx, dtype=np.intp)
     if keep.size == 0:
         return []
@@ -595,7 +596,7 @@ def _prune(d: _Design, idx, y_val, floor):
         w_new = np.delete(w - inv[:, p] * (w[p] / inv[p, p]), p)
         rest = np.delete(keep, p)
         b = d.ybar - float(d.mean[rest] @ w_new)
-        if d.val_r2(y_val, rest, b, w_new) < floor:
+        if d.val_r2(y_val, rest, b, w_new) < floor and (max_records is None or keep.size <= max_records):
             break
         keep, since = rest, since + 1
         if not keep.size:
@@ -618,7 +619,7 @@ def _records(terms, values, n) -> list[InteractionRecord]:
     return recs
 
 
-def _exact(value_fn, n, q_ratio, batch_size, progress, tol) -> SparseAndOrResult:
+def _exact(value_fn, n, q_ratio, batch_size, progress, tol, max_records=None) -> SparseAndOrResult:
     idx = np.arange(2**n)
     masks = ((idx[:, None] >> np.arange(n)) & 1).astype(bool)
     v = _evaluate(value_fn, masks, batch_size, progress, "sparse_and_or: all masks")
@@ -631,7 +632,7 @@ def _exact(value_fn, n, q_ratio, batch_size, progress, tol) -> SparseAndOrResult
             if mask:
                 terms.append((kind, tuple(i for i in range(n) if mask >> i & 1)))
                 values.append(arr[mask])
-    recs = _records(terms, values, n)
+    recs = _records(terms, values, n)[:max_records]  # strongest first
     out = SparseAndOrResult(recs, float(i_and[0]), n, 0.0, 2**n, 0, True,
                             float(sum(abs(r.value) for r in recs)), ())
     return dataclasses.replace(out, faithfulness=_r2(v, out.predict(masks)))
@@ -647,6 +648,7 @@ def sparse_and_or(
     keep_rates: Sequence[float] = _KEEP_RATES,
     holdout: float = 0.1,
     max_terms: int | None = None,
+    max_records: int | None = None,
     r2_slack: float = 1e-3,
     patience: int = 6,
     batch_size: int = 1024,
@@ -669,6 +671,11 @@ def sparse_and_or(
         keep_rates: probabilities of a player being present, cycled over the rows.
         holdout: share of the budget held out for ``faithfulness`` (R² on unseen masks).
         max_terms: cap on the discovered support (default ``min(train rows / 3, 400)``).
+        max_records: most interactions in the result (default: no cap). When the ``r2_slack``
+            rule keeps more, the backward elimination goes on down to this many (the
+            validation R² may then fall further below the best): the best small model the
+            method finds, e.g. to compare with another method at an equal number of terms.
+            The exact path keeps the ``max_records`` strongest terms of the optimum.
         r2_slack: the ℓ1 selection and pruning keep the sparsest model whose validation R² is
             within this of the best.
         patience: discovery rounds without a better validation error before it stops.
@@ -705,6 +712,10 @@ def sparse_and_or(
     if int(max_order) < 1:
         raise ValueError(f"max_order must be ≥ 1, got {max_order!r}")
     max_order = min(int(max_order), n)
+    if max_records is not None:
+        if isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer)) or max_records < 0:
+            raise ValueError(f"max_records must be an integer ≥ 0 or None, got {max_records!r}")
+        max_records = int(max_records)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -716,7 +727,7 @@ def sparse_and_or(
         need = f"2**{n} = {2**n}" if n <= 62 else f"2**{n}"
         raise ValueError(f"exact=True needs budget ≥ {need} calls (all masks); got budget={budget}")
     if exact is True or (exact is None and fits_all and n <= exact_max_n):
-        return _exact(value_fn, n, q_ratio, batch_size, progress, 1e-9)
+        return _exact(value_fn, n, q_ratio, batch_size, progress, 1e-9, max_records)
 
     # budget split: held-out | validation | fit
     min_fit = 8 * (n.bit_length() + 1)
@@ -748,7 +759,7 @@ def sparse_and_or(
     dictionary = _neighbors(d.terms)  # its terms first, then their alternatives
     d.add(dictionary[d.k :])
     sel, floor = _select(d, y_val, rounds, best, r2_slack, int(lasso_iters))
-    terms = [dictionary[i] for i in _prune(d, sel, y_val, floor)]
+    terms = [dictionary[i] for i in _prune(d, sel, y_val, floor, max_records)]
     s_tr, y_tr = masks[n_hold:], y[n_hold:]
     b, w = _lstsq(_features(s_tr, terms), y_tr)
     nz = np.abs(w) > 0

@@ -357,3 +357,27 @@ def test_lasso_path_meets_the_optimality_conditions():
         assert np.all(np.abs(grad) <= lam * (1 + 1e-4) + 1e-8)
         on = np.abs(w) > 0
         np.testing.assert_allclose(grad[on], lam * np.sign(w[on]), rtol=1e-3, atol=1e-7)
+
+
+def test_max_records_caps_the_result():
+    """max_records: at most that many terms, the strongest kept, the rest of the game lost."""
+    n = 40
+    game, terms = planted(n, 4, 4, 2)
+    full = sparse_and_or(game, n, budget=1200, progress=False)
+    assert len(full) == 8
+    strongest = sorted(terms, key=lambda t: -abs(t[2]))
+    for k in (0, 3, 8, 20):
+        res = sparse_and_or(game, n, budget=1200, max_records=k, progress=False)
+        assert len(res) == min(k, 8)
+        assert res.faithfulness <= full.faithfulness + 1e-12
+    res3 = sparse_and_or(game, n, budget=1200, max_records=3, progress=False)
+    assert as_set(res3.records) <= {(k, t) for k, t, _ in terms}
+    assert res3.faithfulness > 0.2
+    assert as_set(res3.records) & {(k, t) for k, t, _ in strongest[:4]}
+    small, _ = planted(8, 2, 2, 4, orders=(1, 2), disjoint=True)
+    exact = sparse_and_or(small, 8, budget=2**8, progress=False)
+    capped = sparse_and_or(small, 8, budget=2**8, max_records=2, progress=False)
+    assert capped.exact and capped.records == exact.records[:2]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_records"):
+            sparse_and_or(game, n, budget=1200, max_records=bad, progress=False)
