@@ -372,13 +372,23 @@ def _fista_path(g, c, lams, lip, *, iters):
     return ws
 
 
+def _padded(k: int) -> int:
+    """Padded size of a ``k``-column Gram for :func:`_fista_path`: the next of 64·2^(i/2)
+    rounded up to a multiple of 64 (64, 128, 192, 256, 384, 512, 768, …), so that calls on
+    dictionaries of similar size share one compiled shape (at most ~1.5× the columns)."""
+    size = 64.0
+    while -(-int(size) // 64) * 64 < k:
+        size *= 2**0.5
+    return -(-int(size) // 64) * 64
+
+
 def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int) -> list[np.ndarray]:
     """Lasso ``½wᵀGw − cᵀw + λ‖w‖₁`` (``G = X̄ᵀX̄/m``, ``c = X̄ᵀȳ/m``: the centered
     ``½‖ȳ − X̄w‖²/m + λ‖w‖₁``) along ``lams``, by :func:`_fista_path` (float64 when x64 is on;
-    the Gram is padded to a multiple of 64 columns so that few shapes compile)."""
+    the Gram is padded to :func:`_padded` columns so that few shapes compile)."""
     k = g.shape[0]
     lip = max(_top_eigenvalue(g), 1e-300)
-    kp = -(-k // 64) * 64
+    kp = _padded(k)
     gp = np.zeros((kp, kp))
     gp[:k, :k] = g
     cp = np.zeros(kp)

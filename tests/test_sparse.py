@@ -381,3 +381,12 @@ def test_max_records_caps_the_result():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="max_records"):
             sparse_and_or(game, n, budget=1200, max_records=bad, progress=False)
+
+
+def test_padded_sizes_are_few_and_cover():
+    from jinter.sparse import _padded
+
+    sizes = {_padded(k) for k in range(1, 3000)}
+    assert all(_padded(k) >= k and _padded(k) % 64 == 0 for k in range(1, 3000))
+    assert all(_padded(k) <= max(64, 1.5 * k + 64) for k in range(1, 3000))
+    assert len(sizes) <= 12
