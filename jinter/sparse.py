@@ -25,19 +25,33 @@ Method (:func:`sparse_and_or`):
    ``[T∪{j} ⊆ S] = f_T(S)·s_j`` gives ``Sᵀ(f_T ⊙ r)``, and ``[T∪{j} ∩ S ≠ ∅] = 1 − ā_T(S)(1 −
    s_j)`` gives ``−(1−S)ᵀ(ā_T ⊙ r)``, so a round costs ``O(m·n·#terms)``: linear in budget × n.
    The strongest candidates (normalized correlation) join, the support is refitted by least
-   squares, and discovery stops when the validation error stops improving. This exploits the
-   hierarchy of interactions (a strong order-k term leaves a trace on its order-(k−1) parts
-   under random masking), as in hierarchical screening for sparse Möbius / Fourier recovery
-   (SPEX, Kang et al. 2025; ProxySPEX, Butler et al. 2025, who observe the same hierarchy in
-   trained models).
-3. **ℓ1 fit and pruning.** On the discovered support, a lasso path
-   ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` (FISTA on the Gram matrix; unweighted ℓ1 on the raw
-   coefficients, i.e. the ``and_or`` objective), each point debiased by least squares on its
-   support; the sparsest point whose validation R² is within ``r2_slack`` of the best wins, and
-   is refitted on all fitting rows. Among representations of the same function (e.g.
-   ``[a∨b] = [a] + [b] − [a∧b]``) the ℓ1 penalty prefers the one with the least
-   ``Σ|I|``, as ``and_or`` does. A single player's AND and OR terms are the same feature: it
-   is reported as AND (as in ``and_or``).
+   squares (the centered Gram of the support is kept and extended, so a refit is a ``k×k``
+   solve, not a pass over the rows), and discovery stops when the validation error stops
+   improving. This exploits the hierarchy of interactions (a strong order-k term leaves a
+   trace on its order-(k−1) parts under random masking), as in hierarchical screening for
+   sparse Möbius / Fourier recovery (SPEX, Kang et al. 2025; ProxySPEX, Butler et al. 2025,
+   who observe the same hierarchy in trained models).
+3. **Selection: ℓ1 fit and pruning**, all against one floor: the best validation R² seen
+   (discovery rounds, lasso points, the full fit) minus ``r2_slack``. The discovery is cut at
+   its sparsest round above that floor; its terms and their alternatives (the other type on
+   the same players, every term one player smaller) form a dictionary, on which a lasso path
+   ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` is computed (FISTA on the Gram matrix; unweighted ℓ1 on
+   the raw coefficients, i.e. the ``and_or`` objective), each point debiased by least squares
+   on its support. The sparsest candidate above the floor (lasso points, discovery rounds, the
+   full dictionary) is pruned: columns that are linear combinations of preferred ones (earlier
+   on the lasso path, i.e. cheaper in ℓ1) are dropped, e.g. one of ``[a], [b], [a∨b], [a∧b]``
+   since ``[a∨b] = [a] + [b] − [a∧b]``; then backward elimination drops the term whose removal
+   raises the fit residual least while the validation R² stays above the floor. So the
+   selected model's validation R² is within ``r2_slack`` of the best model seen; it is then
+   refitted on the fitting and validation rows together. Among representations of the same function the ℓ1 penalty prefers the one with
+   the least ``Σ|I|``, as ``and_or`` does. A single player's AND and OR terms are the same
+   feature: it is reported as AND (as in ``and_or``).
+
+   Cost: discovery ``O(m·n·#terms)`` per round (plus ``O(m·#terms)`` per new term for the
+   Gram); selection ``O(m·K²)`` for the dictionary's Gram (``K`` columns) and ``O(K³)`` per
+   lasso point. ``r2_slack`` sets the trade-off: the default keeps the model within 0.001 of
+   the best R², which on dense games (many small terms, e.g. trained networks) means many
+   terms; a larger ``r2_slack`` gives fewer terms at a lower R².
 
 **Exact path.** When ``budget ≥ 2**n`` (and ``n ≤ exact_max_n``), all masks are evaluated
 (``2**n`` calls) and :func:`jinter.and_or` gives the certified optimum; ``records`` then lists
@@ -72,6 +86,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
@@ -221,21 +236,33 @@ def _feature(s: np.ndarray, kind: str, players: tuple[int, ...]) -> np.ndarray:
     return (cols.all(axis=1) if kind == "and" else cols.any(axis=1)).astype(np.float64)
 
 
+def _features(s: np.ndarray, terms) -> np.ndarray:
+    return np.stack([_feature(s, *t) for t in terms], axis=1) if terms else np.zeros((s.shape[0], 0))
+
+
+def _solve_gram(g: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``w`` of the centered normal equations ``G w = c`` with a ridge of ``1e-10·mean diag``
+    (collinear columns, e.g. ``[a∨b]``, ``[a]``, ``[b]``, ``[a∧b]``, get a tiny-norm split
+    instead of a singular solve)."""
+    if g.shape[0] == 0:
+        return np.zeros(0)
+    g = g.copy()
+    ridge = 1e-10 * max(float(np.trace(g)) / g.shape[0], 1e-300)
+    g[np.diag_indices_from(g)] += ridge
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(g), c)
+    except np.linalg.LinAlgError:  # rounding made the ridged Gram indefinite (exact collinearity)
+        return np.linalg.lstsq(g, c, rcond=None)[0]
+
+
 def _lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Intercept and coefficients of least squares, by the normal equations with a ridge of
-    ``1e-10·mean diag`` (collinear columns, e.g. ``[a∨b]``, ``[a]``, ``[b]``, ``[a∧b]``, get a
-    tiny-norm split instead of a singular solve)."""
+    """Intercept and coefficients of least squares, by the centered normal equations
+    (:func:`_solve_gram`)."""
     if x.shape[1] == 0:
         return float(np.mean(y)), np.zeros(0)
     mx, my = x.mean(axis=0), y.mean()
     xc = x - mx
-    g = xc.T @ xc
-    ridge = 1e-10 * max(float(np.trace(g)) / g.shape[0], 1e-300)
-    g[np.diag_indices_from(g)] += ridge
-    try:
-        w = np.linalg.solve(g, xc.T @ (y - my))
-    except np.linalg.LinAlgError:  # pragma: no cover - the ridge makes g positive definite
-        w = np.linalg.lstsq(xc, y - my, rcond=None)[0]
+    w = _solve_gram(xc.T @ xc, xc.T @ (y - my))
     return float(my - mx @ w), w
 
 
@@ -247,35 +274,123 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 - res / ss
 
 
+class _Design:
+    """Centered design of a set of terms on the fit rows, its Gram ``X̄ᵀX̄`` and ``X̄ᵀȳ``, and the
+    raw features on the validation rows: every least-squares fit of a subset of the columns is
+    then a ``k×k`` solve (no pass over the rows). Columns can be appended (discovery)."""
+
+    def __init__(self, s_fit, y_fit, s_val, capacity: int):
+        self.s_fit, self.s_val = s_fit, s_val
+        self.m = s_fit.shape[0]
+        self.ybar = float(y_fit.mean())
+        self.yc = y_fit - self.ybar
+        self.raw = np.zeros((self.m, capacity))  # 0/1 features on the fit rows
+        self.xc = np.zeros((self.m, capacity))  # centered
+        self.mean = np.zeros(capacity)
+        self.xv = np.zeros((s_val.shape[0], capacity))
+        self.g = np.zeros((capacity, capacity))
+        self.c = np.zeros(capacity)
+        self.k = 0
+        self.terms: list[tuple[str, tuple[int, ...]]] = []
+
+    def add(self, terms) -> None:
+        a, b = self.k, self.k + len(terms)
+        if b > self.raw.shape[1]:  # grow (amortized doubling)
+            cap = max(b, 2 * self.raw.shape[1])
+            for name in ("raw", "xc", "xv"):
+                old = getattr(self, name)
+                new = np.zeros((old.shape[0], cap))
+                new[:, :a] = old[:, :a]
+                setattr(self, name, new)
+            g = np.zeros((cap, cap))
+            g[:a, :a] = self.g[:a, :a]
+            self.g = g
+            self.mean = np.concatenate([self.mean[:a], np.zeros(cap - a)])
+            self.c = np.concatenate([self.c[:a], np.zeros(cap - a)])
+        new = _features(self.s_fit, terms)
+        self.raw[:, a:b] = new
+        self.mean[a:b] = new.mean(axis=0)
+        zc = new - self.mean[a:b]
+        self.xc[:, a:b] = zc
+        cross = self.xc[:, :a].T @ zc
+        self.g[:a, a:b] = cross
+        self.g[a:b, :a] = cross.T
+        self.g[a:b, a:b] = zc.T @ zc
+        self.c[a:b] = zc.T @ self.yc
+        self.xv[:, a:b] = _features(self.s_val, terms)
+        self.k = b
+        self.terms = self.terms[:a] + list(terms)
+
+    def truncate(self, k: int) -> None:
+        """Keep the first ``k`` columns (later ones are overwritten by :meth:`add`)."""
+        self.k = k
+        self.terms = self.terms[:k]
+
+    def fit(self, idx=None) -> tuple[float, np.ndarray]:
+        """Intercept and coefficients of least squares on the columns ``idx`` (default all)."""
+        idx = np.arange(self.k) if idx is None else np.asarray(idx, dtype=np.intp)
+        w = _solve_gram(self.g[np.ix_(idx, idx)], self.c[idx])
+        return self.ybar - float(self.mean[idx] @ w), w
+
+    def val_r2(self, y_val, idx, b, w) -> float:
+        idx = np.asarray(idx, dtype=np.intp)
+        return _r2(y_val, b + self.xv[:, idx] @ w)
+
+
+def _top_eigenvalue(g: np.ndarray) -> float:
+    """Largest eigenvalue of a symmetric PSD matrix (Lanczos beyond 200 columns), times 1.01:
+    a safe Lipschitz constant for FISTA."""
+    if g.shape[0] <= 200:
+        return 1.01 * float(np.linalg.eigvalsh(g)[-1])
+    import scipy.sparse.linalg
+
+    v0 = np.ones(g.shape[0]) / np.sqrt(g.shape[0])  # deterministic start
+    return 1.01 * float(scipy.sparse.linalg.eigsh(g, k=1, which="LA", v0=v0, tol=1e-8)[0][0])
+
+
 @functools.partial(jax.jit, static_argnames=("iters",))
 def _fista_path(g, c, lams, lip, *, iters):
-    """FISTA on ``½wᵀGw − cᵀw + λ‖w‖₁`` for every λ of ``lams`` (warm-started in order)."""
+    """FISTA on ``½wᵀGw − cᵀw + λ‖w‖₁`` for every λ of ``lams`` (warm-started in order); each
+    λ stops after ``iters`` iterations or once an iteration moves ``w`` by less than 1e-10 of
+    its size."""
 
     def solve(w, lam):
-        def step(_, st):
-            w, z, t = st
+        def step(st):
+            w, z, t, i, _ = st
             w_new = z - (g @ z - c) / lip
             w_new = jnp.sign(w_new) * jnp.maximum(jnp.abs(w_new) - lam / lip, 0.0)
             t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
-            return w_new, w_new + (t - 1) / t_new * (w_new - w), t_new
+            moved = jnp.max(jnp.abs(w_new - w)) > 1e-10 * jnp.maximum(jnp.max(jnp.abs(w_new)), 1e-300)
+            return w_new, w_new + (t - 1) / t_new * (w_new - w), t_new, i + 1, moved
 
-        w, _, _ = jax.lax.fori_loop(0, iters, step, (w, w, jnp.ones((), g.dtype)))
+        def more(st):
+            return (st[3] < iters) & st[4]
+
+        one = jnp.ones((), g.dtype)
+        w, *_ = jax.lax.while_loop(more, step, (w, w, one, jnp.zeros((), jnp.int32), jnp.ones((), bool)))
         return w, w
 
     _, ws = jax.lax.scan(solve, jnp.zeros_like(c), lams)
     return ws
 
 
-def _lasso_path(x: np.ndarray, y: np.ndarray, lams: np.ndarray, iters: int) -> list[np.ndarray]:
-    """Lasso ``½‖ȳ − X̄w‖²/m + λ‖w‖₁`` (centered) along ``lams``, by :func:`_fista_path` in
-    float64 numpy-equivalent precision when x64 is on (the Gram is padded to a multiple of 64
-    columns so that few shapes compile)."""
-    m, k = x.shape
-    xc, yc = x - x.mean(axis=0), y - y.mean()
-    g = xc.T @ xc / m
-    c = xc.T @ yc / m
-    lip = max(float(np.linalg.eigvalsh(g)[-1]), 1e-300)
-    kp = -(-k // 64) * 64
+def _padded(k: int) -> int:
+    """Padded size of a ``k``-column Gram for :func:`_fista_path`: the next of 64·2^(i/2)
+    rounded up to a multiple of 64 (64, 128, 192, 256, 384, 512, 768, …), so that calls on
+    dictionaries of similar size share one compiled shape (at most ~1.5× the columns)."""
+    size = 64.0
+    while -(-int(size) // 64) * 64 < k:
+        size *= 2**0.5
+    return -(-int(size) // 64) * 64
+
+
+def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int) -> list[np.ndarray]:
+    """Lasso ``½wᵀGw − cᵀw + λ‖w‖₁`` (``G = X̄ᵀX̄/m``, ``c = X̄ᵀȳ/m``: the centered
+    ``½‖ȳ − X̄w‖²/m + λ‖w‖₁``) along ``lams``, by :func:`_fista_path` (float64 when x64 is on;
+    the Gram is padded to :func:`_padded` columns so that few shapes compile)."""
+    k = g.shape[0]
+    lip = max(_top_eigenvalue(g), 1e-300)
+    kp = _padded(k)
     gp = np.zeros((kp, kp))
     gp[:k, :k] = g
     cp = np.zeros(kp)
@@ -286,49 +401,25 @@ def _lasso_path(x: np.ndarray, y: np.ndarray, lams: np.ndarray, iters: int) -> l
     return list(np.asarray(ws, dtype=np.float64)[:, :k])
 
 
-def _children_scores(s: np.ndarray, sf: np.ndarray, terms, feats: np.ndarray, r: np.ndarray,
-                     max_order: int, types: tuple[str, ...]):
-    """Normalized |corr| with the residual of every child ``T ∪ {j}`` of every term (and of ∅:
-    the single players). Returns a list of (score, kind, players)."""
-    m, n = s.shape
-    rows = []
-    col_r = sf.T @ r  # singletons
-    cnt = sf.sum(axis=0)
-    var = np.maximum(cnt - cnt**2 / m, 1e-12)
-    rows.append((np.abs(col_r) / np.sqrt(var), "and", ()))
-    parents = [(k, t, f) for (k, t), f in zip(terms, feats.T) if len(t) < max_order]
-    if parents:
-        blocks_and = [(k, t, f) for k, t, f in parents if k == "and" or len(t) == 1]
-        blocks_or = [(k, t, f) for k, t, f in parents if k == "or" or len(t) == 1]
-        if "and" in types and blocks_and:
-            f = np.stack([b[2] for b in blocks_and], axis=1)  # (m, P)
-            ip = sf.T @ (f * r[:, None])  # (n, P)
-            c = sf.T @ f
-            v = np.maximum(c - c**2 / m, 1e-12)
-            sc = np.abs(ip) / np.sqrt(v)
-            for p, (_, t, _) in enumerate(blocks_and):
-                rows.append((sc[:, p], "and", t))
-        if "or" in types and blocks_or:
-            a = 1.0 - np.stack([b[2] for b in blocks_or], axis=1)  # all of T absent
-            ar = a * r[:, None]
-            ip = -(ar.sum(axis=0)[None] - sf.T @ ar)  # child feature = 1 − ā(1 − s_j)
-            c = m - (a.sum(axis=0)[None] - sf.T @ a)
-            v = np.maximum(c - c**2 / m, 1e-12)
-            sc = np.abs(ip) / np.sqrt(v)
-            for p, (_, t, _) in enumerate(blocks_or):
-                rows.append((sc[:, p], "or", t))
-    return rows
-
-
 def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progress):
-    """Greedy hierarchical pursuit (step 2 of the module docstring). Returns the terms."""
+    """Greedy hierarchical pursuit (step 2 of the module docstring). Returns the
+    :class:`_Design` of the terms in the order found, up to the round of least validation
+    error, and per round up to it ``(terms so far, validation R² of their least-squares fit)``."""
     m, n = s_fit.shape
     sf = s_fit.astype(np.float64)
+    d = _Design(s_fit, y_fit, s_val, capacity=min(max_terms, 64))
     terms: list[tuple[str, tuple[int, ...]]] = []
     seen: set[tuple[str, tuple[int, ...]]] = set()
-    feats = np.zeros((m, 0))
-    vfeats = np.zeros((s_val.shape[0], 0))
-    b, w = _lstsq(feats, y_fit)
+    cnt1 = sf.sum(axis=0)
+    sd1 = np.sqrt(np.maximum(cnt1 - cnt1**2 / m, 1e-12))
+    # parents whose children are scored: index of the term, child counts (n,) (a child
+    # feature's number of ones on the fit rows: its variance does not depend on the residual)
+    par_and: list[int] = []
+    par_or: list[int] = []
+    sd_and = np.zeros((n, 0))
+    sd_or = np.zeros((n, 0))
+    w = np.zeros(0)
+    history: list[tuple[int, float]] = []
     best_err, best_len, stall = np.inf, 0, 0
     bar = None
     if progress:
@@ -337,12 +428,20 @@ def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progre
         bar = tqdm(total=max_terms, desc="sparse_and_or: discovering terms", unit="term")
     try:
         while len(terms) < max_terms:
-            r = y_fit - b - feats @ w
-            rows = _children_scores(s_fit, sf, terms, feats, r, max_order, ("and", "or"))
+            r = d.yc - d.xc[:, : d.k] @ w  # residual y − b − Xw
+            blocks = [(np.abs(sf.T @ r) / sd1, "and", ())]
+            if par_and:
+                f = d.raw[:, par_and]
+                sc = np.abs(sf.T @ (f * r[:, None])) / sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
+                blocks += [(sc[:, p], "and", terms[i][1]) for p, i in enumerate(par_and)]
+            if par_or:
+                a = 1.0 - d.raw[:, par_or]  # all of T absent
+                ar = a * r[:, None]
+                sc = np.abs(ar.sum(axis=0)[None] - sf.T @ ar) / sd_or  # child = 1 − ā_T(1 − s_j)
+                blocks += [(sc[:, p], "or", terms[i][1]) for p, i in enumerate(par_or)]
             cand = []
-            for sc, kind, t in rows:
-                order = np.argsort(-sc)[: 8]
-                for j in order.tolist():
+            for sc, kind, t in blocks:
+                for j in np.argsort(-sc)[:8].tolist():
                     if j in t:
                         continue
                     key = (kind if t else "and", tuple(sorted(t + (j,))))
@@ -356,23 +455,38 @@ def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progre
                 break
             add, taken = [], set()
             k = max(1, len(terms) // 8)
-            for sc, key in cand:
-                if len(add) >= k or sc < 0.7 * top:
+            for sc_, key in cand:
+                if len(add) >= k or sc_ < 0.7 * top:
                     break
                 if key not in taken:
                     add.append(key)
                     taken.add(key)
             add = add[: max_terms - len(terms)]
-            for key in add:
+            first = d.k
+            d.add(add)
+            for i, key in enumerate(add, start=first):
                 seen.add(key)
                 terms.append(key)
-            feats = np.concatenate([feats] + [_feature(s_fit, *key)[:, None] for key in add], axis=1)
-            vfeats = np.concatenate([vfeats] + [_feature(s_val, *key)[:, None] for key in add], axis=1)
-            b, w = _lstsq(feats, y_fit)
-            err = float(np.mean((y_val - b - vfeats @ w) ** 2))
+                kind, t = key
+                if len(t) >= max_order:
+                    continue
+                f = d.raw[:, i]
+                if kind == "and" or len(t) == 1:
+                    c = sf.T @ f
+                    par_and.append(i)
+                    sd_and = np.concatenate([sd_and, np.sqrt(np.maximum(c - c**2 / m, 1e-12))[:, None]], axis=1)
+                if kind == "or" or len(t) == 1:
+                    a = 1.0 - f
+                    c = m - (a.sum() - sf.T @ a)
+                    par_or.append(i)
+                    sd_or = np.concatenate([sd_or, np.sqrt(np.maximum(c - c**2 / m, 1e-12))[:, None]], axis=1)
+            b, w = d.fit()
+            pred = b + d.xv[:, : d.k] @ w
+            err = float(np.mean((y_val - pred) ** 2))
+            history.append((len(terms), _r2(y_val, pred)))
             if bar is not None:
                 bar.update(len(add))
-                bar.set_postfix(val_r2=f"{_r2(y_val, b + vfeats @ w):.4f}")
+                bar.set_postfix(val_r2=f"{history[-1][1]:.4f}")
             if err < best_err * (1 - 1e-6) - 1e-300:
                 best_err, best_len, stall = err, len(terms), 0
             else:
@@ -384,13 +498,14 @@ def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progre
     finally:
         if bar is not None:
             bar.close()
-    return terms[:best_len]
+    d.truncate(best_len)
+    return d, [h for h in history if h[0] <= best_len]
 
 
 def _neighbors(terms):
     """The terms, the other type on the same players, and every term one player smaller (both
     types): the alternative representations the ℓ1 fit chooses from (e.g. ``[a∨b∨c]`` found
-    as ``[a∨b∨c∨d] − …``)."""
+    as ``[a∨b∨c∨d] − …``). The terms come first, in their order."""
     out, seen = [], set()
 
     def put(key):
@@ -411,53 +526,100 @@ def _neighbors(terms):
     return out
 
 
-def _select_l1(terms, s_fit, y_fit, s_val, y_val, r2_slack, lasso_iters):
-    """Step 3: lasso path + debiasing; the sparsest point within ``r2_slack`` of the best."""
-    if not terms:
-        return []
-    x = np.stack([_feature(s_fit, *t) for t in terms], axis=1)
-    xv = np.stack([_feature(s_val, *t) for t in terms], axis=1)
-    xc, yc = x - x.mean(axis=0), y_fit - y_fit.mean()
-    lam_max = float(np.max(np.abs(xc.T @ yc))) / x.shape[0]
-    if lam_max <= 0:
-        return []
-    lams = lam_max * np.geomspace(0.5, 1e-6, 25)
+def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
+    """Step 3: the sparsest support over the columns of ``d`` whose validation R² is within
+    ``r2_slack`` of the best (of the candidates and of ``best``, the discovery's). Candidates:
+    the points of a lasso path (each debiased by least squares), all columns, and the
+    discovery's rounds that are prefixes of the columns (``rounds``: ``(prefix length,
+    validation R²)``); on equal size the higher R² wins, then a lasso point (the ℓ1-cheaper
+    representation). Returns the support, its columns in order of preference (earlier on the
+    lasso path first, then the discovery's order), and the floor ``best − r2_slack``."""
+    k, m = d.k, d.m
+    if k == 0:
+        return [], best - r2_slack
+    g, c = d.g[:k, :k], d.c[:k]
     cands = []
-    for w in _lasso_path(x, y_fit, lams, lasso_iters):
-        sup = tuple(np.flatnonzero(np.abs(w) > 1e-12 * max(1.0, float(np.max(np.abs(w))))).tolist())
-        if cands and cands[-1][0] == sup:
+    entry = np.full(k, np.inf)  # first point of the lasso path where each column is non-zero
+    lam_max = float(np.max(np.abs(c))) / m
+    if lam_max > 0:
+        lams = lam_max * np.geomspace(0.5, 1e-6, 25)
+        for i, w in enumerate(_lasso_path(g / m, c / m, lams, lasso_iters)):
+            sup = tuple(np.flatnonzero(np.abs(w) > 1e-12 * max(1.0, float(np.max(np.abs(w))))).tolist())
+            entry[list(sup)] = np.minimum(entry[list(sup)], i)
+            if cands and cands[-1][0] == sup:
+                continue
+            b, wd = d.fit(sup)
+            cands.append((sup, d.val_r2(y_val, sup, b, wd)))
+    full = tuple(range(k))
+    b, wd = d.fit(full)
+    cands.append((full, d.val_r2(y_val, full, b, wd)))
+    cands += [(tuple(range(p)), r2) for p, r2 in rounds if p <= k]
+    floor = max(best, max(cv[1] for cv in cands)) - r2_slack
+    ok = [cv for cv in cands if cv[1] >= floor]
+    sel = min(ok, key=lambda cv: (len(cv[0]), -cv[1]))[0]
+    return sorted(sel, key=lambda j: (entry[j], j)), floor
+
+
+def _independent(g: np.ndarray, tol: float = 1e-9) -> list[int]:
+    """Columns (in the given order of preference) each outside the span of the earlier kept
+    ones: its variance left after projecting on them is more than ``tol`` of its own
+    (incremental Cholesky of the Gram ``g``). E.g. of ``[a], [b], [a∨b], [a∧b]`` only three are
+    kept, since ``[a∨b] = [a] + [b] − [a∧b]``."""
+    k = g.shape[0]
+    chol = np.zeros((k, k))
+    kept: list[int] = []
+    for j in range(k):
+        gjj = g[j, j]
+        if gjj <= 0:
             continue
-        b, wd = _lstsq(x[:, list(sup)], y_fit)
-        cands.append((sup, _r2(y_val, b + xv[:, list(sup)] @ wd)))
-    b, wd = _lstsq(x, y_fit)
-    cands.append((tuple(range(len(terms))), _r2(y_val, b + xv @ wd)))
-    best = max(c[1] for c in cands)
-    ok = [c for c in cands if c[1] >= best - r2_slack]
-    sup = min(ok, key=lambda c: (len(c[0]), -c[1]))[0]
-    return [terms[i] for i in sup]
+        q = len(kept)
+        z = scipy.linalg.solve_triangular(chol[:q, :q], g[kept, j], lower=True) if q else np.zeros(0)
+        left = gjj - float(z @ z)
+        if left > tol * gjj:
+            chol[q, :q] = z
+            chol[q, q] = np.sqrt(left)
+            kept.append(j)
+    return kept
 
 
-def _prune(terms, s_fit, y_fit, s_val, y_val, r2_slack):
-    """Drop terms one at a time (weakest first) while the validation R² stays within slack."""
-    def score(ts):
-        x = np.stack([_feature(s_fit, *t) for t in ts], axis=1) if ts else np.zeros((len(y_fit), 0))
-        xv = np.stack([_feature(s_val, *t) for t in ts], axis=1) if ts else np.zeros((len(y_val), 0))
-        b, w = _lstsq(x, y_fit)
-        return _r2(y_val, b + xv @ w), w
+def _prune(d: _Design, idx, y_val, floor, max_records=None):
+    """Drop the columns of ``idx`` (in order of preference) that are linear combinations of
+    preferred ones (:func:`_independent`), then backward elimination: drop the column whose
+    removal raises the fit residual least (``w_p² / (G⁻¹)_pp``), while the validation R² stays
+    ≥ ``floor``, and past it while more than ``max_records`` columns are left. ``G⁻¹`` is
+    downdated after each drop (``O(k²)``), checked on a probe vector, and recomputed when the
+    check fails or after 32 drops."""
+    keep = np.asarray(idx, dtype=np.intp)
+    if keep.size == 0:
+        return []
+    keep = keep[_independent(d.g[np.ix_(keep, keep)])]
+    probe = np.random.default_rng(0).standard_normal(keep.size)
 
-    base, w = score(terms)
-    floor = base - r2_slack
-    order = np.argsort(np.abs(w))
-    keep = list(terms)
-    for i in order.tolist():
-        t = terms[i]
-        trial = [u for u in keep if u != t]
-        r2, _ = score(trial)
-        if r2 >= floor:
-            keep = trial
-        elif len(keep) > 64:
-            break  # pruning is a finishing step: stop at the first term that matters
-    return keep
+    def fresh(keep):
+        g = d.g[np.ix_(keep, keep)].copy()
+        g[np.diag_indices_from(g)] += 1e-10 * max(float(np.trace(g)) / g.shape[0], 1e-300)
+        inv = np.linalg.inv(g)
+        return g, inv, inv @ d.c[keep]
+
+    g, inv, w = fresh(keep)
+    since = 0
+    while keep.size:
+        p = int(np.argmin(w**2 / np.diag(inv)))
+        w_new = np.delete(w - inv[:, p] * (w[p] / inv[p, p]), p)
+        rest = np.delete(keep, p)
+        b = d.ybar - float(d.mean[rest] @ w_new)
+        if d.val_r2(y_val, rest, b, w_new) < floor and (max_records is None or keep.size <= max_records):
+            break
+        keep, since = rest, since + 1
+        if not keep.size:
+            break
+        inv = np.delete(np.delete(inv - np.outer(inv[:, p], inv[p]) / inv[p, p], p, 0), p, 1)
+        g, w = np.delete(np.delete(g, p, 0), p, 1), w_new
+        u = probe[: keep.size]
+        if since >= 32 or np.max(np.abs(g @ (inv @ u) - u)) > 1e-6 * np.max(np.abs(u)):
+            g, inv, w = fresh(keep)
+            since = 0
+    return keep.tolist()
 
 
 def _records(terms, values, n) -> list[InteractionRecord]:
@@ -469,7 +631,7 @@ def _records(terms, values, n) -> list[InteractionRecord]:
     return recs
 
 
-def _exact(value_fn, n, q_ratio, batch_size, progress, tol) -> SparseAndOrResult:
+def _exact(value_fn, n, q_ratio, batch_size, progress, tol, max_records=None) -> SparseAndOrResult:
     idx = np.arange(2**n)
     masks = ((idx[:, None] >> np.arange(n)) & 1).astype(bool)
     v = _evaluate(value_fn, masks, batch_size, progress, "sparse_and_or: all masks")
@@ -482,7 +644,7 @@ def _exact(value_fn, n, q_ratio, batch_size, progress, tol) -> SparseAndOrResult
             if mask:
                 terms.append((kind, tuple(i for i in range(n) if mask >> i & 1)))
                 values.append(arr[mask])
-    recs = _records(terms, values, n)
+    recs = _records(terms, values, n)[:max_records]  # strongest first
     out = SparseAndOrResult(recs, float(i_and[0]), n, 0.0, 2**n, 0, True,
                             float(sum(abs(r.value) for r in recs)), ())
     return dataclasses.replace(out, faithfulness=_r2(v, out.predict(masks)))
@@ -498,6 +660,7 @@ def sparse_and_or(
     keep_rates: Sequence[float] = _KEEP_RATES,
     holdout: float = 0.1,
     max_terms: int | None = None,
+    max_records: int | None = None,
     r2_slack: float = 1e-3,
     patience: int = 6,
     batch_size: int = 1024,
@@ -520,6 +683,11 @@ def sparse_and_or(
         keep_rates: probabilities of a player being present, cycled over the rows.
         holdout: share of the budget held out for ``faithfulness`` (R² on unseen masks).
         max_terms: cap on the discovered support (default ``min(train rows / 3, 400)``).
+        max_records: most interactions in the result (default: no cap). When the ``r2_slack``
+            rule keeps more, the backward elimination goes on down to this many (the
+            validation R² may then fall further below the best): the best small model the
+            method finds, e.g. to compare with another method at an equal number of terms.
+            The exact path keeps the ``max_records`` strongest terms of the optimum.
         r2_slack: the ℓ1 selection and pruning keep the sparsest model whose validation R² is
             within this of the best.
         patience: discovery rounds without a better validation error before it stops.
@@ -556,6 +724,10 @@ def sparse_and_or(
     if int(max_order) < 1:
         raise ValueError(f"max_order must be ≥ 1, got {max_order!r}")
     max_order = min(int(max_order), n)
+    if max_records is not None:
+        if isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer)) or max_records < 0:
+            raise ValueError(f"max_records must be an integer ≥ 0 or None, got {max_records!r}")
+        max_records = int(max_records)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -567,7 +739,7 @@ def sparse_and_or(
         need = f"2**{n} = {2**n}" if n <= 62 else f"2**{n}"
         raise ValueError(f"exact=True needs budget ≥ {need} calls (all masks); got budget={budget}")
     if exact is True or (exact is None and fits_all and n <= exact_max_n):
-        return _exact(value_fn, n, q_ratio, batch_size, progress, 1e-9)
+        return _exact(value_fn, n, q_ratio, batch_size, progress, 1e-9, max_records)
 
     # budget split: held-out | validation | fit
     min_fit = 8 * (n.bit_length() + 1)
@@ -593,12 +765,15 @@ def sparse_and_or(
 
     if max_terms is None:
         max_terms = int(min(max(n_fit // 3, 1), 400))
-    terms = _discover(s_fit, y_fit, s_val, y_val, max_order, int(max_terms), int(patience), progress)
-    terms = _select_l1(_neighbors(terms), s_fit, y_fit, s_val, y_val, r2_slack, int(lasso_iters))
-    terms = _prune(terms, s_fit, y_fit, s_val, y_val, r2_slack)
+    d, rounds = _discover(s_fit, y_fit, s_val, y_val, max_order, int(max_terms), int(patience), progress)
+    best = max((r2 for _, r2 in rounds), default=-np.inf)
+    d.truncate(min((k for k, r2 in rounds if r2 >= best - r2_slack), default=0))  # the sparsest good round
+    dictionary = _neighbors(d.terms)  # its terms first, then their alternatives
+    d.add(dictionary[d.k :])
+    sel, floor = _select(d, y_val, rounds, best, r2_slack, int(lasso_iters))
+    terms = [dictionary[i] for i in _prune(d, sel, y_val, floor, max_records)]
     s_tr, y_tr = masks[n_hold:], y[n_hold:]
-    x = np.stack([_feature(s_tr, *t) for t in terms], axis=1) if terms else np.zeros((len(y_tr), 0))
-    b, w = _lstsq(x, y_tr)
+    b, w = _lstsq(_features(s_tr, terms), y_tr)
     nz = np.abs(w) > 0
     terms = [t for t, k in zip(terms, nz) if k]
     recs = _records(terms, w[nz], n)

@@ -257,3 +257,136 @@ def test_masked_value_fn_errors(rng):
         fn(np.ones((2, 5), bool))
     with pytest.raises(ValueError, match="chunk_size"):
         masked_value_fn(lambda b: b.sum(1), jnp.zeros(4), players, chunk_size=0)
+
+
+# --------------------------------------------------------------------------------------------
+# selection internals: incremental Gram, collinear columns, backward elimination
+# --------------------------------------------------------------------------------------------
+
+
+def _rand_terms(n, k, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < k:
+        o = int(rng.integers(1, 4))
+        t = ("and" if o == 1 or rng.random() < 0.5 else "or", tuple(sorted(rng.choice(n, o, replace=False).tolist())))
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def test_design_incremental_gram_matches_a_fresh_least_squares():
+    """_Design grown in pieces (past its capacity) fits every subset as _lstsq does from scratch."""
+    from jinter.sparse import _Design, _features, _lstsq
+
+    rng = np.random.default_rng(0)
+    n, m = 20, 300
+    s, sv = rng.random((m, n)) < 0.5, rng.random((80, n)) < 0.5
+    y = rng.normal(size=m)
+    terms = _rand_terms(n, 40, 1)
+    d = _Design(s, y, sv, capacity=4)
+    for a in range(0, 40, 7):
+        d.add(terms[a : a + 7])
+    assert d.k == 40 and d.terms == terms
+    for idx in (list(range(40)), [0, 5, 17, 39], list(range(0, 40, 3))):
+        b, w = d.fit(idx)
+        b0, w0 = _lstsq(_features(s, [terms[i] for i in idx]), y)
+        assert b == pytest.approx(b0, abs=1e-9)
+        np.testing.assert_allclose(w, w0, atol=1e-9)
+    d.truncate(10)
+    d.add(terms[30:32])
+    b, w = d.fit()
+    b0, w0 = _lstsq(_features(s, terms[:10] + terms[30:32]), y)
+    np.testing.assert_allclose(w, w0, atol=1e-9)
+
+
+def test_independent_drops_linear_combinations_keeping_the_preferred():
+    """[a∨b] = [a] + [b] − [a∧b]: of the four, the three first in the given order stay."""
+    from jinter.sparse import _features, _independent
+
+    s = np.random.default_rng(1).random((400, 6)) < 0.5
+    terms = [("or", (0, 1)), ("and", (2,)), ("and", (0,)), ("and", (0, 1)), ("and", (1,)), ("and", (3, 4))]
+    x = _features(s, terms)
+    xc = x - x.mean(axis=0)
+    assert _independent(xc.T @ xc) == [0, 1, 2, 3, 5]  # [b] = [a∨b] − [a] + [a∧b] goes
+    order = [4, 2, 3, 0, 1, 5]
+    g = (xc.T @ xc)[np.ix_(order, order)]
+    assert [order[i] for i in _independent(g)] == [4, 2, 3, 1, 5]  # now [a∨b] goes
+
+
+def test_prune_keeps_validation_r2_above_the_floor_and_drops_noise():
+    """Backward elimination (downdated inverse) removes useless columns, keeps the game's, and
+    agrees with a refit from scratch on what it keeps."""
+    from jinter.sparse import _Design, _features, _lstsq, _prune, _r2
+
+    rng = np.random.default_rng(2)
+    n, m = 30, 600
+    s, sv = rng.random((m, n)) < 0.5, rng.random((200, n)) < 0.5
+    true = [("and", (0,)), ("and", (1, 2)), ("or", (3, 4)), ("and", (5, 6, 7))]
+    coef = np.array([1.0, -2.0, 1.5, 3.0])
+
+    def game(z):
+        return 0.5 + _features(z, true) @ coef
+
+    noise = [t for t in _rand_terms(n, 60, 3) if t not in true]
+    dictionary = true + noise + [("and", (3,)), ("and", (4,)), ("and", (3, 4))]  # + a collinear set
+    d = _Design(s, game(s), sv, capacity=8)
+    d.add(dictionary)
+    yv = game(sv)
+    floor = 1 - 1e-6
+    keep = _prune(d, list(range(d.k)), yv, floor)
+    kept = {dictionary[i] for i in keep}
+    assert set(true) - {("or", (3, 4))} <= kept and len(kept) <= 6
+    x = _features(s, [dictionary[i] for i in keep])
+    b, w = _lstsq(x, game(s))
+    assert _r2(yv, b + _features(sv, [dictionary[i] for i in keep]) @ w) >= floor
+
+
+def test_lasso_path_meets_the_optimality_conditions():
+    """FISTA with its early stop: |Gw − c| ≤ λ everywhere, = λ·sign(w) on the support."""
+    from jinter.sparse import _lasso_path
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((500, 30)) < 0.4).astype(float)
+    y = x[:, :5] @ np.array([2.0, -1.0, 0.5, 1.5, -0.7]) + 0.1 * rng.normal(size=500)
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    g, c = xc.T @ xc / 500, xc.T @ yc / 500
+    lams = np.max(np.abs(c)) * np.array([0.5, 0.1, 0.01])
+    for lam, w in zip(lams, _lasso_path(g, c, lams, 5000)):
+        grad = c - g @ w
+        assert np.all(np.abs(grad) <= lam * (1 + 1e-4) + 1e-8)
+        on = np.abs(w) > 0
+        np.testing.assert_allclose(grad[on], lam * np.sign(w[on]), rtol=1e-3, atol=1e-7)
+
+
+def test_max_records_caps_the_result():
+    """max_records: at most that many terms, the strongest kept, the rest of the game lost."""
+    n = 40
+    game, terms = planted(n, 4, 4, 2)
+    full = sparse_and_or(game, n, budget=1200, progress=False)
+    assert len(full) == 8
+    strongest = sorted(terms, key=lambda t: -abs(t[2]))
+    for k in (0, 3, 8, 20):
+        res = sparse_and_or(game, n, budget=1200, max_records=k, progress=False)
+        assert len(res) == min(k, 8)
+        assert res.faithfulness <= full.faithfulness + 1e-12
+    res3 = sparse_and_or(game, n, budget=1200, max_records=3, progress=False)
+    assert as_set(res3.records) <= {(k, t) for k, t, _ in terms}
+    assert res3.faithfulness > 0.2
+    assert as_set(res3.records) & {(k, t) for k, t, _ in strongest[:4]}
+    small, _ = planted(8, 2, 2, 4, orders=(1, 2), disjoint=True)
+    exact = sparse_and_or(small, 8, budget=2**8, progress=False)
+    capped = sparse_and_or(small, 8, budget=2**8, max_records=2, progress=False)
+    assert capped.exact and capped.records == exact.records[:2]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_records"):
+            sparse_and_or(game, n, budget=1200, max_records=bad, progress=False)
+
+
+def test_padded_sizes_are_few_and_cover():
+    from jinter.sparse import _padded
+
+    sizes = {_padded(k) for k in range(1, 3000)}
+    assert all(_padded(k) >= k and _padded(k) % 64 == 0 for k in range(1, 3000))
+    assert all(_padded(k) <= max(64, 1.5 * k + 64) for k in range(1, 3000))
+    assert len(sizes) <= 12
