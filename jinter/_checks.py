@@ -82,3 +82,14 @@ def safe_divide(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     num, den = jnp.asarray(num), jnp.asarray(den)
     ok = jnp.abs(den) >= tiny(jnp.result_type(num, den))
     return jnp.where(ok, num / jnp.where(ok, den, 1), fill)
+
+
+def json_list(x: Any) -> Any:
+    """``x`` as JSON-ready nested lists; non-finite floats become ``None`` (JSON has no NaN)."""
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if a.dtype.kind == "f":
+        a = np.where(np.isfinite(a), a, np.nan)
+        return [None if np.isnan(e) else float(e) for e in a.ravel()] if a.ndim == 1 else [json_list(r) for r in a]
+    return a.tolist()

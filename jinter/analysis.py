@@ -16,38 +16,14 @@ This module re-exports the names of the modules where they live (docs/math.md §
 
 from __future__ import annotations
 
-from jinter.dynamics import gap_widening_epoch, mean_order, phase_two_start
-from jinter.generalization import GeneralizationPower, generalization_power
-from jinter.interactions import InteractionRecord, Interactions, top_interactions, top_interactions_batch
-from jinter.statistics import (
-    order_distribution,
-    order_strength,
-    order_sums,
-    salient_counts,
-    salient_mask,
-    signed_order_strength,
-    sparsity_curve,
-    tau_output,
-    tau_relative,
-)
+# One list per name: the facade is exactly the home modules' ``__all__``.
+from jinter import dynamics as _dynamics
+from jinter import generalization as _generalization
+from jinter import interactions as _interactions
+from jinter import statistics as _statistics
+from jinter.dynamics import *  # noqa: F403
+from jinter.generalization import *  # noqa: F403
+from jinter.interactions import *  # noqa: F403
+from jinter.statistics import *  # noqa: F403
 
-__all__ = [
-    "salient_mask",
-    "order_sums",
-    "order_strength",
-    "signed_order_strength",
-    "salient_counts",
-    "order_distribution",
-    "tau_relative",
-    "tau_output",
-    "sparsity_curve",
-    "InteractionRecord",
-    "top_interactions",
-    "top_interactions_batch",
-    "GeneralizationPower",
-    "generalization_power",
-    "Interactions",
-    "mean_order",
-    "phase_two_start",
-    "gap_widening_epoch",
-]
+__all__ = [*_statistics.__all__, *_interactions.__all__, *_generalization.__all__, *_dynamics.__all__]

@@ -17,7 +17,8 @@ samples at every checkpoint, and writes a self-contained report folder:
 - ``results.json``: every number behind every figure, with the settings and timings;
 - ``*.png`` and ``index.html``.
 
-Analysis (docs/math.md §4–7): order distributions ``I_real^(k)`` per checkpoint with
+Analysis (:func:`jinter.study.analyze`, computed once and presented from; docs/math.md §4–7):
+order distributions ``I_real^(k)`` per checkpoint with
 ``τ = 0.03·E_x|v(x) − v(x_∅)|`` [D24]; the theory overlay ``I_theo^(k)`` from the noisy
 regression of §5 with ``w*`` = the salient interactions of the final checkpoint and σ² fitted
 per checkpoint (:func:`jinter.theory.fit_sigma2`); the epoch where phase 2 starts
@@ -39,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jinter._checks import json_list
 
 __all__ = ["DemoSettings", "ReportError", "run_demo", "DEFAULT_MODEL", "LOCK"]
 
@@ -292,16 +295,6 @@ def _checkpoint_epochs(s: DemoSettings) -> tuple[int, ...]:
     return training.dense_then_log_epochs(s.epochs, s.checkpoints, dense)
 
 
-def _to_list(x) -> Any:
-    if x is None:
-        return None
-    a = np.asarray(x)
-    if a.dtype.kind == "f":
-        a = np.where(np.isfinite(a), a, np.nan)
-        return [None if np.isnan(e) else float(e) for e in a.ravel()] if a.ndim == 1 else [_to_list(r) for r in a]
-    return a.tolist()
-
-
 def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-report", *,
              force: bool = False, progress: bool = True, log=print) -> dict[str, Any]:
     """Run the whole study and write the report folder; return ``results.json``'s content."""
@@ -349,7 +342,7 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
 def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
     import jax
 
-    from jinter import data, dynamics, generalization, interactions, statistics, sweep, theory
+    from jinter import data, study, sweep
 
     timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
     start = time.perf_counter()
@@ -396,40 +389,9 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     # ---------------------------------------------------------------- analysis and theory
     log("[4/5] analysis and theory")
     t = time.perf_counter()
-    n = s.n_players
-    epochs = [int(e) for e in res.epochs]
-    tau = np.asarray(statistics.tau_output(res.v, sample_axis=1))  # one τ per checkpoint, (C,)
-    real = np.stack([np.asarray(statistics.order_distribution(res.I_and[c], res.I_or[c], tau[c])) for c in range(len(epochs))])
-    orders_mean = np.asarray(dynamics.mean_order(real))
-    # w*: salient interactions of the final checkpoint, zero elsewhere (docs/math.md §5)
-    final_and, final_or = res.I_and[-1], res.I_or[-1]
-    w_and = np.where(np.asarray(statistics.salient_mask(final_and, tau[-1])), final_and, 0.0)
-    w_or = np.where(np.asarray(statistics.salient_mask(final_or, tau[-1])), final_or, 0.0)
-    w_and[..., 0] = final_and[..., 0]
-    fit = theory.fit_sigma2(real, w_and, w_star_or=w_or)
-    pos, neg = (np.asarray(a).mean(axis=-2) for a in statistics.signed_order_strength(res.I_and, res.I_or, tau[:, None]))
-    parts = [theory.disentangle(pos[c], neg[c], n) for c in range(len(epochs))]
-    tau_base = np.asarray(statistics.tau_output(base.v[0]))
-    gp = [generalization.generalization_power((res.I_and[c], res.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_base)
-          for c in range(len(epochs))]
-    noise_parts = {}
-    for level, r in noise_res.items():
-        tl = np.asarray(statistics.tau_output(r.v[0]))
-        p_, n_ = (np.asarray(a).mean(axis=0) for a in statistics.signed_order_strength(r.I_and[0], r.I_or[0], tl))
-        d = theory.disentangle(p_, n_, n)
-        h_ = noise_runs[level][0]
-        noise_parts[level] = dict(a_pos=p_, a_neg=n_, fit=d, test_acc=float(h_["test_acc"][-1]),
-                                  train_acc=float(h_["train_acc"][-1]))
-    sparsity = {e: np.asarray(statistics.sparsity_curve(res.I_and[c], res.I_or[c])) for c, e in enumerate(epochs)}
-    phase2 = dynamics.phase_two_start(epochs, orders_mean)
-    gap_epoch = dynamics.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
-    top = interactions.top_interactions(final_and[0], final_or[0], k=8, tau=float(tau[-1]))
+    analysis = study.analyze(res, history=history, baseline=base,
+                             noise={level: (noise_res[level], noise_runs[level][0]) for level in noise_runs})
     timings["theory"] += time.perf_counter() - t
-
-    def part_weights(d):
-        tot = lambda *xs: float(sum(np.abs(np.asarray(x)).sum() for x in xs))  # noqa: E731
-        return {"decay": tot(d.decay_pos, d.decay_neg), "spindle": tot(d.spindle_pos, d.spindle_neg)}
-
     results = {
         "settings": s.to_json(),
         "jax": {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]},
@@ -440,44 +402,21 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
             "sigma2_fit": "theory.fit_sigma2: RMS between mean-normalized I_real^(k) and I_theo^(k), grid + refinement",
             "generalization": "salient |I|>tau in the model generalizes iff |I_base|>tau_base with the same sign [H25]",
         },
-        "history": {k: _to_list(v) for k, v in history.items()},
-        "baseline_history": {k: _to_list(v) for k, v in base_hist.items()},
-        "epochs": epochs,
-        "sample_indices": _to_list(res.sample_indices),
-        "tau": _to_list(tau),
-        "order_distribution": _to_list(real),
-        "mean_order": _to_list(orders_mean),
-        "theory": {"sigma2": _to_list(fit.sigma2), "curve": _to_list(fit.curve), "fit_error": _to_list(fit.error),
-                   "sigma2_low": _to_list(fit.sigma2_low), "sigma2_high": _to_list(fit.sigma2_high),
-                   "reliable": _to_list(fit.reliable), "flags": fit.flags()},
-        "phase_two_start_epoch": phase2,
-        "gap_widening_epoch": gap_epoch,
-        "and_or": {"objective_mean": _to_list(res.objective.mean(axis=1)), "gap_max": float(np.max(res.gap)),
+        "history": {k: json_list(v) for k, v in history.items()},
+        "baseline_history": {k: json_list(v) for k, v in base_hist.items()},
+        "sample_indices": json_list(res.sample_indices),
+        "and_or": {"objective_mean": json_list(res.objective.mean(axis=1)), "gap_max": float(np.max(res.gap)),
                    "all_converged": bool(np.all(res.converged)), "unconverged": int(np.sum(~res.converged)),
                    "tol": s.tol},
-        "signed_strength": {"positive": _to_list(pos), "negative": _to_list(neg)},
-        "decay_spindle": [dict(epoch=e, **part_weights(d), residual=float(d.residual), poor_fit=d.poor_fit,
-                               params={k: _to_list(v) if isinstance(v, np.ndarray) else v for k, v in d.params.items()})
-                          for e, d in zip(epochs, parts)],
-        "noise_levels": [dict(label_noise=lv, test_acc=p["test_acc"], a_pos=_to_list(p["a_pos"]), a_neg=_to_list(p["a_neg"]),
-                              **part_weights(p["fit"]), residual=float(p["fit"].residual), poor_fit=p["fit"].poor_fit)
-                         for lv, p in noise_parts.items()],
-        "label_noise_study": [dict(label_noise=lv, train_accuracy=p["train_acc"], test_accuracy=p["test_acc"],
-                                   fits_its_labels=bool(p["train_acc"] >= 0.95), **part_weights(p["fit"]),
-                                   residual=float(p["fit"].residual), poor_fit=p["fit"].poor_fit)
-                              for lv, p in noise_parts.items()],
-        "generalization": {"n_bar": [float(g.n_bar) for g in gp], "h_bar": [float(g.h_bar) for g in gp],
-                           "h_bar_weighted": [float(g.h_bar_weighted) for g in gp]},
-        "sparsity_curves": {str(e): _to_list(c) for e, c in sparsity.items()},
-        "top_interactions_sample0": [dict(players=list(r.players), type=r.type, value=float(r.value)) for r in top],
+        **analysis.to_json(),
         "timings_seconds": timings,
     }
-    results["findings"] = _findings(results, n)
+    results["findings"] = _findings(results, s.n_players)
 
     # ---------------------------------------------------------------- figures and html
     log("[5/5] figures and report")
     t = time.perf_counter()
-    figures = _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsity, top)
+    figures = _figures(out, s, results, analysis, res, ds, players)
     timings["figures"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     from jinter.training import atomic_write_bytes
@@ -557,19 +496,22 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
     return out
 
 
-def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsity, top) -> list[tuple[str, str]]:
+def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res, ds, players) -> list[tuple[str, str]]:
+    """The report's figures, drawn from ``analysis`` (:class:`jinter.study.DemoAnalysis`); captions quote
+    ``results`` (its findings). ``res`` (the main sweep) gives the probed sample and its outputs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jinter import plots
+    from jinter import plots, study
 
     figs: list[tuple[str, str]] = []
-    epochs = results["epochs"]
+    epochs = list(analysis.epochs)
+    fit = analysis.sigma_fit
     h = results["history"]
-    phases = {k: v for k, v in (("phase 2 starts", results["phase_two_start_epoch"]),
-                                ("loss gap widens", results["gap_widening_epoch"])) if v is not None}
+    phases = {k: v for k, v in (("phase 2 starts", analysis.phase_two_start),
+                                ("loss gap widens", analysis.gap_widening_epoch)) if v is not None}
 
     def save(fig, name, caption):
         fig.savefig(out / name, dpi=90, bbox_inches="tight")
@@ -587,7 +529,7 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
     k = np.arange(1, s.n_players + 1)
     for c, e in enumerate(epochs):
         ax = axes.flat[c]
-        ax.bar(k, results["order_distribution"][c], color="tab:blue", label="measured $I^{(k)}$")
+        ax.bar(k, analysis.order_distribution[c], color="tab:blue", label="measured $I^{(k)}$")
         flag = "" if fit.reliable[c] else " (flagged)"
         ax.plot(k, fit.curve[c], "o-", color="tab:red" if fit.reliable[c] else "tab:gray", ms=3,
                 label=f"theory, σ²={fit.sigma2[c]:.2g}{flag}")
@@ -619,42 +561,41 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
          "that fits within the fit's noise; hollow grey points are flagged and are not measurements. [D24] predicts "
          f"that σ² falls during phase 2; measured: {d24['measured']} ({d24['verdict']}).")
 
-    g = results["generalization"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    plots.plot_curves(epochs, {"N̄": g["n_bar"]}, ax=axes[0], ylabel="salient interactions / sample", title="N̄")
-    plots.plot_curves(epochs, {"H̄": g["h_bar"], "H̄ (strength-weighted)": g["h_bar_weighted"]}, ax=axes[1],
+    plots.plot_curves(epochs, {"N̄": analysis.n_bar}, ax=axes[0], ylabel="salient interactions / sample", title="N̄")
+    plots.plot_curves(epochs, {"H̄": analysis.h_bar, "H̄ (strength-weighted)": analysis.h_bar_weighted}, ax=axes[1],
                       ylabel="fraction generalizing", title="H̄")
     fig.tight_layout()
     save(fig, "generalization.png", "Mean number of salient interactions per sample (N̄) and the fraction of them "
          "that generalize to a baseline model trained on the test split (H̄, plain and strength-weighted) [H25].")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    ds_ = results["decay_spindle"]
-    axes[0].plot(epochs, [d["decay"] for d in ds_], "o-", label="decay part")
-    axes[0].plot(epochs, [d["spindle"] for d in ds_], "s-", label="spindle part")
+    over_training = [study.part_strengths(d) for d in analysis.parts]
+    axes[0].plot(epochs, [d["decay"] for d in over_training], "o-", label="decay part")
+    axes[0].plot(epochs, [d["spindle"] for d in over_training], "s-", label="spindle part")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("Σ_k |A^(k),±| of the part (log-odds)")
     axes[1].set_ylabel("Σ_k |A^(k),±| of the part (log-odds)")
     axes[0].set_title("Decay vs spindle over training")
     axes[0].legend(fontsize=8)
-    levels = list(noise_parts)
-    x = np.arange(len(levels))
-    axes[1].bar(x - 0.2, [results["noise_levels"][i]["decay"] for i in x], 0.4, label="decay")
-    axes[1].bar(x + 0.2, [results["noise_levels"][i]["spindle"] for i in x], 0.4, label="spindle")
-    axes[1].set_xticks(x, [f"{lv:g}" for lv in levels])
+    per_level = [study.part_strengths(p.fit) for p in analysis.noise]
+    x = np.arange(len(per_level))
+    axes[1].bar(x - 0.2, [d["decay"] for d in per_level], 0.4, label="decay")
+    axes[1].bar(x + 0.2, [d["spindle"] for d in per_level], 0.4, label="spindle")
+    axes[1].set_xticks(x, [f"{p.label_noise:g}" for p in analysis.noise])
     axes[1].set_xlabel("label noise")
     axes[1].set_title("Final model per label-noise level")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    poor = [f"epoch {d['epoch']}" for d in ds_ if d["poor_fit"]] + [
-        f"noise {d['label_noise']:g}" for d in results["noise_levels"] if d["poor_fit"]]
+    poor = [f"epoch {e}" for e, d in zip(epochs, analysis.parts) if d.poor_fit] + [
+        f"noise {p.label_noise:g}" for p in analysis.noise if p.fit.poor_fit]
     save(fig, "decay_spindle.png", "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a "
          "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25]. "
          + (f"Poor fits (relative residual > 0.2, not a decomposition of the data): {', '.join(poor)}." if poor
             else "Every fit has a relative residual ≤ 0.2."))
 
     picks = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
-    save(plots.plot_sparsity_curve({f"epoch {e}": sparsity[e] for e in picks}, title="Sparsity of interactions"),
+    save(plots.plot_sparsity_curve({f"epoch {e}": analysis.sparsity[epochs.index(e)] for e in picks}, title="Sparsity of interactions"),
          "sparsity.png", "Interaction strengths |I| (AND and OR) divided by their maximum, sorted, averaged over "
          "samples: a few salient interactions and a long tail of near-zero ones [R24].")
 
@@ -679,7 +620,7 @@ def _figures(out, s, results, res, ds, players, fit, parts, noise_parts, sparsit
         save(fig, "players.png", f"The players: {len(member)} image patches (red, numbered as in the interactions) "
              f"of the first probed training digit, class {label}; the final model's log-odds of class {label} on "
              f"the whole image is {full:+.2f} ({verdict}). Pixels outside the patches always keep their values.")
-        fig = plots.plot_top_interactions_image(image, players, top[:6])
+        fig = plots.plot_top_interactions_image(image, players, list(analysis.top[:6]))
         save(fig, "top_interactions.png", f"The strongest interactions of the final model on the same digit (class "
              f"{label}): each panel highlights the patches of one AND or OR interaction, with its value in log-odds "
              "of the class.")

@@ -69,7 +69,7 @@ LAYERS = [
     {"statistics", "dynamics", "masking"},
     {"decomposition", "generalization", "integrations.hf"},
     {"interactions", "theory"},
-    {"sparse", "analysis", "training"},
+    {"sparse", "analysis", "training", "study"},
     {"sweep", "plots"},
     {"report"},
     {"cli"},

@@ -1,0 +1,202 @@
+r"""The study behind ``jinter demo``: one pure analysis of a training run's sweeps.
+
+:func:`analyze` turns the sweeps of a run (the main model's checkpoints, optionally an [H25]
+baseline trained on the test split and models trained at several label-noise levels) into a
+frozen :class:`DemoAnalysis`: every number the report shows and ``results.json`` stores,
+computed once, vectorized over checkpoints. The report (:mod:`jinter.report`) and the
+notebooks present from it; nothing downstream recomputes a statistic.
+
+Definitions (docs/math.md §4–7):
+
+- ``τ = 0.03·E_x|v(x_N) − v(x_∅)|`` per checkpoint [D24];
+- order distributions ``I^(k)`` of the salient AND and OR interactions
+  (:func:`jinter.statistics.order_distribution`) and their mean order;
+- ``w*`` (:func:`ground_truth`): the salient interactions of the final checkpoint, zero
+  elsewhere, the bias kept; the noisy-regression overlay ``I_theo^(k)`` with σ² fitted per
+  checkpoint (:func:`jinter.theory.fit_sigma2`);
+- the epoch where phase 2 starts beside the epoch where the smoothed loss gap widens
+  (:mod:`jinter.dynamics`);
+- generalization power ``N̄, H̄`` against the baseline [H25];
+- signed order strengths ``A^(k),±`` split into decay and spindle parts
+  (:func:`jinter.theory.disentangle`) per checkpoint and per label-noise model [G25].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jinter import dynamics, generalization, interactions, statistics, theory
+from jinter._checks import json_list as _json
+from jinter.transforms import num_players
+
+__all__ = ["DemoAnalysis", "NoiseLevelAnalysis", "analyze", "ground_truth", "part_strengths"]
+
+TAU_FRAC = 0.03
+"""[D24]'s threshold fraction: ``τ = 0.03·E_x|v(x_N) − v(x_∅)|``."""
+
+
+class NoiseLevelAnalysis(NamedTuple):
+    """Decay and spindle parts of the final model trained at one label-noise level [G25]."""
+
+    label_noise: float
+    train_accuracy: float  # on its own (noisy) training labels
+    test_accuracy: float
+    a_pos: np.ndarray  # (n,) A^(k),+ averaged over the probed samples
+    a_neg: np.ndarray  # (n,) A^(k),−
+    fit: theory.DisentangleResult
+
+    @property
+    def fits_its_labels(self) -> bool:
+        """Train accuracy ≥ 0.95: the model has learned its noisy labels."""
+        return bool(self.train_accuracy >= 0.95)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoAnalysis:
+    """Everything :func:`analyze` measured; arrays have a leading checkpoint axis ``C``."""
+
+    n: int
+    epochs: tuple[int, ...]
+    tau: np.ndarray  # (C,)
+    order_distribution: np.ndarray  # (C, n), mean 1 over orders
+    mean_order: np.ndarray  # (C,)
+    sigma_fit: theory.FitResult
+    signed_pos: np.ndarray  # (C, n) A^(k),+ averaged over samples
+    signed_neg: np.ndarray  # (C, n)
+    parts: tuple[theory.DisentangleResult, ...]  # one per checkpoint
+    sparsity: np.ndarray  # (C, m) sparsity curves
+    phase_two_start: int | None
+    gap_widening_epoch: int | None
+    top: tuple[interactions.InteractionRecord, ...]  # sample 0, final checkpoint
+    n_bar: np.ndarray | None = None  # (C,) [H25], None without a baseline
+    h_bar: np.ndarray | None = None
+    h_bar_weighted: np.ndarray | None = None
+    noise: tuple[NoiseLevelAnalysis, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The analysis part of the demo's ``results.json`` (lists, floats, ``None``)."""
+        fit = self.sigma_fit
+        out: dict[str, Any] = {
+            "epochs": list(self.epochs),
+            "tau": _json(self.tau),
+            "order_distribution": _json(self.order_distribution),
+            "mean_order": _json(self.mean_order),
+            "theory": {"sigma2": _json(fit.sigma2), "curve": _json(fit.curve), "fit_error": _json(fit.error),
+                       "sigma2_low": _json(fit.sigma2_low), "sigma2_high": _json(fit.sigma2_high),
+                       "reliable": _json(fit.reliable), "flags": fit.flags()},
+            "phase_two_start_epoch": self.phase_two_start,
+            "gap_widening_epoch": self.gap_widening_epoch,
+            "signed_strength": {"positive": _json(self.signed_pos), "negative": _json(self.signed_neg)},
+            "decay_spindle": [dict(epoch=e, **part_strengths(d), residual=float(d.residual), poor_fit=d.poor_fit,
+                                   params={k: _json(v) if isinstance(v, np.ndarray) else v
+                                           for k, v in d.params.items()})
+                              for e, d in zip(self.epochs, self.parts)],
+            "noise_levels": [dict(label_noise=p.label_noise, test_acc=p.test_accuracy, a_pos=_json(p.a_pos),
+                                  a_neg=_json(p.a_neg), **part_strengths(p.fit), residual=float(p.fit.residual),
+                                  poor_fit=p.fit.poor_fit) for p in self.noise],
+            "label_noise_study": [dict(label_noise=p.label_noise, train_accuracy=p.train_accuracy,
+                                       test_accuracy=p.test_accuracy, fits_its_labels=p.fits_its_labels,
+                                       **part_strengths(p.fit), residual=float(p.fit.residual), poor_fit=p.fit.poor_fit)
+                                  for p in self.noise],
+            "sparsity_curves": {str(e): _json(c) for e, c in zip(self.epochs, self.sparsity)},
+            "top_interactions_sample0": [dict(players=list(r.players), type=r.type, value=float(r.value))
+                                         for r in self.top],
+        }
+        if self.n_bar is not None:
+            out["generalization"] = {"n_bar": _json(self.n_bar), "h_bar": _json(self.h_bar),
+                                     "h_bar_weighted": _json(self.h_bar_weighted)}
+        return out
+
+
+def part_strengths(d: theory.DisentangleResult) -> dict[str, float]:
+    """Total strength ``Σ_k |A^(k),+| + |A^(k),−|`` of the decay and of the spindle part of a fit."""
+    def total(*xs):
+        return float(sum(np.abs(np.asarray(x)).sum() for x in xs))
+
+    return {"decay": total(d.decay_pos, d.decay_neg), "spindle": total(d.spindle_pos, d.spindle_neg)}
+
+
+def ground_truth(i_and: np.ndarray, i_or: np.ndarray | None, tau: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``w*`` of the noisy regression [D24] §5: the salient interactions, zero elsewhere, bias kept.
+
+    Args:
+        i_and, i_or: interactions of the final checkpoint, ``(samples, 2**n)``.
+        tau: the threshold of salience (broadcasting against the leading axes).
+    """
+    i_and = np.asarray(i_and)
+    w_and = np.where(np.asarray(statistics.salient_mask(i_and, tau)), i_and, 0.0)
+    w_and[..., 0] = i_and[..., 0]  # the bias is part of the truth, never "salient"
+    if i_or is None:
+        return w_and, None
+    i_or = np.asarray(i_or)
+    return w_and, np.where(np.asarray(statistics.salient_mask(i_or, tau)), i_or, 0.0)
+
+
+def _signed(i_and: np.ndarray, i_or: np.ndarray, tau: Any, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(np.asarray(a).mean(axis=axis) for a in statistics.signed_order_strength(i_and, i_or, tau))
+
+
+def analyze(
+    sweep: Any,
+    *,
+    history: Mapping[str, Sequence[float]] | None = None,
+    baseline: Any = None,
+    noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]] | None = None,
+    top_k: int = 8,
+) -> DemoAnalysis:
+    """Analyze a training run's sweeps once (see the module docstring for the definitions).
+
+    Args:
+        sweep: the main model's :class:`~jinter.sweep.SweepResult` (checkpoints × samples).
+        history: its learning curves (``epoch``, ``train_loss``, ``test_loss``) for the
+            gap-widening epoch; ``None`` leaves that epoch ``None``.
+        baseline: the sweep of a baseline trained on the test split, on the same samples
+            (its first checkpoint is used) for ``N̄, H̄`` [H25]; ``None`` leaves them out.
+        noise: label-noise level → ``(sweep, history)`` of a model trained at that level (its
+            first checkpoint is used) for the decay/spindle study [G25].
+        top_k: number of strongest interactions kept (sample 0, final checkpoint).
+    """
+    i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
+    if i_and.ndim != 3 or i_or.shape != i_and.shape:
+        raise ValueError(f"sweep must hold (checkpoints, samples, 2**n) interactions, got {i_and.shape}")
+    n = num_players(i_and)
+    epochs = tuple(int(e) for e in sweep.epochs)
+    tau = np.asarray(statistics.tau_output(sweep.v, TAU_FRAC, sample_axis=1))  # (C,)
+    tau_b = tau[:, None]  # one τ per checkpoint, broadcast over the samples
+    dist = np.asarray(statistics.order_distribution(i_and, i_or, tau_b, sample_axis=1))
+    orders = np.asarray(dynamics.mean_order(dist))
+    w_and, w_or = ground_truth(i_and[-1], i_or[-1], tau[-1])
+    fit = theory.fit_sigma2(dist, w_and, w_star_or=w_or)
+    pos, neg = _signed(i_and, i_or, tau_b, axis=1)
+    parts = tuple(theory.disentangle(pos[c], neg[c], n) for c in range(len(epochs)))
+    sparsity = np.asarray(statistics.sparsity_curve(i_and, i_or, sample_axis=1))
+    gap = None
+    if history is not None:
+        gap = dynamics.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
+    top = tuple(interactions.top_interactions(i_and[-1, 0], i_or[-1, 0], k=top_k, tau=float(tau[-1])))
+    gp = {}
+    if baseline is not None:
+        b_and, b_or = np.asarray(baseline.I_and)[0], np.asarray(baseline.I_or)[0]
+        if b_and.shape != i_and.shape[1:]:
+            raise ValueError(f"baseline must hold the same samples and players as sweep: {b_and.shape} vs "
+                             f"{i_and.shape[1:]}")
+        tau_base = np.asarray(statistics.tau_output(np.asarray(baseline.v)[0], TAU_FRAC))
+        shape = i_and.shape
+        g = generalization.generalization_power((i_and, i_or), (np.broadcast_to(b_and, shape),
+                                                np.broadcast_to(b_or, shape)), tau[:, None], tau_base, sample_axis=1)
+        gp = dict(n_bar=np.asarray(g.n_bar), h_bar=np.asarray(g.h_bar), h_bar_weighted=np.asarray(g.h_bar_weighted))
+    levels = []
+    for level, (r, h) in (noise or {}).items():
+        r_and, r_or = np.asarray(r.I_and)[0], np.asarray(r.I_or)[0]
+        tl = np.asarray(statistics.tau_output(np.asarray(r.v)[0], TAU_FRAC))
+        p_, n_ = _signed(r_and, r_or, tl, axis=0)
+        levels.append(NoiseLevelAnalysis(float(level), float(h["train_acc"][-1]), float(h["test_acc"][-1]), p_, n_,
+                                         theory.disentangle(p_, n_, n)))
+    return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
+                        signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
+                        phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
+                        noise=tuple(levels), **gp)

@@ -1,0 +1,95 @@
+"""jinter.study.analyze: the demo's one analysis, vectorized over checkpoints, equals the
+per-checkpoint computation of each statistic it gathers."""
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from jinter import dynamics, generalization, statistics, study, theory
+
+N, C, S = 5, 3, 4
+
+
+def _sweep(seed, checkpoints=C):
+    rng = np.random.default_rng(seed)
+    shape = (checkpoints, S, 2**N)
+    sparse = lambda: rng.normal(size=shape) * (rng.random(shape) < 0.3)  # noqa: E731
+    return SimpleNamespace(epochs=np.arange(checkpoints) * 2, v=rng.normal(size=shape), I_and=sparse(), I_or=sparse())
+
+
+def _history(seed):
+    rng = np.random.default_rng(seed)
+    e = np.arange(7)
+    return {"epoch": e, "train_loss": 1 / (1 + e), "test_loss": 1 / (1 + e) + 0.05 * e + 0.01 * rng.random(7),
+            "train_acc": np.linspace(0.5, 0.97, 7), "test_acc": np.linspace(0.4, 0.8, 7)}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    main, base = _sweep(0), _sweep(1, checkpoints=1)
+    noise = {0.0: (_sweep(2, 1), _history(2)), 0.3: (_sweep(3, 1), _history(3))}
+    return main, base, noise, study.analyze(main, history=_history(0), baseline=base, noise=noise)
+
+
+def test_analysis_equals_the_per_checkpoint_statistics(runs):
+    main, base, noise, a = runs
+    tau = [float(statistics.tau_output(main.v[c], 0.03)) for c in range(C)]
+    np.testing.assert_allclose(a.tau, tau, rtol=1e-14)
+    dist = np.stack([statistics.order_distribution(main.I_and[c], main.I_or[c], tau[c]) for c in range(C)])
+    np.testing.assert_allclose(a.order_distribution, dist, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.mean_order, dynamics.mean_order(dist), rtol=1e-12)
+    for c in range(C):
+        pos, neg = (np.asarray(x).mean(0) for x in statistics.signed_order_strength(main.I_and[c], main.I_or[c], tau[c]))
+        np.testing.assert_allclose(a.signed_pos[c], pos, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a.signed_neg[c], neg, rtol=1e-12, atol=1e-14)
+        d = theory.disentangle(pos, neg, N)
+        np.testing.assert_allclose(a.parts[c].decay_pos, d.decay_pos, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(a.sparsity[c], statistics.sparsity_curve(main.I_and[c], main.I_or[c]), rtol=1e-12)
+        tau_b = float(statistics.tau_output(base.v[0]))
+        g = generalization.generalization_power((main.I_and[c], main.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_b)
+        np.testing.assert_allclose([a.n_bar[c], a.h_bar[c], a.h_bar_weighted[c]],
+                                   [g.n_bar, g.h_bar, g.h_bar_weighted], rtol=1e-12)
+    assert a.phase_two_start == dynamics.phase_two_start(a.epochs, a.mean_order)
+    h = _history(0)
+    assert a.gap_widening_epoch == dynamics.gap_widening_epoch(h["epoch"], h["train_loss"], h["test_loss"])
+    assert [p.label_noise for p in a.noise] == [0.0, 0.3]
+    assert a.noise[1].train_accuracy == pytest.approx(0.97) and a.noise[1].fits_its_labels
+
+
+def test_ground_truth_keeps_the_bias_and_the_salient_terms():
+    i_and = np.array([[2.0, 0.1, -3.0, 0.5]])
+    i_or = np.array([[0.0, -0.05, 1.0, 0.0]])
+    w_and, w_or = study.ground_truth(i_and, i_or, 0.4)
+    np.testing.assert_array_equal(w_and, [[2.0, 0.0, -3.0, 0.5]])
+    np.testing.assert_array_equal(w_or, [[0.0, 0.0, 1.0, 0.0]])
+    assert study.ground_truth(i_and, None, 0.4)[1] is None
+
+
+def test_analysis_is_frozen_and_its_json_is_strict(runs):
+    a = runs[3]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.n = 3
+    js = a.to_json()
+    json.dumps(js, allow_nan=False)
+    assert len(js["label_noise_study"]) == 2 and set(js["label_noise_study"][0]) >= {
+        "label_noise", "train_accuracy", "test_accuracy", "decay", "spindle", "residual"}
+    assert js["epochs"] == [0, 2, 4] and len(js["decay_spindle"]) == C
+
+
+def test_without_baseline_or_noise_those_parts_are_absent():
+    a = study.analyze(_sweep(4))
+    assert a.n_bar is None and a.noise == () and a.gap_widening_epoch is None
+    assert "generalization" not in a.to_json()
+
+
+def test_bad_sweeps_are_refused():
+    bad = _sweep(5)
+    bad.I_or = bad.I_or[..., :16]
+    with pytest.raises(ValueError, match="interactions"):
+        study.analyze(bad)
+    with pytest.raises(ValueError, match="baseline must hold the same samples"):
+        study.analyze(_sweep(6), baseline=SimpleNamespace(**{k: v[:, :2] for k, v in vars(_sweep(7, 1)).items()
+                                                             if k != "epochs"}))
