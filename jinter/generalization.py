@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._checks import safe_divide
-from jinter.statistics import _and_or_arrays, salient_mask
+from jinter.statistics import _and_or_arrays, interaction_arrays, salient_mask
 
 __all__ = ["GeneralizationPower", "generalization_power"]
 
@@ -38,16 +38,13 @@ class GeneralizationPower(NamedTuple):
 
 
 def _as_and_or(x: Any, what: str) -> tuple[ArrayLike, ArrayLike | None]:
-    """``(i_and, i_or)`` from a pair, an AND-OR result (``I_and``/``I_or``), an
-    :class:`~jinter.interactions.Interactions` (``i_and``/``i_or``) or a single AND array."""
-    for a, o in (("I_and", "I_or"), ("i_and", "i_or")):  # before tuples: NamedTuple results
-        if hasattr(x, a):
-            return getattr(x, a), getattr(x, o, None)
-    if isinstance(x, (tuple, list)):
+    """``(i_and, i_or)`` from a result object (``I_and``/``I_or``), a pair or a single AND array."""
+    a, o = interaction_arrays(x)
+    if a is x and isinstance(x, (tuple, list)):
         if len(x) not in (1, 2):
             raise ValueError(f"{what} as a sequence must be (i_and,) or (i_and, i_or)")
         return x[0], (x[1] if len(x) == 2 else None)
-    return x, None
+    return a, o
 
 
 def _masked_mean(x: Array, valid: Array, axis: int) -> Array:
@@ -71,8 +68,9 @@ def generalization_power(
     where ``I_base`` comes from a baseline model trained on the test set.
 
     Args:
-        i_model, i_base: ``(i_and, i_or)`` pairs, AND-OR results (``I_and``, ``I_or``),
-            :class:`~jinter.interactions.Interactions`, or single AND arrays, shape ``(..., 2**n)``.
+        i_model, i_base: result objects (``I_and``, ``I_or``: AND-OR results, sweeps,
+            :class:`~jinter.interactions.Interactions`), ``(i_and, i_or)`` pairs or single AND
+            arrays, shape ``(..., 2**n)``.
         tau_model, tau_base: thresholds broadcasting against the leading axes.
         sample_axis: leading axis averaged over for ``n_bar``/``h_bar`` (``None``: none).
 

@@ -162,8 +162,9 @@ def top_interactions_batch(
 
 _FORMAT = "jinter.Interactions"
 _FORMAT_VERSION = 1
-_ARRAY_FIELDS = ("i_and", "i_or", "tau", "v", "q", "gamma", "objective", "gap")
-_SUBSET_FIELDS = ("i_or", "v", "q", "gamma")  # same shape as i_and when present
+_ARRAY_FIELDS = ("I_and", "I_or", "tau", "v", "q", "gamma", "objective", "gap")
+_SUBSET_FIELDS = ("I_or", "v", "q", "gamma")  # same shape as I_and when present
+_FILE_KEYS = {"I_and": "i_and", "I_or": "i_or"}  # names in .npz / JSON files (format 1, unchanged)
 _RESULT_EXTRAS = ("lower_bound", "iterations", "converged")
 
 
@@ -206,8 +207,11 @@ class Interactions:
     :mod:`jinter.generalization`: every method calls one of them. Arrays are read-only numpy copies.
 
     Attributes:
-        i_and: AND interactions ``(..., 2**n)``; ``i_and[..., 0]`` holds the bias.
-        i_or: OR interactions of the same shape (``i_or[..., 0] = 0``), or ``None``.
+        I_and: AND interactions ``(..., 2**n)``; ``I_and[..., 0]`` holds the bias. ``I_and`` and
+            ``I_or`` are the one spelling of every jinter result type (:class:`~jinter.AndOrResult`,
+            :class:`~jinter.sweep.SweepResult`, :class:`Interactions`); ``i_and``/``i_or`` remain
+            read-only aliases here for code written against jinter 0.1.
+        I_or: OR interactions of the same shape (``I_or[..., 0] = 0``), or ``None``.
         n: number of players (checked against the arrays; inferred if ``None``).
         tau: salience threshold, broadcasting against the leading axes.
         tau_rule: how ``tau`` was chosen, e.g. ``"relative(frac=0.05)"`` [R24, C24],
@@ -218,8 +222,8 @@ class Interactions:
         metadata: free-form JSON-serializable dict.
     """
 
-    i_and: np.ndarray
-    i_or: np.ndarray | None = None
+    I_and: np.ndarray
+    I_or: np.ndarray | None = None
     n: int | None = None
     tau: Any = 0.0
     tau_rule: str = "fixed"
@@ -244,14 +248,14 @@ class Interactions:
                 raise ValueError(f"{name} contains NaN or infinite values")
             a.setflags(write=False)
             put(name, a)
-        n = num_players(self.i_and, what="i_and")
+        n = num_players(self.I_and, what="i_and")
         if self.n is not None and int(self.n) != n:
-            raise ValueError(f"n={self.n} does not match i_and with last axis {self.i_and.shape[-1]}")
+            raise ValueError(f"n={self.n} does not match i_and with last axis {self.I_and.shape[-1]}")
         put("n", n)
         for name in _SUBSET_FIELDS:
             x = getattr(self, name)
-            if x is not None and x.shape != self.i_and.shape:
-                raise ValueError(f"{name} must have the shape of i_and {self.i_and.shape}, got {x.shape}")
+            if x is not None and x.shape != self.I_and.shape:
+                raise ValueError(f"{name} must have the shape of i_and {self.I_and.shape}, got {x.shape}")
         batch = self.batch_shape
         try:
             ok = np.broadcast_shapes(self.tau.shape, batch) == batch
@@ -297,7 +301,7 @@ class Interactions:
         v = None if v is None else np.asarray(v)
         t, rule = _resolve_tau(tau, tau_frac, i_and, i_or, v, sample_axis)
         return cls(
-            i_and=i_and, i_or=i_or, tau=t, tau_rule=rule, v=v, players=players,
+            I_and=i_and, I_or=i_or, tau=t, tau_rule=rule, v=v, players=players,
             metadata=dict(metadata or {}), **fields,
         )  # fmt: skip
 
@@ -332,20 +336,30 @@ class Interactions:
         self, tau: _TauRule | ArrayLike, tau_frac: float | None = None, sample_axis: int | None = 0
     ) -> Interactions:
         """A copy with τ chosen again (same rules as :meth:`from_arrays`)."""
-        t, rule = _resolve_tau(tau, tau_frac, self.i_and, self.i_or, self.v, sample_axis)
+        t, rule = _resolve_tau(tau, tau_frac, self.I_and, self.I_or, self.v, sample_axis)
         return dataclasses.replace(self, tau=t, tau_rule=rule)
 
     # ---------------------------------------------------------------- basics
     @property
+    def i_and(self) -> np.ndarray:
+        """Alias of :attr:`I_and` (jinter 0.1's spelling)."""
+        return self.I_and
+
+    @property
+    def i_or(self) -> np.ndarray | None:
+        """Alias of :attr:`I_or` (jinter 0.1's spelling)."""
+        return self.I_or
+
+    @property
     def batch_shape(self) -> tuple[int, ...]:
         """Leading (sample) axes of the interaction arrays."""
-        return self.i_and.shape[:-1]
+        return self.I_and.shape[:-1]
 
     def __repr__(self) -> str:
-        kinds = "AND-OR" if self.i_or is not None else "AND"
+        kinds = "AND-OR" if self.I_or is not None else "AND"
         return (
             f"Interactions({kinds}, n={self.n}, batch_shape={self.batch_shape}, "
-            f"dtype={self.i_and.dtype}, tau_rule={self.tau_rule!r})"
+            f"dtype={self.I_and.dtype}, tau_rule={self.tau_rule!r})"
         )
 
     def _sample_index(self, sample: int | tuple[int, ...] | None) -> tuple[int, ...]:
@@ -365,25 +379,25 @@ class Interactions:
     def salient_mask(self) -> tuple[np.ndarray, np.ndarray | None]:
         """``(salient AND, salient OR)`` boolean masks (:func:`salient_mask`)."""
         return tuple(
-            None if i is None else np.asarray(salient_mask(i, self.tau)) for i in (self.i_and, self.i_or)
+            None if i is None else np.asarray(salient_mask(i, self.tau)) for i in (self.I_and, self.I_or)
         )  # type: ignore[return-value]
 
     def salient_counts(self) -> np.ndarray:
         """Per sample ``R^(k)`` (:func:`salient_counts`)."""
-        return np.asarray(salient_counts(self.i_and, self.i_or, self.tau))
+        return np.asarray(salient_counts(self.I_and, self.I_or, self.tau))
 
     def order_distribution(self, sample_axis: int | None = 0) -> np.ndarray:
         """Normalized ``I^(k)`` of [D24] (:func:`order_distribution`)."""
-        return np.asarray(order_distribution(self.i_and, self.i_or, self.tau, sample_axis=sample_axis))
+        return np.asarray(order_distribution(self.I_and, self.I_or, self.tau, sample_axis=sample_axis))
 
     def signed_order_strength(self) -> tuple[np.ndarray, np.ndarray]:
         """Per sample ``(A^(k),+, A^(k),−)`` (:func:`signed_order_strength`)."""
-        pos, neg = signed_order_strength(self.i_and, self.i_or, self.tau)
+        pos, neg = signed_order_strength(self.I_and, self.I_or, self.tau)
         return np.asarray(pos), np.asarray(neg)
 
     def sparsity_curve(self, sample_axis: int | None = 0) -> np.ndarray:
         """Sorted normalized strengths (:func:`sparsity_curve`)."""
-        return np.asarray(sparsity_curve(self.i_and, self.i_or, sample_axis))
+        return np.asarray(sparsity_curve(self.I_and, self.I_or, sample_axis))
 
     def top(
         self, k: int = 10, sample: int | tuple[int, ...] | None = None, *, salient_only: bool = False
@@ -391,7 +405,7 @@ class Interactions:
         """The ``k`` strongest interactions of one sample (:func:`top_interactions`)."""
         index = self._sample_index(sample)
         return top_interactions(
-            self.i_and[index], None if self.i_or is None else self.i_or[index], k, self.players,
+            self.I_and[index], None if self.I_or is None else self.I_or[index], k, self.players,
             tau=self._tau_of(index) if salient_only else None,
         )  # fmt: skip
 
@@ -419,7 +433,7 @@ class Interactions:
             with_sample = True
         who = [mask_to_players(m) for m in range(2**self.n)]
         sal_and, sal_or = self.salient_mask()
-        kinds = [("and", self.i_and, sal_and)] + ([("or", self.i_or, sal_or)] if self.i_or is not None else [])
+        kinds = [("and", self.I_and, sal_and)] + ([("or", self.I_or, sal_or)] if self.I_or is not None else [])
         rows = []
         for index in indices:
             for kind, arr, sal in kinds:
@@ -458,13 +472,13 @@ class Interactions:
             raise ValueError(f"file format version {header['version']} is newer than {_FORMAT_VERSION}")
         players = header.get("players")
         return cls(
-            **{k: arrays[k] for k in _ARRAY_FIELDS if k in arrays},
+            **{k: arrays[_FILE_KEYS.get(k, k)] for k in _ARRAY_FIELDS if _FILE_KEYS.get(k, k) in arrays},
             n=header["n"], tau_rule=header["tau_rule"],
             players=None if players is None else tuple(players), metadata=header.get("metadata", {}),
         )  # fmt: skip
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in _ARRAY_FIELDS if getattr(self, k) is not None}
+        return {_FILE_KEYS.get(k, k): getattr(self, k) for k in _ARRAY_FIELDS if getattr(self, k) is not None}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an ``.npz`` file: the arrays bit-exact plus a JSON header entry (no pickle)."""
@@ -528,10 +542,10 @@ class Interactions:
             The JSON document as a dict.
         """
         check_option(kind, "kind", get_args(_Kind))
-        if kind == "or" and self.i_or is None:
+        if kind == "or" and self.I_or is None:
             raise ValueError("these interactions have no OR part")
         index = self._sample_index(sample)
-        vals = (self.i_and if kind == "and" else self.i_or)[index]
+        vals = (self.I_and if kind == "and" else self.I_or)[index]
         tau = self._tau_of(index)
         n = self.n
         data: dict[str, float] = {"Empty": float(vals[0])}

@@ -17,8 +17,8 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter.interactions import InteractionRecord, top_interactions
-from jinter.statistics import signed_order_strength
+from jinter.interactions import InteractionRecord, Interactions, top_interactions
+from jinter.statistics import interaction_arrays, signed_order_strength
 from jinter.transforms import mask_to_players, num_players
 
 __all__ = [
@@ -54,13 +54,12 @@ def _root(ax: Axes) -> Figure:
 
 
 def _unpack(i_and: Any, i_or: Any, tau: Any) -> tuple[np.ndarray, np.ndarray | None, Any]:
-    """Arrays (and τ) from arrays or an Interactions-like object."""
-    if hasattr(i_and, "i_and") and not isinstance(i_and, np.ndarray):
-        obj = i_and
-        return np.asarray(obj.i_and), None if obj.i_or is None else np.asarray(obj.i_or), (
-            obj.tau if tau is None else tau
-        )
-    return np.asarray(i_and), None if i_or is None else np.asarray(i_or), 0.0 if tau is None else tau
+    """Arrays (and τ) from arrays or a result object (``I_and``/``I_or``; an
+    :class:`~jinter.Interactions` also gives its τ)."""
+    if tau is None:
+        tau = i_and.tau if isinstance(i_and, Interactions) else 0.0
+    a, o = interaction_arrays(i_and, i_or)
+    return np.asarray(a), None if o is None else np.asarray(o), tau
 
 
 def _record(r: Any) -> InteractionRecord:
@@ -105,7 +104,7 @@ def plot_sparsity_curve(
             mapping label → curve, or an ``Interactions`` object.
         labels: legend labels for the rows.
     """
-    if hasattr(curves, "sparsity_curve") and not isinstance(curves, np.ndarray):
+    if isinstance(curves, Interactions):
         curves = curves.sparsity_curve()
     if isinstance(curves, Mapping):
         labels, rows = list(curves), [np.asarray(c, dtype=float) for c in curves.values()]
@@ -397,14 +396,12 @@ def _one_sample(
     k: int,
     what: str,
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], int]:
-    """One sample's AND (and OR) arrays, player names and ``k``, from arrays, an
-    ``Interactions`` object (``i_and``/``i_or``/``players``) or an ``AndOrResult`` (``I_and``/``I_or``)."""
+    """One sample's AND (and OR) arrays, player names and ``k``, from arrays or a result object
+    (``I_and``/``I_or``; an ``Interactions`` object also gives its player names)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{what}: k must be an integer >= 1, got {k!r}")
-    if not isinstance(i_and, np.ndarray) and hasattr(i_and, "I_and"):  # AndOrResult
-        i_and, i_or = i_and.I_and, i_and.I_or if i_or is None else i_or
-    if players is None and not isinstance(i_and, np.ndarray) and hasattr(i_and, "i_and"):
-        players = getattr(i_and, "players", None)
+    if players is None and isinstance(i_and, Interactions):
+        players = i_and.players
     a, o, _ = _unpack(i_and, i_or, None)
     n = num_players(a, what="i_and")
     if o is not None:

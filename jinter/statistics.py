@@ -19,12 +19,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._checks import is_traced, safe_divide
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
+    "interaction_arrays",
     "salient_mask",
     "order_sums",
     "order_strength",
@@ -139,6 +141,19 @@ def _check_frac(frac: Any, what: str = "frac") -> Any:
     if not (math.isfinite(f) and f > 0):
         raise ValueError(f"{what} must be a positive finite number, got {frac!r}")
     return f
+
+
+def interaction_arrays(x: Any, i_or: Any = None) -> tuple[Any, Any]:
+    """``(i_and, i_or)`` from a result object or from arrays.
+
+    A result object is anything with the attributes ``I_and`` and ``I_or``, the one spelling of
+    every jinter result type (:class:`~jinter.AndOrResult`, :class:`~jinter.SharedAndOrResult`,
+    :class:`~jinter.sweep.SweepResult`, :class:`~jinter.Interactions`); its ``I_or`` is used
+    unless ``i_or`` is given. Anything else is returned as it is, with ``i_or``.
+    """
+    if not isinstance(x, (np.ndarray, jax.Array)) and hasattr(x, "I_and"):
+        return x.I_and, (getattr(x, "I_or", None) if i_or is None else i_or)
+    return x, i_or
 
 
 def _and_or_arrays(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:

@@ -413,3 +413,26 @@ def test_gap_widening_epoch_smooths_one_noisy_epoch():
     for bad in (0, 2, 1.5, True):
         with pytest.raises(ValueError, match="smooth"):
             gap_widening_epoch(e, zeros, gap, smooth=bad)
+
+
+def test_every_result_type_spells_the_interactions_I_and_I_or(tmp_path):
+    """One spelling across result types (issue #13): AndOrResult, Interactions and the shared
+    solver's result expose ``I_and``/``I_or``; ``Interactions.i_and`` stays as an alias and the
+    file format keeps its keys."""
+    from jinter import and_or
+    from jinter.statistics import interaction_arrays
+
+    v = np.random.default_rng(0).normal(size=(2, 8))
+    r = and_or(v, q_ratio=0.0)
+    x = Interactions.from_and_or(r, tau=0.1)
+    for obj in (r, x):
+        a, o = interaction_arrays(obj)
+        np.testing.assert_array_equal(a, r.I_and)
+        np.testing.assert_array_equal(o, r.I_or)
+    assert x.i_and is x.I_and and x.i_or is x.I_or
+    path = tmp_path / "x.npz"
+    x.save(path)
+    with np.load(path) as z:
+        assert {"i_and", "i_or"} <= set(z.files)
+    np.testing.assert_array_equal(Interactions.load(path).I_and, x.I_and)
+    assert interaction_arrays(r.I_and, r.I_or)[1] is r.I_or  # arrays pass through
