@@ -640,46 +640,10 @@ def masked_outputs(
     """
     n = players.n
     shape = tuple(players.input_shape)
-    k = len(shape)
-
-    if isinstance(model, tuple):
-        if len(model) != 2:
-            raise ValueError(f"a model pair must be (features, head), got {len(model)} elements")
-        fparams, hparams = params if isinstance(params, tuple) else (params, params)
-        feats_apply = _adapt(model[0], fparams)
-        apply = _adapt(model[1], hparams)
-        feats_fn = functools.partial(_features_jit, feats_apply)
-        x = jnp.asarray(feats_fn(jnp.asarray(x)))
-        where = "features(x)"
-    else:
-        feats_fn = None
-        apply = _adapt(model, params)
-        x = jnp.asarray(x)
-        where = "x"
-    if x.ndim < k or x.shape[x.ndim - k :] != shape:
-        raise ValueError(
-            f"{where} has shape {x.shape}, which does not end with the player input shape {shape} "
-            f"of {type(players).__name__}"
-        )
-    batch = x.shape[: x.ndim - k]
+    apply, feats_fn, x = _adapt_model(model, params, x, players)
+    batch = x.shape[: x.ndim - len(shape)]
     b = math.prod(batch)
-
-    # masks
-    if masks is None:
-        if n > _MAX_ALL_MASKS:
-            raise MemoryBudgetError(f"all 2**{n} masks of {n} players are too many; pass masks=...")
-        num = 2**n
-        mask_arr = None
-    else:
-        m = np.asarray(masks)
-        if m.ndim != 1 or not (np.issubdtype(m.dtype, np.integer) or m.size == 0):
-            raise ValueError(f"masks must be a 1-D integer array, got shape {m.shape} dtype {m.dtype}")
-        m = m.astype(np.int64)
-        if m.size and (m.min() < 0 or m.max() >= 2**n):
-            bad = m[(m < 0) | (m >= 2**n)][0]
-            raise ValueError(f"mask {int(bad)} is out of range for n={n} players (0 ≤ mask < 2**{n})")
-        num = m.size
-        mask_arr = m
+    mask_arr, num = _mask_list(masks, n)
 
     limit = _memory_budget(memory_budget)
     chunk = _chunk_size_option(chunk_size)
@@ -695,6 +659,53 @@ def masked_outputs(
     values = _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress)
     _check_finite(values, mask_arr, n, batch)
     return values
+
+
+def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tuple[Any, Any, Array]:
+    """Stage 1 of :func:`masked_outputs`, model adaptation: ``(apply, features, x)``.
+
+    ``apply`` evaluates a batch of (masked) inputs; for a ``(features, head)`` pair ``features``
+    is the jitted feature map and ``x`` is returned as ``features(x)``, the array masking acts on
+    (else ``features`` is ``None``). ``x`` is checked to end with the players' input shape.
+    """
+    shape = tuple(players.input_shape)
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise ValueError(f"a model pair must be (features, head), got {len(model)} elements")
+        fparams, hparams = params if isinstance(params, tuple) else (params, params)
+        feats_apply = _adapt(model[0], fparams)
+        apply = _adapt(model[1], hparams)
+        feats_fn = functools.partial(_features_jit, feats_apply)
+        x = jnp.asarray(feats_fn(jnp.asarray(x)))
+        where = "features(x)"
+    else:
+        feats_fn = None
+        apply = _adapt(model, params)
+        x = jnp.asarray(x)
+        where = "x"
+    k = len(shape)
+    if x.ndim < k or x.shape[x.ndim - k :] != shape:
+        raise ValueError(
+            f"{where} has shape {x.shape}, which does not end with the player input shape {shape} "
+            f"of {type(players).__name__}"
+        )
+    return apply, feats_fn, x
+
+
+def _mask_list(masks: Any, n: int) -> tuple[np.ndarray | None, int]:
+    """Stage 2 of :func:`masked_outputs`: the checked masks (``None`` = all ``2**n``) and their number."""
+    if masks is None:
+        if n > _MAX_ALL_MASKS:
+            raise MemoryBudgetError(f"all 2**{n} masks of {n} players are too many; pass masks=...")
+        return None, 2**n
+    m = np.asarray(masks)
+    if m.ndim != 1 or not (np.issubdtype(m.dtype, np.integer) or m.size == 0):
+        raise ValueError(f"masks must be a 1-D integer array, got shape {m.shape} dtype {m.dtype}")
+    m = m.astype(np.int64)
+    if m.size and (m.min() < 0 or m.max() >= 2**n):
+        bad = m[(m < 0) | (m >= 2**n)][0]
+        raise ValueError(f"mask {int(bad)} is out of range for n={n} players (0 ≤ mask < 2**{n})")
+    return m, m.size
 
 
 def _chunk_size_option(chunk_size: Any) -> int | None:
