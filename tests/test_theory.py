@@ -2,6 +2,7 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,8 +52,6 @@ def test_noisy_regression_jit_vmap_and_float32(rng):
     n = 6
     w = rng.normal(size=(4, 2**n))
     ref = np.asarray(T.noisy_regression(w, 0.2))
-    jitted = jax.jit(T.noisy_regression)(w, jnp.float64(0.2))
-    np.testing.assert_allclose(jitted, ref, atol=1e-12)
     s2 = jnp.array([0.01, 0.2])
     vm = jax.vmap(T.noisy_regression, in_axes=(None, 0))(w, s2)
     np.testing.assert_allclose(vm, T.noisy_regression(w, s2), atol=1e-12)
@@ -368,13 +367,31 @@ def test_jit_and_vmap_of_curves(rng):
     w = _ground_truth(rng, n=6, samples=3)
     s2 = jnp.array([0.01, 0.2])
     ref = np.asarray(T.theoretical_order_distribution(w, s2))
-    np.testing.assert_allclose(jax.jit(lambda s: T.theoretical_order_distribution(w, s))(s2), ref, atol=1e-12)
     np.testing.assert_allclose(jax.vmap(lambda s: T.theoretical_order_distribution(w, s))(s2), ref, atol=1e-12)
-    np.testing.assert_allclose(jax.jit(lambda s: T.row_norms(6, s))(s2), T.row_norms(6, s2), atol=1e-12)
     np.testing.assert_allclose(jax.vmap(lambda s: T.order_ratio(6, s))(s2), T.order_ratio(6, s2), atol=1e-12)
-    pos, neg = jax.jit(T.decay_curve)(w, jnp.float64(0.2))
     p2, n2 = T.decay_curve(w, 0.2)
-    np.testing.assert_allclose(pos, p2, atol=1e-12)
     np.testing.assert_allclose(jax.vmap(lambda s: T.decay_curve(w, s)[1])(s2)[1], n2, atol=1e-12)
     np.testing.assert_allclose(jax.vmap(lambda r: T.parametric_decay(5, r))(jnp.array([0.5, 1.0]))[1],
                                np.exp(-np.arange(5.0)))
+
+
+class TestTheoryVariants(chex.TestCase):
+    """The closed forms give the same numbers eagerly, jitted and on committed device arrays."""
+
+    @chex.variants(with_jit=True, without_jit=True, with_device=True)
+    def test_closed_forms(self):
+        rng = np.random.default_rng(11)
+        n = 6
+        w = rng.normal(size=(4, 2**n))
+        s2 = jnp.array([0.01, 0.2])
+        want = np.stack([w @ _dense_m(n, float(s)).T for s in s2])
+        got = self.variant(T.noisy_regression)(w, s2)
+        chex.assert_shape(got, (2, 4, 2**n))
+        chex.assert_trees_all_close(got, want, atol=1e-9 * np.abs(want).max())
+        ref = np.asarray(T.theoretical_order_distribution(w, s2))
+        chex.assert_trees_all_close(self.variant(T.theoretical_order_distribution)(w, s2), ref, atol=1e-12)
+        chex.assert_trees_all_close(self.variant(lambda s: T.row_norms(n, s))(s2), T.row_norms(n, s2), atol=1e-12)
+        pos, neg = self.variant(T.decay_curve)(w, jnp.float64(0.2))
+        p2, n2 = T.decay_curve(w, 0.2)
+        chex.assert_trees_all_close((pos, neg), (p2, n2), atol=1e-12)
+        chex.assert_tree_all_finite((pos, neg))
