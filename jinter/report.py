@@ -595,6 +595,20 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
             else "Every fit has a relative residual ≤ 0.2."))
 
     picks = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    width = 0.8 / len(picks)
+    for ax, name, strength in ((axes[0], "AND", analysis.strength_and), (axes[1], "OR", analysis.strength_or)):
+        for j, e in enumerate(picks):
+            ax.bar(k + (j - (len(picks) - 1) / 2) * width, strength[epochs.index(e)], width, label=f"epoch {e}")
+        ax.set_xlabel("order k")
+        ax.set_title(f"{name} interactions")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("mean Σ|I| of salient interactions (log-odds)")
+    fig.tight_layout()
+    save(fig, "and_or_orders.png", "Strength of the salient AND interactions (left) and OR interactions (right) per "
+         "order, averaged over the probed samples, at the first, a middle and the final checkpoint (τ of each "
+         "checkpoint; single players count as AND).")
+
     save(plots.plot_sparsity_curve({f"epoch {e}": analysis.sparsity[epochs.index(e)] for e in picks}, title="Sparsity of interactions"),
          "sparsity.png", "Interaction strengths |I| (AND and OR) divided by their maximum, sorted, averaged over "
          "samples: a few salient interactions and a long tail of near-zero ones [R24].")
@@ -624,6 +638,11 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
         save(fig, "top_interactions.png", f"The strongest interactions of the final model on the same digit (class "
              f"{label}): each panel highlights the patches of one AND or OR interaction, with its value in log-odds "
              "of the class.")
+        for kind, records in (("AND", analysis.top_and), ("OR", analysis.top_or)):
+            if records:
+                fig = plots.plot_top_interactions_image(image, players, list(records[:5]))
+                save(fig, f"top_{kind.lower()}.png", f"The strongest {kind} interactions alone (final model, same "
+                     f"digit, values in log-odds of class {label}).")
     return figs
 
 

@@ -71,7 +71,11 @@ class DemoAnalysis:
     sparsity: np.ndarray  # (C, m) sparsity curves
     phase_two_start: int | None
     gap_widening_epoch: int | None
-    top: tuple[interactions.InteractionRecord, ...]  # sample 0, final checkpoint
+    top: tuple[interactions.InteractionRecord, ...]  # sample 0, final checkpoint, AND and OR together
+    top_and: tuple[interactions.InteractionRecord, ...]  # the strongest AND interactions alone
+    top_or: tuple[interactions.InteractionRecord, ...]  # the strongest OR interactions alone
+    strength_and: np.ndarray  # (C, n) mean over samples of Σ_{|S|=k, |I|≥τ} |I_and(S)|
+    strength_or: np.ndarray  # (C, n) the same for OR interactions
     n_bar: np.ndarray | None = None  # (C,) [H25], None without a baseline
     h_bar: np.ndarray | None = None
     h_bar_weighted: np.ndarray | None = None
@@ -103,13 +107,19 @@ class DemoAnalysis:
                                        **part_strengths(p.fit), residual=float(p.fit.residual), poor_fit=p.fit.poor_fit)
                                   for p in self.noise],
             "sparsity_curves": {str(e): _json(c) for e, c in zip(self.epochs, self.sparsity)},
-            "top_interactions_sample0": [dict(players=list(r.players), type=r.type, value=float(r.value))
-                                         for r in self.top],
+            "top_interactions_sample0": _records(self.top),
+            "top_and_sample0": _records(self.top_and),
+            "top_or_sample0": _records(self.top_or),
+            "order_strength_by_type": {"and": _json(self.strength_and), "or": _json(self.strength_or)},
         }
         if self.n_bar is not None:
             out["generalization"] = {"n_bar": _json(self.n_bar), "h_bar": _json(self.h_bar),
                                      "h_bar_weighted": _json(self.h_bar_weighted)}
         return out
+
+
+def _records(records) -> list[dict[str, Any]]:
+    return [dict(players=list(r.players), type=r.type, value=float(r.value)) for r in records]
 
 
 def part_strengths(d: theory.DisentangleResult) -> dict[str, float]:
@@ -158,7 +168,8 @@ def analyze(
             (its first checkpoint is used) for ``N̄, H̄`` [H25]; ``None`` leaves them out.
         noise: label-noise level → ``(sweep, history)`` of a model trained at that level (its
             first checkpoint is used) for the decay/spindle study [G25].
-        top_k: number of strongest interactions kept (sample 0, final checkpoint).
+        top_k: number of strongest interactions kept (sample 0, final checkpoint): of both
+            types together, of AND alone and of OR alone.
     """
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
     if i_and.ndim != 3 or i_or.shape != i_and.shape:
@@ -177,7 +188,12 @@ def analyze(
     gap = None
     if history is not None:
         gap = dynamics.gap_widening_epoch(history["epoch"], history["train_loss"], history["test_loss"])
-    top = tuple(interactions.top_interactions(i_and[-1, 0], i_or[-1, 0], k=top_k, tau=float(tau[-1])))
+    ranked = interactions.top_interactions(i_and[-1, 0], i_or[-1, 0], k=2 * 2**n, tau=float(tau[-1]))
+    top = tuple(ranked[:top_k])
+    top_and = tuple([r for r in ranked if r.type == "and"][:top_k])
+    top_or = tuple([r for r in ranked if r.type == "or"][:top_k])
+    strength_and, strength_or = (np.asarray(statistics.order_strength(i, None, tau_b)).mean(axis=1)
+                                 for i in (i_and, i_or))
     gp = {}
     if baseline is not None:
         b_and, b_or = np.asarray(baseline.I_and)[0], np.asarray(baseline.I_or)[0]
@@ -199,4 +215,5 @@ def analyze(
     return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
                         signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
                         phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
+                        top_and=top_and, top_or=top_or, strength_and=strength_and, strength_or=strength_or,
                         noise=tuple(levels), **gp)

@@ -25,12 +25,12 @@ def report(tmp_path_factory):
 def test_report_contents(report):
     results = json.loads((report / "results.json").read_text())
     for name in ("index.html", "loss.png", "order_distributions.png", "sigma2.png", "generalization.png",
-                 "decay_spindle.png", "sparsity.png"):
+                 "decay_spindle.png", "sparsity.png", "and_or_orders.png"):
         assert (report / name).stat().st_size > 0, name
         if name.endswith(".png"):
             assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (report / "index.html").read_text()
-    assert html.count("<img") == 6 and "results.json" in html
+    assert html.count("<img") == 7 and "results.json" in html
     assert results["settings"]["n_players"] == 4 and results["settings"]["dataset"] == "synthetic"
     n_ckpt = len(results["epochs"])
     assert results["epochs"][0] == 0 and results["epochs"][-1] == 3 and n_ckpt == 3
@@ -43,6 +43,14 @@ def test_report_contents(report):
     assert all(0 <= h <= 1 for h in results["generalization"]["h_bar"])
     assert [r["label_noise"] for r in results["noise_levels"]] == [0.0, 0.3]
     assert len(results["history"]["train_loss"]) == 4  # epochs 0..3
+    # AND and OR shown apart: their per-order strengths add up to the order distribution's numerator
+    by_type = {k: np.asarray(v) for k, v in results["order_strength_by_type"].items()}
+    total = by_type["and"] + by_type["or"]
+    assert total.shape == (n_ckpt, 4)
+    z = total.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(dist[z[:, 0] > 0], (total / np.where(z > 0, z, 1))[z[:, 0] > 0], rtol=1e-9)
+    assert all(r["type"] == "and" for r in results["top_and_sample0"])
+    assert all(r["type"] == "or" for r in results["top_or_sample0"])
     assert results["and_or"]["all_converged"]
     assert set(results["timings_seconds"]) >= {"training", "masked_evaluation", "and_or", "theory", "total"}
     # the findings table: every tested claim with what was measured and a verdict, on the page too
@@ -282,8 +290,11 @@ def test_digits_report_maps_players_to_patches(tmp_path):
     args = ["demo", "--dataset", "digits", "--n", "4", "--epochs", "2", "--checkpoints", "2", "--samples", "2",
             "--noise-levels", "0", "--noise-epochs", "2", "--quiet", "--out", str(out)]
     assert main(args) == 0
-    for name in ("players.png", "top_interactions.png"):
+    results = json.loads((out / "results.json").read_text())
+    per_type = [kind for kind in ("and", "or") if results[f"top_{kind}_sample0"]]
+    assert per_type  # a trained model has salient interactions
+    for name in ("players.png", "top_interactions.png", *(f"top_{kind}.png" for kind in per_type)):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "index.html").read_text()
-    assert html.count("<img") == 8
+    assert html.count("<img") == 9 + len(per_type)
     assert "4 image patches" in html and "log-odds of class" in html
