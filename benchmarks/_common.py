@@ -1,14 +1,22 @@
-"""Shared by the benchmark scripts: where recorded numbers go, and what machine made them."""
+"""Shared by the benchmark scripts: where recorded numbers go, and what machine made them.
+
+Importing it also puts ``tests/`` on ``sys.path``: the benchmarks use the tests' brute-force
+oracles (``tests/oracles.py``), one module for both.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
 
 
 def machine() -> dict:

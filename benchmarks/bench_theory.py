@@ -21,6 +21,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import save_results  # noqa: E402
+from oracles import noisy_regression_matrices  # noqa: E402
 
 from jinter import theory as T  # noqa: E402
 from jinter.transforms import mask_orders  # noqa: E402
@@ -36,13 +37,6 @@ def timeit(fn, reps):
     return statistics.median(ts)
 
 
-def dense_pair(n):
-    idx = np.arange(2**n)
-    a = 2.0 ** -mask_orders(n)[idx[:, None] | idx[None, :]].astype(float)
-    d = np.diag(2.0 ** mask_orders(n).astype(float))
-    return a, d
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -52,7 +46,7 @@ def main():
 
     n1 = 9 if args.quick else 12
     reps = 3 if args.quick else 5
-    a, d = dense_pair(n1)
+    a, d = noisy_regression_matrices(n1)
     w = rng.normal(size=2**n1)
     s2 = 0.05
     ref = lambda: np.linalg.solve(a + s2 * d, a @ w)
@@ -75,7 +69,7 @@ def main():
                      t_reference_s=10.0, t_candidate_s=t_warm, t_first_call_s=t_first, ratio=10.0 / t_warm))
 
     n3 = 8 if args.quick else 10
-    a3, d3 = dense_pair(n3)
+    a3, d3 = noisy_regression_matrices(n3)
     ref3 = lambda: np.linalg.norm(np.linalg.solve(a3 + s2 * d3, a3), axis=1)
     cand3 = lambda: T.row_norms(n3, s2).block_until_ready()
     err3 = float(np.abs(np.asarray(T.row_norms(n3, s2))[mask_orders(n3)] - ref3()).max())

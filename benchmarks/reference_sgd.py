@@ -10,15 +10,9 @@ Möbius matrices, (sub)gradients through ``sign``, momentum 0.9, lr decayed geom
 
 from __future__ import annotations
 
+import _common  # noqa: F401 - puts tests/ (the oracles) on sys.path
 import numpy as np
-
-
-def dense_mobius(n: int) -> np.ndarray:
-    """Dense Möbius matrix (bit i = player i), 2^n × 2^n."""
-    out = np.ones((1, 1))
-    for _ in range(n):
-        out = np.kron(out, np.array([[1.0, 0.0], [-1.0, 1.0]]))
-    return out
+from oracles import dense_mobius
 
 
 def reference_and_or(

@@ -1,6 +1,8 @@
-"""Brute-force oracles shared by the tests: dense transform matrices and the least-norm optimum.
+"""Brute-force oracles shared by the tests and the benchmarks: popcount, dense Kronecker powers
+(transform matrices), the noisy regression's dense matrices and the least-norm optimum.
 
-Dense 2**n × 2**n matrices are fine here (n ≤ 6); the library never builds them.
+Dense 2**n × 2**n matrices are fine here (n ≤ 12); the library never builds them. The
+benchmarks import this module by path (``benchmarks/`` puts ``tests/`` on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -8,6 +10,38 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
+
+def popcount(s: int) -> int:
+    """Number of players in the mask ``s`` (bit i = player i)."""
+    return bin(int(s)).count("1")
+
+
+def kron_power(factor, n: int) -> np.ndarray:
+    """``factor ⊗ … ⊗ factor`` (n times), e.g. the dense Möbius matrix for ``[[1, 0], [-1, 1]]``."""
+    out = np.ones((1, 1))
+    for _ in range(n):
+        out = np.kron(out, np.asarray(factor, dtype=float))
+    return out
+
+
+def dense_mobius(n: int) -> np.ndarray:
+    """The dense 2**n × 2**n Möbius matrix (bit i = player i)."""
+    return kron_power([[1.0, 0.0], [-1.0, 1.0]], n)
+
+
+def noisy_regression_matrices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, D)`` of the noisy regression [D24] from their definitions: ``A[T, T'] = 2^{-|T∪T'|}``,
+    ``D = diag(2^{|T|})``."""
+    idx = np.arange(2**n)
+    orders = np.array([popcount(t) for t in idx])
+    return 2.0 ** -orders[idx[:, None] | idx[None, :]].astype(float), np.diag(2.0 ** orders.astype(float))
+
+
+def dense_noisy_regression(n: int, s2: float) -> np.ndarray:
+    """``M̂ = (A + σ²D)⁻¹A`` by a dense solve."""
+    a, d = noisy_regression_matrices(n)
+    return np.linalg.solve(a + s2 * d, a)
 
 
 def dense(fn, size: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import popcount
 
 from jinter import mobius, or_mobius, or_zeta, zeta
 from jinter.analysis import (
@@ -38,10 +39,6 @@ def FakeAndOr(*fields):
 
 N = 4
 M = 2**N
-
-
-def popcount(s: int) -> int:
-    return bin(s).count("1")
 
 
 def fake_and_or(v: np.ndarray, rng) -> AndOrResult:

@@ -9,28 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import dense_noisy_regression, kron_power
 
 from jinter import theory as T
 from jinter._budget import MemoryBudgetError
 from jinter.analysis import order_distribution, signed_order_strength
 from jinter.transforms import mask_orders, mobius
-
-
-def _kron_power(f, n):
-    out = np.ones((1, 1))
-    for _ in range(n):
-        out = np.kron(out, f)
-    return out
-
-
-def _dense_m(n, s2):
-    """Oracle: M̂ = (A + σ²D)⁻¹A from the definitions A[T,T'] = 2^{-|T∪T'|}, D = diag(2^{|T|})."""
-    idx = np.arange(2**n)
-    orders = mask_orders(n).astype(float)
-    union = mask_orders(n)[idx[:, None] | idx[None, :]].astype(float)
-    a = 2.0**-union
-    d = np.diag(2.0**orders)
-    return np.linalg.solve(a + s2 * d, a)
 
 
 # ---------------------------------------------------------------- noisy regression -----------
@@ -41,11 +25,11 @@ def test_noisy_regression_matches_dense_solve(rng, n):
     got = np.asarray(T.noisy_regression(w, s2))
     assert got.shape == (4, 3, 2**n)
     for i, s in enumerate(s2):
-        want = w @ _dense_m(n, s).T
+        want = w @ dense_noisy_regression(n, s).T
         np.testing.assert_allclose(got[i], want, atol=1e-9 * max(1, np.abs(want).max()))
     np.testing.assert_allclose(got[0], w, atol=1e-12)  # σ² = 0 gives w*
     # Kronecker structure as stated in docs/math.md §5
-    np.testing.assert_allclose(_kron_power(T._A2, n), 2.0 ** -mask_orders(n)[np.arange(2**n)[:, None] | np.arange(2**n)])
+    np.testing.assert_allclose(kron_power(T._A2, n), 2.0 ** -mask_orders(n)[np.arange(2**n)[:, None] | np.arange(2**n)])
 
 
 def test_noisy_regression_jit_vmap_and_float32(rng):
@@ -67,7 +51,7 @@ def test_noisy_regression_jit_vmap_and_float32(rng):
 def test_row_norms_theorem4_and_dense(rng):
     for n in (3, 7):
         for s2 in (0.0, 0.03, 2.0):
-            m = _dense_m(n, s2)
+            m = dense_noisy_regression(n, s2)
             norms = np.linalg.norm(m, axis=1)
             orders = mask_orders(n)
             for k in range(n + 1):  # Theorem 4: equal order ⇒ equal row norm
@@ -97,7 +81,7 @@ def test_order_ratio_region_where_proposition1_fails():
     assert r12[0] < 1 - 1e-5 and r12[1] > 1
     r11 = np.asarray(T.order_ratio(11, np.array([4e-8, 1e-4])))
     assert r11[0, 0] < 1 < r11[1, 0]
-    m = _dense_m(11, 4e-8)
+    m = dense_noisy_regression(11, 4e-8)
     orders = np.array([bin(t).count("1") for t in range(2**11)])
     norms = np.linalg.norm(m, axis=1)
     dense = norms[orders == 1].mean() / norms[orders == 2].mean()
@@ -384,7 +368,7 @@ class TestTheoryVariants(chex.TestCase):
         n = 6
         w = rng.normal(size=(4, 2**n))
         s2 = jnp.array([0.01, 0.2])
-        want = np.stack([w @ _dense_m(n, float(s)).T for s in s2])
+        want = np.stack([w @ dense_noisy_regression(n, float(s)).T for s in s2])
         got = self.variant(T.noisy_regression)(w, s2)
         chex.assert_shape(got, (2, 4, 2**n))
         chex.assert_trees_all_close(got, want, atol=1e-9 * np.abs(want).max())
