@@ -77,10 +77,14 @@ __all__ = [
     "sample_mesh",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every AndOrResult field is stored (1 lacked canonical, canonical_eps, ...)
 MANIFEST = "sweep.json"
 _AXIS = "samples"
-_RESULT_FIELDS = ("I_and", "I_or", "gamma", "q", "objective", "lower_bound", "gap", "iterations", "converged")
+_SPLIT_FIELDS: tuple[str, ...] = decomposition.AndOrResult._fields  # stored per unit, with "v"
+_UNIT_FIELDS = ("v",) + _SPLIT_FIELDS
+# Format 1 stored the fields of the LP solve only; without the canonical phase (canonical=False,
+# the default) the others are determined by them, as and_or computes them (see _fill_format_1).
+_FORMAT_1_MISSING = ("canonical", "canonical_eps", "canonical_distance", "status")
 
 
 class SweepError(ValueError):
@@ -104,25 +108,27 @@ class SweepReport(NamedTuple):
 class SweepResult(NamedTuple):
     """All units of a sweep as arrays; leading axes ``(checkpoints, samples)``.
 
-    ``v``, ``I_and``, ``I_or``, ``gamma``, ``q`` have a last axis ``2**n``; ``objective``,
-    ``lower_bound``, ``gap``, ``iterations``, ``converged`` are per sample (see
-    :func:`jinter.decomposition.and_or`).
+    ``and_or`` is the stacked :class:`jinter.decomposition.AndOrResult` of every unit (NumPy
+    arrays of shape ``(C, S, 2**n)`` for ``I_and``, ``I_or``, ``gamma``, ``q`` and ``(C, S)``
+    for the per-game fields). Each of its fields is also a read-only attribute of the result,
+    ``res.I_and is res.and_or.I_and``, ``res.gap``, ``res.status``, ...
     """
 
     epochs: np.ndarray  # (C,) checkpoint epochs
     sample_indices: np.ndarray  # (S,) indices of the samples (e.g. into the test split)
     labels: np.ndarray  # (S,)
     v: np.ndarray  # (C, S, 2**n)
-    I_and: np.ndarray
-    I_or: np.ndarray
-    gamma: np.ndarray
-    q: np.ndarray
-    objective: np.ndarray
-    lower_bound: np.ndarray
-    gap: np.ndarray
-    iterations: np.ndarray
-    converged: np.ndarray
+    and_or: decomposition.AndOrResult  # every field with leading axes (C, S)
     settings: dict
+
+
+def _delegate(name: str) -> property:
+    return property(lambda self: getattr(self.and_or, name), doc=f"``and_or.{name}`` (read-only).")
+
+
+for _name in _SPLIT_FIELDS:  # res.I_and, res.gap, res.converged, ...: the fields of res.and_or
+    setattr(SweepResult, _name, _delegate(_name))
+del _name
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +190,11 @@ def _write_unit(path: Path, arrays: dict[str, np.ndarray], unit_hash: str) -> No
     buf = io.BytesIO()
     np.savez(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _has_fields(arrays: dict[str, np.ndarray] | None) -> bool:
+    """A unit's arrays hold every field this format stores (a file that lacks one is recomputed)."""
+    return arrays is not None and all(name in arrays for name in _UNIT_FIELDS)
 
 
 def _read_unit(path: Path, unit_hash: str) -> dict[str, np.ndarray] | None:
@@ -495,9 +506,14 @@ def run_sweep(
             old = json.loads(man_path.read_text())
         except (OSError, ValueError):
             old = None
-        if on_mismatch == "error" and old is not None and old.get("sweep_hash") != sweep_hash:
+        old_format = (old.get("settings") or {}).get("format") if isinstance(old, dict) else None
+        if on_mismatch == "error" and old is not None and (old.get("sweep_hash") != sweep_hash or old_format != FORMAT_VERSION):
+            older = "" if old_format == FORMAT_VERSION else (
+                f" (by another jinter: sweep format {old_format!r}, this one writes {FORMAT_VERSION}; "
+                "load_sweep reads format 1 as it is)"
+            )
             raise SweepError(
-                f"{man_path} was written with other settings, checkpoints or samples; use a new "
+                f"{man_path} was written with other settings, checkpoints or samples{older}; use a new "
                 "out_dir or on_mismatch='recompute'"
             )
     if pcount == 1:  # temporary files of writes cut short by a kill (no other writer exists)
@@ -523,7 +539,7 @@ def run_sweep(
         for u in mine:
             path = out / u["file"]
             existed = path.exists()
-            if _read_unit(path, u["hash"]) is not None:
+            if _has_fields(_read_unit(path, u["hash"])):
                 reused += 1
                 bar.update(1)
                 continue
@@ -544,7 +560,7 @@ def run_sweep(
                     f"{sample_indices[idx].tolist()})"
                 )
             split = decomposition.and_or(v, q_ratio=q_ratio, **and_or_kwargs)
-            for name in _RESULT_FIELDS:
+            for name in _SPLIT_FIELDS:
                 arrays[name] = np.asarray(getattr(split, name))[: len(idx)]
             value_seconds += t1 - t0
             and_or_seconds += time.perf_counter() - t1
@@ -565,30 +581,79 @@ def run_sweep(
     )
 
 
+def _fill_format_1(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fields a format-1 unit lacks, as :func:`jinter.decomposition.and_or` computes them
+    without the canonical phase: ``canonical`` False, ``canonical_eps`` 0, ``canonical_distance``
+    inf (in the dtype of ``v``), ``status`` :data:`~jinter.decomposition.STATUS_ANY_OPTIMUM` where
+    ``converged``, else :data:`~jinter.decomposition.STATUS_UNCERTIFIED` (int32)."""
+    converged = np.asarray(arrays["converged"], dtype=bool)
+    dtype = np.asarray(arrays["v"]).dtype
+    return arrays | {
+        "canonical": np.zeros(converged.shape, bool),
+        "canonical_eps": np.zeros(converged.shape, dtype),
+        "canonical_distance": np.full(converged.shape, np.inf, dtype),
+        "status": np.where(converged, decomposition.STATUS_ANY_OPTIMUM, decomposition.STATUS_UNCERTIFIED).astype(
+            np.int32
+        ),
+    }
+
+
+def _check_format(out: Path, settings: Mapping[str, Any]) -> int:
+    """The folder's format, if :func:`load_sweep` can read it; else a :class:`SweepError` that says why."""
+    fmt = settings.get("format")
+    if fmt == FORMAT_VERSION:
+        return fmt
+    if fmt == 1:
+        kwargs = settings.get("and_or_kwargs") or {}
+        if isinstance(kwargs, Mapping) and kwargs.get("canonical"):
+            raise SweepError(
+                f"{out} was written by an older jinter (sweep format 1) with and_or canonical=True, and "
+                f"format 1 did not store the canonical phase's fields {list(_FORMAT_1_MISSING)}; rerun "
+                "run_sweep with the same arguments on this folder (its units are recomputed in format "
+                f"{FORMAT_VERSION}) or use a new out_dir"
+            )
+        return fmt
+    raise SweepError(
+        f"{out} has sweep format {fmt!r}; this jinter reads formats 1 and {FORMAT_VERSION} (a newer jinter "
+        "wrote it? load it with that one, or rerun the sweep)"
+    )
+
+
 def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
     """Read every unit of a finished sweep into arrays ``(checkpoints, samples, ...)``.
 
+    A folder written by an older jinter (sweep format 1, which stored the AND-OR fields up to
+    ``converged`` only) still loads when it was computed without the canonical phase (the
+    default): the missing fields are what :func:`jinter.decomposition.and_or` returns then,
+    ``canonical`` False, ``canonical_eps`` 0, ``canonical_distance`` inf, ``status``
+    ``STATUS_ANY_OPTIMUM`` (3) where converged, else ``STATUS_UNCERTIFIED`` (2). A format-1 folder
+    computed with ``canonical=True`` is refused (:class:`SweepError`): rerun the sweep on it.
+    ``settings["format"]`` says which format the folder has.
+
     Raises:
         SweepError: if the manifest is missing, or some unit file is missing, corrupt or
-            was written with other settings (the message lists them; rerun the sweep).
+            was written with other settings (the message lists them; rerun the sweep), or
+            the folder's format cannot be read (the message says what to do).
     """
     out = Path(out_dir)
     try:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as e:
         raise SweepError(f"no readable {MANIFEST} in {out}: {e}") from None
+    fmt = _check_format(out, manifest.get("settings", {}))
     blocks = [np.asarray(b, dtype=np.int64) for b in manifest["blocks"]]
     n_c, n_s = len(manifest["epochs"]), sum(len(b) for b in blocks)
-    fields = ("v",) + _RESULT_FIELDS
     stacked: dict[str, np.ndarray] = {}
     bad = []
     for u in manifest["units"]:
         arrays = _read_unit(out / u["file"], u["hash"])
-        if arrays is None:
+        if arrays is not None and fmt == 1 and not any(name in arrays for name in _FORMAT_1_MISSING):
+            arrays = _fill_format_1(arrays)
+        if not _has_fields(arrays):
             bad.append(u["file"])
             continue
         idx = blocks[u["block"]]
-        for name in fields:
+        for name in _UNIT_FIELDS:
             a = arrays[name]
             if name not in stacked:
                 stacked[name] = np.zeros((n_c, n_s) + a.shape[1:], dtype=a.dtype)
@@ -602,8 +667,9 @@ def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
         epochs=np.asarray(manifest["epochs"], dtype=np.int64),
         sample_indices=np.asarray(manifest["sample_indices"], dtype=np.int64),
         labels=np.asarray(manifest["labels"]),
+        v=stacked["v"],
+        and_or=decomposition.AndOrResult(**{name: stacked[name] for name in _SPLIT_FIELDS}),
         settings=manifest["settings"],
-        **stacked,
     )
 
 
