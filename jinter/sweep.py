@@ -6,7 +6,7 @@ with n = 10 players. A sweep splits this work into *units*, one checkpoint × on
 samples, and writes one file per unit:
 
 - A unit computes ``v = masked_outputs(model, x_block, players, ...)`` and
-  ``and_or(v, q_ratio=...)`` and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file,
+  ``and_or(v, **solver.kwargs())`` (``solver``: an :class:`~jinter.decomposition.AndOrOptions`) and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file,
   fsync, ``os.replace``): a file exists only once it is complete.
 - Each file stores a *unit hash* (settings + checkpoint bytes + the samples' inputs and labels)
   and a checksum of its arrays. On resume a file is reused only if both match; a corrupt,
@@ -15,7 +15,9 @@ samples, and writes one file per unit:
   nothing, and the resumed result is bitwise the one of an uninterrupted run (every unit is
   a pure function of its inputs with fixed shapes).
 - ``sweep.json`` (the manifest) lists the settings and every unit with its hash;
-  :func:`load_sweep` reads all units into arrays of shape ``(checkpoints, samples, 2**n)``.
+  :func:`load_sweep` reads all units into a :class:`SweepResult`: ``v`` and the stacked
+  :class:`~jinter.decomposition.AndOrResult` (``res.and_or``, every field; ``res.I_and`` etc. read
+  through to it), arrays of shape ``(checkpoints, samples, ...)``.
 
 Devices: the sample axis of a block is sharded over a ``jax.sharding.Mesh`` of all devices
 (``NamedSharding(mesh, P("samples"))``); the block is padded to a multiple of the device
@@ -363,6 +365,38 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _solver_options(
+    solver: decomposition.AndOrOptions | None, and_or_kwargs: Mapping[str, Any] | None, q_ratio: float | None
+) -> decomposition.AndOrOptions:
+    """The sweep's solver options from ``solver``, ``and_or_kwargs`` and ``q_ratio`` (see :func:`run_sweep`)."""
+    if solver is not None and and_or_kwargs is not None:
+        raise ValueError("give solver=AndOrOptions(...) or and_or_kwargs={...}, not both")
+    if solver is not None:
+        if not isinstance(solver, decomposition.AndOrOptions):
+            raise ValueError(
+                f"solver must be a jinter.AndOrOptions, got {type(solver).__name__} "
+                "(a mapping of and_or's keyword arguments: AndOrOptions(**mapping) or and_or_kwargs=)"
+            )
+        options, explicit = solver, True
+    else:
+        if and_or_kwargs is not None and not isinstance(and_or_kwargs, Mapping):
+            raise ValueError(f"and_or_kwargs must be a mapping, got {type(and_or_kwargs).__name__}")
+        try:
+            options = decomposition.AndOrOptions.from_kwargs(and_or_kwargs)
+        except ValueError as e:
+            raise ValueError(f"and_or_kwargs: {e}") from None
+        explicit = "q_ratio" in (and_or_kwargs or {})
+    if q_ratio is not None:
+        where = "solver.q_ratio" if solver is not None else "and_or_kwargs['q_ratio']"
+        if explicit and options.replace(q_ratio=q_ratio).q_ratio != options.q_ratio:
+            raise ValueError(
+                f"q_ratio={q_ratio!r} and {where}={options.q_ratio!r} differ; set it in one place "
+                "(e.g. solver=AndOrOptions(q_ratio=..., ...) without q_ratio=)"
+            )
+        options = options.replace(q_ratio=q_ratio)
+    return options
+
+
 def run_sweep(
     model: Any,
     checkpoints: Mapping[int, Any] | Sequence[tuple[int, Any]] | str | os.PathLike,
@@ -376,7 +410,8 @@ def run_sweep(
     baseline: masking._BaselineName | ArrayLike = "zeros",
     data: ArrayLike | None = None,
     reward: _RewardName | None = "log_odds",
-    q_ratio: float = 0.02,
+    q_ratio: float | None = None,
+    solver: decomposition.AndOrOptions | None = None,
     and_or_kwargs: Mapping[str, Any] | None = None,
     dtype: Any = None,
     progress: bool = True,
@@ -401,8 +436,16 @@ def run_sweep(
         baseline: ``"zeros"``, ``"mean"`` (over ``data``) or an array (docs/math.md §1).
         data: inputs to average for ``baseline="mean"``.
         reward: ``"log_odds"`` (docs/math.md §1, default), ``"logit"``, or None (scalar model).
-        q_ratio: noise box of the AND-OR split (docs/math.md §3; [D24] 0.02).
-        and_or_kwargs: further keyword arguments of :func:`jinter.decomposition.and_or`.
+        q_ratio: noise box of the AND-OR split (docs/math.md §3; default ``solver.q_ratio``,
+            0.02 as in [D24]); a value that differs from an explicit ``solver``'s is an error.
+        solver: the options of :func:`jinter.decomposition.and_or`, a
+            :class:`jinter.decomposition.AndOrOptions` (default ``AndOrOptions()``). They are
+            part of the sweep's fingerprint: a resumed sweep with other options recomputes its
+            units (or refuses, ``on_mismatch="error"``).
+        and_or_kwargs: the same options as a mapping (``{"tol": 1e-5}``), kept for existing
+            callers: converted with :meth:`AndOrOptions.from_kwargs <jinter.decomposition.AndOrOptions.from_kwargs>`
+            (an unknown key is a ``ValueError``), fingerprinted as the equal ``solver``. Give
+            ``solver`` or ``and_or_kwargs``, not both.
         dtype: computation dtype (default: float64 when x64 is enabled, else float32).
         progress: show a tqdm bar.
         devices: devices of the sample mesh (default: this process's devices).
@@ -433,7 +476,7 @@ def run_sweep(
     check_option(reward, "reward", get_args(_RewardName) + (None,))
     check_option(on_mismatch, "on_mismatch", get_args(_OnMismatch))
     dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
-    and_or_kwargs = dict(and_or_kwargs or {})
+    options = _solver_options(solver, and_or_kwargs, q_ratio)
     pidx = jax.process_index() if process_index is None else int(process_index)
     pcount = jax.process_count() if process_count is None else int(process_count)
     if not 0 <= pidx < pcount:
@@ -458,8 +501,8 @@ def run_sweep(
         "baseline_array": _fingerprint(base_arr) if baseline_kind == "array" else None,
         "data": _fingerprint(data_arr) if data_arr is not None else None,
         "reward": reward,
-        "q_ratio": float(q_ratio),
-        "and_or_kwargs": _fingerprint(and_or_kwargs),
+        "q_ratio": options.q_ratio,  # also in "solver"; kept for readers of the manifest
+        "solver": _fingerprint(options),
         "dtype": str(dtype),
         "block_size": block_size,
     }
@@ -559,7 +602,7 @@ def run_sweep(
                     f"non-finite model values in unit {u['file']} (epoch {u['epoch']}, samples "
                     f"{sample_indices[idx].tolist()})"
                 )
-            split = decomposition.and_or(v, q_ratio=q_ratio, **and_or_kwargs)
+            split = decomposition.and_or(v, **options.kwargs())
             for name in _SPLIT_FIELDS:
                 arrays[name] = np.asarray(getattr(split, name))[: len(idx)]
             value_seconds += t1 - t0

@@ -365,3 +365,48 @@ def test_format_1_folder_refused_when_it_cannot_be_filled(setup, tmp_path):
     (newer / sweep.MANIFEST).write_text(json.dumps(man))
     with pytest.raises(SweepError, match=rf"{newer} has sweep format 99"):
         load_sweep(newer)
+
+
+def test_typed_solver_options_are_fingerprinted(setup, tmp_path):
+    """solver=AndOrOptions(...) is the typed form of and_or_kwargs: the same options give the
+    same fingerprint (a resume reuses every unit); other options recompute or refuse."""
+    ds, model, res, _, ref, _ = setup
+    work = shutil.copytree(ref, tmp_path / "sweep")
+    kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, progress=False)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, solver=decomposition.AndOrOptions(**AND_OR), **kw)
+    assert (rep.reused, rep.computed, rep.recomputed) == (6, 0, 0)
+    settings = load_sweep(work).settings
+    assert settings["solver"] == {"type": "AndOrOptions", **decomposition.AndOrOptions(**AND_OR).kwargs()}
+    assert settings["q_ratio"] == 0.02 and "and_or_kwargs" not in settings
+    other = decomposition.AndOrOptions(**AND_OR).replace(max_iter=450)
+    with pytest.raises(SweepError, match="other settings"):
+        sweep_dataset(model, ds, res.checkpoints, work, solver=other, on_mismatch="error", **kw)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, solver=other, **kw)
+    assert (rep.recomputed, rep.reused) == (6, 0)
+    assert load_sweep(work).settings["solver"]["max_iter"] == 450
+    # the defaults are part of the fingerprint: {} and an explicit default are one setting
+    fp = lambda *a: sweep._fingerprint(sweep._solver_options(*a))  # noqa: E731
+    assert fp(None, None, None) == fp(None, {}, None) == fp(None, {"max_iter": 100_000}, 0.02)
+    assert fp(decomposition.AndOrOptions(q_ratio=0), None, None) == fp(None, {"q_ratio": 0.0}, None) == fp(None, {}, 0)
+    assert fp(None, {"tol": 1e-5}, None) != fp(None, {"tol": 1e-6}, None)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(solver=decomposition.AndOrOptions(), and_or_kwargs={}), "not both"),
+        (dict(solver={"tol": 1e-5}), r"solver must be a jinter.AndOrOptions, got dict"),
+        (dict(and_or_kwargs={"max_iters": 10}), r"and_or_kwargs: unknown AndOrOptions field\(s\) \['max_iters'\]"),
+        (dict(and_or_kwargs={"tol": -1.0}), r"AndOrOptions.tol must be a finite number > 0"),
+        (dict(and_or_kwargs=[("tol", 1e-5)]), "and_or_kwargs must be a mapping"),
+        (dict(solver=decomposition.AndOrOptions(q_ratio=0.04), q_ratio=0.02), r"q_ratio=0.02 and solver.q_ratio=0.04 differ"),
+        (dict(and_or_kwargs={"q_ratio": 0.0}, q_ratio=0.02), r"and_or_kwargs\['q_ratio'\]=0.0 differ"),
+        (dict(q_ratio=-1), r"AndOrOptions.q_ratio must be a finite number ≥ 0"),
+    ],
+)
+def test_bad_solver_options_fail_before_any_work(setup, tmp_path, kwargs, message):
+    ds, model, res, _, _, _ = setup
+    with pytest.raises(ValueError, match=message):
+        sweep_dataset(model, ds, res.checkpoints, tmp_path / "never", n_players=N, n_samples=SAMPLES, progress=False,
+                      **kwargs)
+    assert not (tmp_path / "never").exists()
