@@ -410,3 +410,29 @@ def test_bad_solver_options_fail_before_any_work(setup, tmp_path, kwargs, messag
         sweep_dataset(model, ds, res.checkpoints, tmp_path / "never", n_players=N, n_samples=SAMPLES, progress=False,
                       **kwargs)
     assert not (tmp_path / "never").exists()
+
+
+def test_planning_stage_writes_nothing_and_gives_the_manifest(setup, tmp_path):
+    """run_sweep's stages on their own: _plan decides the units and hashes (the manifest a run
+    writes) without touching out_dir; _assigned splits them between processes; _unit_state says
+    which files a resume reuses."""
+    ds, model, res, _, ref, _ = setup
+    idx = select_samples(len(ds.y_test), SAMPLES, 0)
+    players = default_players(ds.input_shape, N)
+    plan = sweep._plan(
+        model, res.checkpoints, ds.x_test[idx], ds.y_test[idx], players, sample_indices=idx, block_size=BLOCK,
+        baseline="zeros", data=None, reward="log_odds", q_ratio=None, solver=None, and_or_kwargs=AND_OR, dtype=None,
+    )
+    assert plan.manifest == json.loads((ref / sweep.MANIFEST).read_text())
+    assert [u["file"] for u in plan.units] == [f"unit_c{c:04d}_b{b:04d}.npz" for c in range(3) for b in range(2)]
+    assert plan.options == decomposition.AndOrOptions(**AND_OR)
+    assert sorted(u["file"] for p in range(4) for u in sweep._assigned(plan.units, p, 4)) == sorted(
+        u["file"] for u in plan.units)
+    assert [u["block"] for u in sweep._assigned(plan.units, 1, 2)] == [1, 1, 1]
+    assert {sweep._unit_state(ref / u["file"], u["hash"]) for u in plan.units} == {"valid"}
+    u = plan.units[0]
+    assert sweep._unit_state(tmp_path / u["file"], u["hash"]) == "missing"
+    (tmp_path / u["file"]).write_bytes((ref / u["file"]).read_bytes()[:100])
+    assert sweep._unit_state(tmp_path / u["file"], u["hash"]) == "invalid"
+    assert sweep._unit_state(ref / plan.units[1]["file"], u["hash"]) == "invalid"  # another unit's file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [u["file"]]  # planning wrote nothing
