@@ -6,8 +6,9 @@ with n = 10 players. A sweep splits this work into *units*, one checkpoint × on
 samples, and writes one file per unit:
 
 - A unit computes ``v = masked_outputs(model, x_block, players, ...)`` and
-  ``and_or(v, **solver.kwargs())`` (``solver``: an :class:`~jinter.decomposition.AndOrOptions`) and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file,
-  fsync, ``os.replace``): a file exists only once it is complete.
+  ``and_or(v, **solver.kwargs())`` (``solver``: an :class:`~jinter.decomposition.AndOrOptions`)
+  and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file, fsync, ``os.replace``): a
+  file exists only once it is complete.
 - Each file stores a *unit hash* (settings + checkpoint bytes + the samples' inputs and labels)
   and a checksum of its arrays. On resume a file is reused only if both match; a corrupt,
   truncated or stale file (other settings, other checkpoint) is detected and recomputed, never
@@ -18,6 +19,9 @@ samples, and writes one file per unit:
   :func:`load_sweep` reads all units into a :class:`SweepResult`: ``v`` and the stacked
   :class:`~jinter.decomposition.AndOrResult` (``res.and_or``, every field; ``res.I_and`` etc. read
   through to it), arrays of shape ``(checkpoints, samples, ...)``.
+- Format (``settings["format"]``): 2 stores ``v`` and every field of ``AndOrResult``. Folders of
+  format 1 (which lacked ``canonical``, ``canonical_eps``, ``canonical_distance``, ``status``)
+  still load, see :func:`load_sweep`; resuming one recomputes its units in format 2.
 
 Devices: the sample axis of a block is sharded over a ``jax.sharding.Mesh`` of all devices
 (``NamedSharding(mesh, P("samples"))``); the block is padded to a multiple of the device
