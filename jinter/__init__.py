@@ -14,7 +14,7 @@ from jinter import analysis as analysis  # the facade stays an attribute of the 
 from jinter import theory
 from jinter._budget import MemoryBudgetError, memory_budget
 from jinter._version import __version__ as __version__
-from jinter.decomposition import AndOrResult, SharedAndOrResult, and_or, and_or_shared
+from jinter.decomposition import AndOrOptions, AndOrResult, SharedAndOrResult, and_or, and_or_shared
 from jinter.generalization import GeneralizationPower, generalization_power
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import (
@@ -88,6 +88,7 @@ __all__ = [
     "and_or",
     "and_or_shared",
     "AndOrResult",
+    "AndOrOptions",
     "SharedAndOrResult",
     # sparse (many players, budget of calls)
     "sparse_and_or",

@@ -70,10 +70,11 @@ changes ``γ^(i)``, which the [C24] γ set constrains.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import math
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +83,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
+from jinter._budget import memory_budget as _memory_budget
 from jinter._checks import default_tol, is_traced
 from jinter.statistics import salient_mask
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
@@ -93,6 +95,7 @@ __all__ = [
     "STATUS_ANY_OPTIMUM",
     "STATUS_MESSAGES",
     "AndOrResult",
+    "AndOrOptions",
     "SharedAndOrResult",
     "HalpernState",
     "halpern_fixed_point",
@@ -281,6 +284,110 @@ class AndOrResult(NamedTuple):
     def messages(self) -> list[str]:
         """The status of every game in words (flattened over the batch axes)."""
         return [STATUS_MESSAGES[int(c)] for c in np.ravel(np.asarray(self.status))]
+
+
+# ----------------------------------------------------------------------------------------
+# Typed solver options (one frozen value for and_or's keyword options)
+# ----------------------------------------------------------------------------------------
+
+
+def _option_error(name: str, what: str, value: Any) -> ValueError:
+    return ValueError(f"AndOrOptions.{name} must be {what}, got {value!r}")
+
+
+def _option_int(name: str, value: Any, least: int) -> int:
+    """An integer option ≥ ``least`` (an integral float such as ``1e4`` is accepted)."""
+    ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not math.isfinite(float(value)) or float(value) != int(value) or int(value) < least:
+        raise _option_error(name, f"an integer ≥ {least}", value)
+    return int(value)
+
+
+def _option_float(name: str, value: Any, *, positive: bool) -> float:
+    ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not math.isfinite(float(value)) or (float(value) <= 0 if positive else float(value) < 0):
+        raise _option_error(name, "a finite number > 0" if positive else "a finite number ≥ 0", value)
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class AndOrOptions:
+    """The keyword options of :func:`and_or` as one frozen, hashable, validated value.
+
+    Fields and defaults are those of :func:`and_or` (a test keeps the two equal) except the
+    per-call ``warm_start`` (data, not a setting) and ``devices`` (where to run, not what to
+    compute). Every field is checked on construction; a bad value raises a ``ValueError`` that
+    names the field. Numbers are normalized (``q_ratio=0`` is stored as ``0.0``, ``max_iter=1e4``
+    as ``10000``), so equal settings compare, hash and fingerprint equal.
+
+    :meth:`kwargs` gives the keyword arguments, ``and_or(v, **opts.kwargs())``;
+    :func:`jinter.sweep.run_sweep` takes the options as ``solver=`` and fingerprints them (a
+    resumed sweep with other options recomputes its units, or refuses).
+
+    >>> opts = AndOrOptions(tol=1e-4, max_iter=2000)
+    >>> opts.replace(canonical=True).canonical, opts.kwargs()["max_iter"]
+    (True, 2000)
+    >>> AndOrOptions(check_every=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: AndOrOptions.check_every must be an integer ≥ 1, got 0
+    """
+
+    q_ratio: float = 0.02
+    tol: float | None = None
+    max_iter: int = 100_000
+    check_every: int = 50
+    rho: float | None = None
+    chunk: int = 1
+    memory_budget: int | str | None = None
+    canonical: bool = False
+    canonical_max_iter: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        fix("q_ratio", _option_float("q_ratio", self.q_ratio, positive=False))
+        for name in ("tol", "rho"):
+            if getattr(self, name) is not None:
+                fix(name, _option_float(name, getattr(self, name), positive=True))
+        for name, least in (("max_iter", 0), ("check_every", 1), ("chunk", 1), ("canonical_max_iter", 0)):
+            fix(name, _option_int(name, getattr(self, name), least))
+        if not isinstance(self.canonical, (bool, np.bool_)):
+            raise _option_error("canonical", "True or False", self.canonical)
+        fix("canonical", bool(self.canonical))
+        budget = self.memory_budget
+        if budget is not None:
+            if isinstance(budget, str):
+                try:
+                    ok = _memory_budget(budget) > 0
+                except ValueError:
+                    ok = False
+            else:
+                ok = isinstance(budget, (int, np.integer)) and not isinstance(budget, (bool, np.bool_)) and budget > 0
+                budget = int(budget) if ok else budget
+            if not ok:
+                raise _option_error("memory_budget", 'None, a positive number of bytes or a size such as "2G"', budget)
+            fix("memory_budget", budget)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`and_or`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> AndOrOptions:
+        """A copy with some fields changed (validated again)."""
+        return self.from_kwargs({**self.kwargs(), **changes})
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any] | None) -> AndOrOptions:
+        """Options from a mapping of :func:`and_or` keyword arguments; an unknown key is a
+        ``ValueError`` that lists the known ones."""
+        kwargs = dict(kwargs or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(names), key=str)
+        if unknown:
+            per_call = [k for k in unknown if k in ("warm_start", "devices")]
+            hint = f" ({', '.join(per_call)}: per call, not a solver setting)" if per_call else ""
+            raise ValueError(f"unknown AndOrOptions field(s) {unknown}{hint}; the fields are {names}")
+        return cls(**kwargs)
 
 
 def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:

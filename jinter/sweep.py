@@ -6,8 +6,9 @@ with n = 10 players. A sweep splits this work into *units*, one checkpoint × on
 samples, and writes one file per unit:
 
 - A unit computes ``v = masked_outputs(model, x_block, players, ...)`` and
-  ``and_or(v, q_ratio=...)`` and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file,
-  fsync, ``os.replace``): a file exists only once it is complete.
+  ``and_or(v, **solver.kwargs())`` (``solver``: an :class:`~jinter.decomposition.AndOrOptions`)
+  and writes ``unit_cXXXX_bXXXX.npz`` atomically (temporary file, fsync, ``os.replace``): a
+  file exists only once it is complete.
 - Each file stores a *unit hash* (settings + checkpoint bytes + the samples' inputs and labels)
   and a checksum of its arrays. On resume a file is reused only if both match; a corrupt,
   truncated or stale file (other settings, other checkpoint) is detected and recomputed, never
@@ -15,7 +16,12 @@ samples, and writes one file per unit:
   nothing, and the resumed result is bitwise the one of an uninterrupted run (every unit is
   a pure function of its inputs with fixed shapes).
 - ``sweep.json`` (the manifest) lists the settings and every unit with its hash;
-  :func:`load_sweep` reads all units into arrays of shape ``(checkpoints, samples, 2**n)``.
+  :func:`load_sweep` reads all units into a :class:`SweepResult`: ``v`` and the stacked
+  :class:`~jinter.decomposition.AndOrResult` (``res.and_or``, every field; ``res.I_and`` etc. read
+  through to it), arrays of shape ``(checkpoints, samples, ...)``.
+- Format (``settings["format"]``): 2 stores ``v`` and every field of ``AndOrResult``. Folders of
+  format 1 (which lacked ``canonical``, ``canonical_eps``, ``canonical_distance``, ``status``)
+  still load, see :func:`load_sweep`; resuming one recomputes its units in format 2.
 
 Devices: the sample axis of a block is sharded over a ``jax.sharding.Mesh`` of all devices
 (``NamedSharding(mesh, P("samples"))``); the block is padded to a multiple of the device
@@ -77,10 +83,14 @@ __all__ = [
     "sample_mesh",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every AndOrResult field is stored (1 lacked canonical, canonical_eps, ...)
 MANIFEST = "sweep.json"
 _AXIS = "samples"
-_RESULT_FIELDS = ("I_and", "I_or", "gamma", "q", "objective", "lower_bound", "gap", "iterations", "converged")
+_SPLIT_FIELDS: tuple[str, ...] = decomposition.AndOrResult._fields  # stored per unit, with "v"
+_UNIT_FIELDS = ("v",) + _SPLIT_FIELDS
+# Format 1 stored the fields of the LP solve only; without the canonical phase (canonical=False,
+# the default) the others are determined by them, as and_or computes them (see _fill_format_1).
+_FORMAT_1_MISSING = ("canonical", "canonical_eps", "canonical_distance", "status")
 
 
 class SweepError(ValueError):
@@ -104,25 +114,27 @@ class SweepReport(NamedTuple):
 class SweepResult(NamedTuple):
     """All units of a sweep as arrays; leading axes ``(checkpoints, samples)``.
 
-    ``v``, ``I_and``, ``I_or``, ``gamma``, ``q`` have a last axis ``2**n``; ``objective``,
-    ``lower_bound``, ``gap``, ``iterations``, ``converged`` are per sample (see
-    :func:`jinter.decomposition.and_or`).
+    ``and_or`` is the stacked :class:`jinter.decomposition.AndOrResult` of every unit (NumPy
+    arrays of shape ``(C, S, 2**n)`` for ``I_and``, ``I_or``, ``gamma``, ``q`` and ``(C, S)``
+    for the per-game fields). Each of its fields is also a read-only attribute of the result,
+    ``res.I_and is res.and_or.I_and``, ``res.gap``, ``res.status``, ...
     """
 
     epochs: np.ndarray  # (C,) checkpoint epochs
     sample_indices: np.ndarray  # (S,) indices of the samples (e.g. into the test split)
     labels: np.ndarray  # (S,)
     v: np.ndarray  # (C, S, 2**n)
-    I_and: np.ndarray
-    I_or: np.ndarray
-    gamma: np.ndarray
-    q: np.ndarray
-    objective: np.ndarray
-    lower_bound: np.ndarray
-    gap: np.ndarray
-    iterations: np.ndarray
-    converged: np.ndarray
+    and_or: decomposition.AndOrResult  # every field with leading axes (C, S)
     settings: dict
+
+
+def _delegate(name: str) -> property:
+    return property(lambda self: getattr(self.and_or, name), doc=f"``and_or.{name}`` (read-only).")
+
+
+for _name in _SPLIT_FIELDS:  # res.I_and, res.gap, res.converged, ...: the fields of res.and_or
+    setattr(SweepResult, _name, _delegate(_name))
+del _name
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +196,11 @@ def _write_unit(path: Path, arrays: dict[str, np.ndarray], unit_hash: str) -> No
     buf = io.BytesIO()
     np.savez(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _has_fields(arrays: dict[str, np.ndarray] | None) -> bool:
+    """A unit's arrays hold every field this format stores (a file that lacks one is recomputed)."""
+    return arrays is not None and all(name in arrays for name in _UNIT_FIELDS)
 
 
 def _read_unit(path: Path, unit_hash: str) -> dict[str, np.ndarray] | None:
@@ -348,6 +365,274 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# Planning: the settings, the units and their hashes, the manifest (no file is written)
+# --------------------------------------------------------------------------------------------
+
+
+class _Plan(NamedTuple):
+    """What a sweep computes, decided before any file is touched (see :func:`_plan`)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sample_indices: np.ndarray
+    checkpoints: list[tuple[int, Any]]  # (epoch, params or path), sorted by epoch
+    params: dict[int, Any]  # parameters given in memory, by checkpoint index (paths load lazily)
+    blocks: list[np.ndarray]  # positions in x of each block's samples
+    baseline_kind: str  # "zeros", "mean" or "array"
+    baseline: np.ndarray  # the array baseline (empty otherwise)
+    data: np.ndarray | None  # the inputs averaged by baseline="mean"
+    reward: str | None
+    options: decomposition.AndOrOptions
+    dtype: np.dtype
+    manifest: dict  # settings, hashes, epochs, samples, blocks and every unit (what sweep.json holds)
+
+    @property
+    def units(self) -> list[dict]:
+        """Every unit (checkpoint × block) in order: ``checkpoint``, ``epoch``, ``block``, ``file``, ``hash``."""
+        return self.manifest["units"]
+
+
+def _process_split(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    pidx = jax.process_index() if process_index is None else int(process_index)
+    pcount = jax.process_count() if process_count is None else int(process_count)
+    if not 0 <= pidx < pcount:
+        raise ValueError(f"process_index {pidx} not in [0, {pcount})")
+    return pidx, pcount
+
+
+def _solver_options(
+    solver: decomposition.AndOrOptions | None, and_or_kwargs: Mapping[str, Any] | None, q_ratio: float | None
+) -> decomposition.AndOrOptions:
+    """The sweep's solver options from ``solver``, ``and_or_kwargs`` and ``q_ratio`` (see :func:`run_sweep`)."""
+    if solver is not None and and_or_kwargs is not None:
+        raise ValueError("give solver=AndOrOptions(...) or and_or_kwargs={...}, not both")
+    if solver is not None:
+        if not isinstance(solver, decomposition.AndOrOptions):
+            raise ValueError(
+                f"solver must be a jinter.AndOrOptions, got {type(solver).__name__} "
+                "(a mapping of and_or's keyword arguments: AndOrOptions(**mapping) or and_or_kwargs=)"
+            )
+        options, explicit = solver, True
+    else:
+        if and_or_kwargs is not None and not isinstance(and_or_kwargs, Mapping):
+            raise ValueError(f"and_or_kwargs must be a mapping, got {type(and_or_kwargs).__name__}")
+        try:
+            options = decomposition.AndOrOptions.from_kwargs(and_or_kwargs)
+        except ValueError as e:
+            raise ValueError(f"and_or_kwargs: {e}") from None
+        explicit = "q_ratio" in (and_or_kwargs or {})
+    if q_ratio is not None:
+        where = "solver.q_ratio" if solver is not None else "and_or_kwargs['q_ratio']"
+        if explicit and options.replace(q_ratio=q_ratio).q_ratio != options.q_ratio:
+            raise ValueError(
+                f"q_ratio={q_ratio!r} and {where}={options.q_ratio!r} differ; set it in one place "
+                "(e.g. solver=AndOrOptions(q_ratio=..., ...) without q_ratio=)"
+            )
+        options = options.replace(q_ratio=q_ratio)
+    return options
+
+
+def _plan(
+    model: Any, checkpoints: Any, x: ArrayLike, y: ArrayLike, players: Any, *, sample_indices: ArrayLike | None,
+    block_size: int, baseline: Any, data: ArrayLike | None, reward: str | None, q_ratio: float | None,
+    solver: decomposition.AndOrOptions | None, and_or_kwargs: Mapping[str, Any] | None, dtype: Any,
+) -> _Plan:
+    """Check the arguments of :func:`run_sweep` and decide its units and their hashes.
+
+    A unit is checkpoint ``c`` × block ``b``; its hash covers the settings, the checkpoint's bytes
+    and the block's inputs, labels and sample indices. Reads the checkpoints (paths: their bytes
+    only, the parameters are loaded when a unit needs them); writes nothing.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"x must hold at least one sample along axis 0, got shape {x.shape}")
+    if y.shape != (len(x),):
+        raise ValueError(f"y must have shape ({len(x)},) (one label per sample), got {y.shape}")
+    sample_indices = np.arange(len(x)) if sample_indices is None else np.asarray(sample_indices)
+    if sample_indices.shape != (len(x),):
+        raise ValueError(f"sample_indices must have shape ({len(x)},), got {sample_indices.shape}")
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    check_option(reward, "reward", get_args(_RewardName) + (None,))
+    dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+    options = _solver_options(solver, and_or_kwargs, q_ratio)
+    ckpts = _as_checkpoints(checkpoints)
+    if isinstance(baseline, str):
+        check_option(baseline, "baseline", get_args(masking._BaselineName), otherwise="an array")
+        if baseline == "mean" and data is None:
+            raise ValueError('baseline="mean" needs data=... (the inputs to average over)')
+        baseline_kind, base_arr = baseline, np.zeros(0, dtype=np.float32)
+    else:
+        baseline_kind, base_arr = "array", np.asarray(baseline)
+    data_arr = None if baseline_kind != "mean" else np.asarray(data)
+
+    settings = {
+        "format": FORMAT_VERSION,
+        "model": _fingerprint(model),
+        "players": _fingerprint(players),
+        "n_players": int(players.n),
+        "baseline": baseline_kind,
+        "baseline_array": _fingerprint(base_arr) if baseline_kind == "array" else None,
+        "data": _fingerprint(data_arr) if data_arr is not None else None,
+        "reward": reward,
+        "q_ratio": options.q_ratio,  # also in "solver"; kept for readers of the manifest
+        "solver": _fingerprint(options),
+        "dtype": str(dtype),
+        "block_size": block_size,
+    }
+    settings_hash = _hash_json(settings)
+    blocks = [np.arange(s, min(s + block_size, len(x))) for s in range(0, len(x), block_size)]
+    block_hashes = [
+        _hash_json([_fingerprint(x[b]), _fingerprint(y[b]), _fingerprint(sample_indices[b])]) for b in blocks
+    ]
+    ckpt_hashes, params = [], {}
+    for c, (_, ck) in enumerate(ckpts):
+        if isinstance(ck, (str, os.PathLike)):
+            ckpt_hashes.append(_sha(Path(ck).read_bytes()))  # loaded lazily, one at a time
+        else:
+            params[c], h = _load_checkpoint(ck)
+            ckpt_hashes.append(h)
+    units = [
+        {
+            "checkpoint": c,
+            "epoch": epoch,
+            "block": b,
+            "file": _unit_name(c, b),
+            "hash": _hash_json([settings_hash, ckpt_hashes[c], block_hashes[b]]),
+        }
+        for c, (epoch, _) in enumerate(ckpts)
+        for b in range(len(blocks))
+    ]
+    manifest = {
+        "settings": settings,
+        "settings_hash": settings_hash,
+        "sweep_hash": _hash_json([settings_hash, ckpt_hashes, block_hashes]),
+        "epochs": [e for e, _ in ckpts],
+        "sample_indices": sample_indices.tolist(),
+        "labels": y.tolist(),
+        "blocks": [b.tolist() for b in blocks],
+        "units": units,
+    }
+    return _Plan(x, y, sample_indices, ckpts, params, blocks, baseline_kind, base_arr, data_arr, reward, options,
+                 dtype, manifest)
+
+
+def _assigned(units: list[dict], process_index: int, process_count: int) -> list[dict]:
+    """The units of one process: ``u % process_count == process_index``."""
+    return [u for i, u in enumerate(units) if i % process_count == process_index]
+
+
+# --------------------------------------------------------------------------------------------
+# Resume state: the folder, and which unit files are valid
+# --------------------------------------------------------------------------------------------
+
+
+def _open_out_dir(out: Path, manifest: dict, on_mismatch: str, process_index: int, process_count: int) -> None:
+    """Check a manifest already in ``out`` against this sweep (``on_mismatch="error"``: raise if
+    it differs), remove temporary files of writes cut short (one process only), and write the
+    manifest (process 0)."""
+    man_path = out / MANIFEST
+    if man_path.is_file():
+        try:
+            old = json.loads(man_path.read_text())
+        except (OSError, ValueError):
+            old = None
+        old_format = (old.get("settings") or {}).get("format") if isinstance(old, dict) else None
+        stale = old is not None and (old.get("sweep_hash") != manifest["sweep_hash"] or old_format != FORMAT_VERSION)
+        if on_mismatch == "error" and stale:
+            older = "" if old_format == FORMAT_VERSION else (
+                f" (by another jinter: sweep format {old_format!r}, this one writes {FORMAT_VERSION}; "
+                "load_sweep reads format 1 as it is)"
+            )
+            raise SweepError(
+                f"{man_path} was written with other settings, checkpoints or samples{older}; use a new "
+                "out_dir or on_mismatch='recompute'"
+            )
+    if process_count == 1:  # temporary files of writes cut short by a kill (no other writer exists)
+        for tmp in out.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+    if process_index == 0:
+        atomic_write_bytes(man_path, json.dumps(manifest, indent=1).encode())
+
+
+_UnitState = Literal["valid", "missing", "invalid"]
+
+
+def _unit_state(path: Path, unit_hash: str) -> _UnitState:
+    """``"valid"`` (reuse it), ``"missing"``, or ``"invalid"`` (corrupt, stale or incomplete: recompute)."""
+    existed = path.exists()
+    if _has_fields(_read_unit(path, unit_hash)):
+        return "valid"
+    return "invalid" if existed else "missing"
+
+
+# --------------------------------------------------------------------------------------------
+# Execution: evaluate v on the sample mesh, split it, the unit's arrays
+# --------------------------------------------------------------------------------------------
+
+
+class _Executor:
+    """Computes the arrays of a plan's units on a sample mesh (one compiled value function and
+    one padded block shape for all units; one checkpoint's parameters held at a time)."""
+
+    def __init__(self, plan: _Plan, model: Any, players: Any, devices: Sequence[jax.Device] | None):
+        self.plan = plan
+        mesh = sample_mesh(devices)
+        self.values_fn = _values_fn(model, players, plan.baseline_kind, plan.reward, plan.dtype, mesh)
+        self.baseline = jnp.asarray(plan.baseline)
+        self.data = None if plan.data is None else jnp.asarray(plan.data)
+        self.sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
+        # Every block is padded to one shape (a multiple of the device count): one compilation.
+        n_dev = mesh.devices.size
+        self.padded = -(-min(int(plan.manifest["settings"]["block_size"]), len(plan.x)) // n_dev) * n_dev
+        self.loaded: dict[int, Any] = {}
+        self.value_seconds = self.and_or_seconds = 0.0
+
+    def params(self, c: int) -> Any:
+        if c not in self.loaded:
+            self.loaded.clear()  # hold one checkpoint's parameters at a time
+            plan = self.plan
+            self.loaded[c] = plan.params[c] if c in plan.params else _load_checkpoint(plan.checkpoints[c][1])[0]
+        return self.loaded[c]
+
+    def evaluate(self, unit: dict) -> jax.Array:
+        """``v`` of the unit's block (padded, sharded over the mesh); raises on non-finite values."""
+        plan, idx = self.plan, self.plan.blocks[unit["block"]]
+        xb = jax.device_put(_pad(plan.x[idx], self.padded), self.sharded)
+        yb = jax.device_put(_pad(plan.y[idx], self.padded), self.sharded)
+        t0 = time.perf_counter()
+        v = self.values_fn(self.params(unit["checkpoint"]), xb, yb, self.baseline, self.data)
+        finite = bool(np.all(np.isfinite(np.asarray(v)[: len(idx)])))
+        self.value_seconds += time.perf_counter() - t0
+        if not finite:
+            raise masking.NonFiniteOutputError(
+                f"non-finite model values in unit {unit['file']} (epoch {unit['epoch']}, samples "
+                f"{plan.sample_indices[idx].tolist()})"
+            )
+        return v
+
+    def split(self, v: jax.Array) -> decomposition.AndOrResult:
+        t0 = time.perf_counter()
+        res = decomposition.and_or(v, **self.plan.options.kwargs())
+        res = jax.block_until_ready(res)
+        self.and_or_seconds += time.perf_counter() - t0
+        return res
+
+    def unit_arrays(self, unit: dict) -> dict[str, np.ndarray]:
+        """What the unit's file stores: ``v``, every :class:`AndOrResult` field, provenance."""
+        n = len(self.plan.blocks[unit["block"]])
+        v = self.evaluate(unit)
+        split = self.split(v)
+        arrays = {"v": np.asarray(v)[:n]}
+        arrays |= {name: np.asarray(getattr(split, name))[:n] for name in _SPLIT_FIELDS}
+        arrays["sample_indices"] = self.plan.sample_indices[self.plan.blocks[unit["block"]]]
+        arrays["epoch"] = np.asarray(unit["epoch"])
+        return arrays
+
+
+# --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
 
@@ -365,7 +650,8 @@ def run_sweep(
     baseline: masking._BaselineName | ArrayLike = "zeros",
     data: ArrayLike | None = None,
     reward: _RewardName | None = "log_odds",
-    q_ratio: float = 0.02,
+    q_ratio: float | None = None,
+    solver: decomposition.AndOrOptions | None = None,
     and_or_kwargs: Mapping[str, Any] | None = None,
     dtype: Any = None,
     progress: bool = True,
@@ -390,8 +676,16 @@ def run_sweep(
         baseline: ``"zeros"``, ``"mean"`` (over ``data``) or an array (docs/math.md §1).
         data: inputs to average for ``baseline="mean"``.
         reward: ``"log_odds"`` (docs/math.md §1, default), ``"logit"``, or None (scalar model).
-        q_ratio: noise box of the AND-OR split (docs/math.md §3; [D24] 0.02).
-        and_or_kwargs: further keyword arguments of :func:`jinter.decomposition.and_or`.
+        q_ratio: noise box of the AND-OR split (docs/math.md §3; default ``solver.q_ratio``,
+            0.02 as in [D24]); a value that differs from an explicit ``solver``'s is an error.
+        solver: the options of :func:`jinter.decomposition.and_or`, a
+            :class:`jinter.decomposition.AndOrOptions` (default ``AndOrOptions()``). They are
+            part of the sweep's fingerprint: a resumed sweep with other options recomputes its
+            units (or refuses, ``on_mismatch="error"``).
+        and_or_kwargs: the same options as a mapping (``{"tol": 1e-5}``), kept for existing
+            callers: converted with :meth:`AndOrOptions.from_kwargs <jinter.decomposition.AndOrOptions.from_kwargs>`
+            (an unknown key is a ``ValueError``), fingerprinted as the equal ``solver``. Give
+            ``solver`` or ``and_or_kwargs``, not both.
         dtype: computation dtype (default: float64 when x64 is enabled, else float32).
         progress: show a tqdm bar.
         devices: devices of the sample mesh (default: this process's devices).
@@ -406,189 +700,112 @@ def run_sweep(
     from tqdm import tqdm
 
     start_time = time.perf_counter()
-    out = Path(out_dir)
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim < 1 or len(x) == 0:
-        raise ValueError(f"x must hold at least one sample along axis 0, got shape {x.shape}")
-    if y.shape != (len(x),):
-        raise ValueError(f"y must have shape ({len(x)},) (one label per sample), got {y.shape}")
-    sample_indices = np.arange(len(x)) if sample_indices is None else np.asarray(sample_indices)
-    if sample_indices.shape != (len(x),):
-        raise ValueError(f"sample_indices must have shape ({len(x)},), got {sample_indices.shape}")
-    block_size = int(block_size)
-    if block_size < 1:
-        raise ValueError(f"block_size must be positive, got {block_size}")
-    check_option(reward, "reward", get_args(_RewardName) + (None,))
     check_option(on_mismatch, "on_mismatch", get_args(_OnMismatch))
-    dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
-    and_or_kwargs = dict(and_or_kwargs or {})
-    pidx = jax.process_index() if process_index is None else int(process_index)
-    pcount = jax.process_count() if process_count is None else int(process_count)
-    if not 0 <= pidx < pcount:
-        raise ValueError(f"process_index {pidx} not in [0, {process_count})")
-    ckpts = _as_checkpoints(checkpoints)
-
-    if isinstance(baseline, str):
-        check_option(baseline, "baseline", get_args(masking._BaselineName), otherwise="an array")
-        if baseline == "mean" and data is None:
-            raise ValueError('baseline="mean" needs data=... (the inputs to average over)')
-        baseline_kind, base_arr = baseline, np.zeros(0, dtype=np.float32)
-    else:
-        baseline_kind, base_arr = "array", np.asarray(baseline)
-    data_arr = None if baseline_kind != "mean" else np.asarray(data)
-
-    settings = {
-        "format": FORMAT_VERSION,
-        "model": _fingerprint(model),
-        "players": _fingerprint(players),
-        "n_players": int(players.n),
-        "baseline": baseline_kind,
-        "baseline_array": _fingerprint(base_arr) if baseline_kind == "array" else None,
-        "data": _fingerprint(data_arr) if data_arr is not None else None,
-        "reward": reward,
-        "q_ratio": float(q_ratio),
-        "and_or_kwargs": _fingerprint(and_or_kwargs),
-        "dtype": str(dtype),
-        "block_size": block_size,
-    }
-    settings_hash = _hash_json(settings)
-
-    # Units: checkpoint c × block b. Hash = settings + checkpoint bytes + block content.
-    blocks = [np.arange(s, min(s + block_size, len(x))) for s in range(0, len(x), block_size)]
-    block_hashes = [
-        _hash_json([_fingerprint(x[b]), _fingerprint(y[b]), _fingerprint(sample_indices[b])]) for b in blocks
-    ]
-    ckpt_hashes, params_cache = [], {}
-    for c, (_, ck) in enumerate(ckpts):
-        if isinstance(ck, (str, os.PathLike)):
-            ckpt_hashes.append(_sha(Path(ck).read_bytes()))  # loaded lazily, one at a time
-        else:
-            params_cache[c], h = _load_checkpoint(ck)
-            ckpt_hashes.append(h)
-    units = []
-    for c, (epoch, _) in enumerate(ckpts):
-        for b in range(len(blocks)):
-            units.append(
-                {
-                    "checkpoint": c,
-                    "epoch": epoch,
-                    "block": b,
-                    "file": _unit_name(c, b),
-                    "hash": _hash_json([settings_hash, ckpt_hashes[c], block_hashes[b]]),
-                }
-            )
-    sweep_hash = _hash_json([settings_hash, ckpt_hashes, block_hashes])
-    manifest = {
-        "settings": settings,
-        "settings_hash": settings_hash,
-        "sweep_hash": sweep_hash,
-        "epochs": [e for e, _ in ckpts],
-        "sample_indices": sample_indices.tolist(),
-        "labels": y.tolist(),
-        "blocks": [b.tolist() for b in blocks],
-        "units": units,
-    }
-    man_path = out / MANIFEST
-    if man_path.is_file():
-        try:
-            old = json.loads(man_path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if on_mismatch == "error" and old is not None and old.get("sweep_hash") != sweep_hash:
-            raise SweepError(
-                f"{man_path} was written with other settings, checkpoints or samples; use a new "
-                "out_dir or on_mismatch='recompute'"
-            )
-    if pcount == 1:  # temporary files of writes cut short by a kill (no other writer exists)
-        for tmp in out.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-    if pidx == 0:
-        atomic_write_bytes(man_path, json.dumps(manifest, indent=1).encode())
-
-    mine = [u for i, u in enumerate(units) if i % pcount == pidx]
-    mesh = sample_mesh(devices)
-    n_dev = mesh.devices.size
-    values_fn = _values_fn(model, players, baseline_kind, reward, dtype, mesh)
-    base_dev = jnp.asarray(base_arr)
-    data_dev = None if data_arr is None else jnp.asarray(data_arr)
-    sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
-    # Every block is padded to one shape (a multiple of the device count): one compilation.
-    padded = -(-min(block_size, len(x)) // n_dev) * n_dev
-    computed = reused = recomputed = unconverged = 0
-    value_seconds = and_or_seconds = 0.0
+    pidx, pcount = _process_split(process_index, process_count)
+    plan = _plan(
+        model, checkpoints, x, y, players, sample_indices=sample_indices, block_size=block_size,
+        baseline=baseline, data=data, reward=reward, q_ratio=q_ratio, solver=solver,
+        and_or_kwargs=and_or_kwargs, dtype=dtype,
+    )
+    out = Path(out_dir)
+    _open_out_dir(out, plan.manifest, on_mismatch, pidx, pcount)
+    mine = _assigned(plan.units, pidx, pcount)
+    executor = _Executor(plan, model, players, devices)
+    counts = {"valid": 0, "missing": 0, "invalid": 0}  # reused, computed, recomputed
+    unconverged = 0
     bar = tqdm(total=len(mine), desc="sweep", unit="unit", disable=not progress)
-    loaded: dict[int, Any] = {}
     try:
         for u in mine:
             path = out / u["file"]
-            existed = path.exists()
-            if _read_unit(path, u["hash"]) is not None:
-                reused += 1
-                bar.update(1)
-                continue
-            c = u["checkpoint"]
-            if c not in loaded:
-                loaded.clear()  # hold one checkpoint's parameters at a time
-                loaded[c] = params_cache[c] if c in params_cache else _load_checkpoint(ckpts[c][1])[0]
-            idx = blocks[u["block"]]
-            xb = jax.device_put(_pad(x[idx], padded), sharded)
-            yb = jax.device_put(_pad(y[idx], padded), sharded)
-            t0 = time.perf_counter()
-            v = values_fn(loaded[c], xb, yb, base_dev, data_dev)
-            arrays = {"v": np.asarray(v)[: len(idx)]}
-            t1 = time.perf_counter()
-            if not np.all(np.isfinite(arrays["v"])):
-                raise masking.NonFiniteOutputError(
-                    f"non-finite model values in unit {u['file']} (epoch {u['epoch']}, samples "
-                    f"{sample_indices[idx].tolist()})"
-                )
-            split = decomposition.and_or(v, q_ratio=q_ratio, **and_or_kwargs)
-            for name in _RESULT_FIELDS:
-                arrays[name] = np.asarray(getattr(split, name))[: len(idx)]
-            value_seconds += t1 - t0
-            and_or_seconds += time.perf_counter() - t1
-            unconverged += int(np.size(arrays["converged"]) - np.count_nonzero(arrays["converged"]))
-            arrays["sample_indices"] = sample_indices[idx]
-            arrays["epoch"] = np.asarray(u["epoch"])
-            _write_unit(path, arrays, u["hash"])
-            if existed:
-                recomputed += 1
-            else:
-                computed += 1
+            state = _unit_state(path, u["hash"])
+            counts[state] += 1
+            if state != "valid":
+                arrays = executor.unit_arrays(u)
+                unconverged += int(np.size(arrays["converged"]) - np.count_nonzero(arrays["converged"]))
+                _write_unit(path, arrays, u["hash"])
             bar.update(1)
     finally:
         bar.close()
     seconds = time.perf_counter() - start_time
     return SweepReport(
-        out, len(mine), computed, reused, recomputed, seconds, unconverged, value_seconds, and_or_seconds
+        out, len(mine), counts["missing"], counts["valid"], counts["invalid"], seconds, unconverged,
+        executor.value_seconds, executor.and_or_seconds,
+    )
+
+
+def _fill_format_1(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fields a format-1 unit lacks, as :func:`jinter.decomposition.and_or` computes them
+    without the canonical phase: ``canonical`` False, ``canonical_eps`` 0, ``canonical_distance``
+    inf (in the dtype of ``v``), ``status`` :data:`~jinter.decomposition.STATUS_ANY_OPTIMUM` where
+    ``converged``, else :data:`~jinter.decomposition.STATUS_UNCERTIFIED` (int32)."""
+    converged = np.asarray(arrays["converged"], dtype=bool)
+    dtype = np.asarray(arrays["v"]).dtype
+    return arrays | {
+        "canonical": np.zeros(converged.shape, bool),
+        "canonical_eps": np.zeros(converged.shape, dtype),
+        "canonical_distance": np.full(converged.shape, np.inf, dtype),
+        "status": np.where(converged, decomposition.STATUS_ANY_OPTIMUM, decomposition.STATUS_UNCERTIFIED).astype(
+            np.int32
+        ),
+    }
+
+
+def _check_format(out: Path, settings: Mapping[str, Any]) -> int:
+    """The folder's format, if :func:`load_sweep` can read it; else a :class:`SweepError` that says why."""
+    fmt = settings.get("format")
+    if fmt == FORMAT_VERSION:
+        return fmt
+    if fmt == 1:
+        kwargs = settings.get("and_or_kwargs") or {}
+        if isinstance(kwargs, Mapping) and kwargs.get("canonical"):
+            raise SweepError(
+                f"{out} was written by an older jinter (sweep format 1) with and_or canonical=True, and "
+                f"format 1 did not store the canonical phase's fields {list(_FORMAT_1_MISSING)}; rerun "
+                "run_sweep with the same arguments on this folder (its units are recomputed in format "
+                f"{FORMAT_VERSION}) or use a new out_dir"
+            )
+        return fmt
+    raise SweepError(
+        f"{out} has sweep format {fmt!r}; this jinter reads formats 1 and {FORMAT_VERSION} (a newer jinter "
+        "wrote it? load it with that one, or rerun the sweep)"
     )
 
 
 def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
     """Read every unit of a finished sweep into arrays ``(checkpoints, samples, ...)``.
 
+    A folder written by an older jinter (sweep format 1, which stored the AND-OR fields up to
+    ``converged`` only) still loads when it was computed without the canonical phase (the
+    default): the missing fields are what :func:`jinter.decomposition.and_or` returns then,
+    ``canonical`` False, ``canonical_eps`` 0, ``canonical_distance`` inf, ``status``
+    ``STATUS_ANY_OPTIMUM`` (3) where converged, else ``STATUS_UNCERTIFIED`` (2). A format-1 folder
+    computed with ``canonical=True`` is refused (:class:`SweepError`): rerun the sweep on it.
+    ``settings["format"]`` says which format the folder has.
+
     Raises:
         SweepError: if the manifest is missing, or some unit file is missing, corrupt or
-            was written with other settings (the message lists them; rerun the sweep).
+            was written with other settings (the message lists them; rerun the sweep), or
+            the folder's format cannot be read (the message says what to do).
     """
     out = Path(out_dir)
     try:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as e:
         raise SweepError(f"no readable {MANIFEST} in {out}: {e}") from None
+    fmt = _check_format(out, manifest.get("settings", {}))
     blocks = [np.asarray(b, dtype=np.int64) for b in manifest["blocks"]]
     n_c, n_s = len(manifest["epochs"]), sum(len(b) for b in blocks)
-    fields = ("v",) + _RESULT_FIELDS
     stacked: dict[str, np.ndarray] = {}
     bad = []
     for u in manifest["units"]:
         arrays = _read_unit(out / u["file"], u["hash"])
-        if arrays is None:
+        if arrays is not None and fmt == 1 and not any(name in arrays for name in _FORMAT_1_MISSING):
+            arrays = _fill_format_1(arrays)
+        if not _has_fields(arrays):
             bad.append(u["file"])
             continue
         idx = blocks[u["block"]]
-        for name in fields:
+        for name in _UNIT_FIELDS:
             a = arrays[name]
             if name not in stacked:
                 stacked[name] = np.zeros((n_c, n_s) + a.shape[1:], dtype=a.dtype)
@@ -602,8 +819,9 @@ def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
         epochs=np.asarray(manifest["epochs"], dtype=np.int64),
         sample_indices=np.asarray(manifest["sample_indices"], dtype=np.int64),
         labels=np.asarray(manifest["labels"]),
+        v=stacked["v"],
+        and_or=decomposition.AndOrResult(**{name: stacked[name] for name in _SPLIT_FIELDS}),
         settings=manifest["settings"],
-        **stacked,
     )
 
 

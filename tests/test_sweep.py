@@ -1,6 +1,7 @@
 """Resumable sharded sweeps: correctness, corruption / mismatch detection, kill-and-resume,
 and 4 devices vs 1 (n = 4 players, tiny MLP, a capped AND-OR solve to keep it fast)."""
 
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jinter import decomposition, masking
+from jinter import decomposition, masking, sweep
 from jinter.data import load_dataset
 from jinter.models import make_model
 from jinter.sweep import (
@@ -32,7 +33,8 @@ N = 4
 SAMPLES = 5
 BLOCK = 3
 AND_OR = {"max_iter": 400, "check_every": 50}  # capped: results are deterministic either way
-FIELDS = ("v", "I_and", "I_or", "gamma", "q", "objective", "lower_bound", "gap", "iterations", "converged")
+FIELDS = ("v",) + decomposition.AndOrResult._fields  # everything a sweep stores per sample
+FORMAT_1 = ROOT / "tests" / "data" / "sweep_format1"  # a folder written by the previous format (see below)
 
 # Rebuilds the same dataset, model and checkpoints in a fresh process (used by subprocess tests).
 _SETUP = textwrap.dedent(
@@ -259,3 +261,178 @@ def test_float32_path_matches_float64(setup, tmp_path):
     np.testing.assert_allclose(out32.v[0], out64.v[2], atol=1e-5 * scale)
     # interactions: alternating sums of 2**|T| values (transforms.py bound (n+1)·eps·Σ|v|)
     assert np.abs(out32.I_and[0] + 0.0 - out64.I_and[2]).max() < 1e-3 * (1 + np.abs(out64.I_and[2]).max())
+
+
+def test_every_and_or_field_is_stored_and_survives_resume(setup, tmp_path):
+    """SweepResult.and_or is the stacked AndOrResult (all of its fields, also the canonical
+    phase's); the old attributes read through to it; resume and reload keep every field."""
+    ds, model, res, _, ref, _ = setup
+    out = load_sweep(ref)
+    assert isinstance(out.and_or, decomposition.AndOrResult) and out.settings["format"] == sweep.FORMAT_VERSION
+    for f in decomposition.AndOrResult._fields:
+        assert getattr(out, f) is getattr(out.and_or, f), f
+        assert getattr(out, f).shape[:2] == (3, SAMPLES), f
+        with pytest.raises(AttributeError):
+            setattr(out, f, None)
+    direct = decomposition.and_or(out.v[1, :BLOCK], q_ratio=0.02, **AND_OR)
+    for f in decomposition.AndOrResult._fields:
+        np.testing.assert_allclose(getattr(out, f)[1, :BLOCK], getattr(direct, f), rtol=1e-9, atol=1e-9, err_msg=f)
+    assert set(np.unique(out.status)) <= {decomposition.STATUS_ANY_OPTIMUM, decomposition.STATUS_UNCERTIFIED}
+    # the canonical phase's fields, round-tripped through the unit files and a resume
+    work = tmp_path / "canonical"
+    kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, progress=False,
+              and_or_kwargs={**AND_OR, "canonical": True, "canonical_max_iter": 4000})
+    rep = sweep_dataset(model, ds, {4: res.checkpoints[4]}, work, **kw)
+    assert rep.computed == 2
+    can = load_sweep(work)
+    direct = decomposition.and_or(can.v[0], q_ratio=0.02, **kw["and_or_kwargs"])
+    for f in decomposition.AndOrResult._fields:
+        np.testing.assert_allclose(getattr(can, f)[0], getattr(direct, f), rtol=1e-9, atol=1e-9, err_msg=f)
+    assert np.any(can.canonical) and np.all(can.canonical_eps[can.canonical] > 0)
+    assert np.all(np.isfinite(can.canonical_distance[can.canonical]))
+    assert set(np.unique(can.status)) <= {decomposition.STATUS_CANONICAL, decomposition.STATUS_NOT_CANONICAL,
+                                          decomposition.STATUS_UNCERTIFIED}
+    again = sweep_dataset(model, ds, {4: res.checkpoints[4]}, work, **kw)
+    assert (again.reused, again.computed, again.recomputed) == (2, 0, 0)
+    _assert_same(load_sweep(work), can)
+    # a unit file of this format that lacks a field is not valid: load refuses, resume recomputes it
+    path = work / "unit_c0000_b0001.npz"
+    unit_hash = json.loads((work / sweep.MANIFEST).read_text())["units"][1]["hash"]
+    unit = sweep._read_unit(path, unit_hash)
+    sweep._write_unit(path, {k: a for k, a in unit.items() if k != "status"}, unit_hash)
+    with pytest.raises(SweepError, match="1 of 2"):
+        load_sweep(work)
+    again = sweep_dataset(model, ds, {4: res.checkpoints[4]}, work, **kw)
+    assert (again.reused, again.recomputed) == (1, 1)
+    _assert_same(load_sweep(work), can)
+
+
+def _as_format_1(folder: Path, and_or_kwargs=AND_OR) -> None:
+    """Rewrite a sweep folder the way format 1 wrote it: units without the canonical phase's
+    fields and status, settings with format 1 and the solver options as ``and_or_kwargs``."""
+    man = json.loads((folder / sweep.MANIFEST).read_text())
+    for u in man["units"]:
+        arrays = sweep._read_unit(folder / u["file"], u["hash"])
+        old = {k: a for k, a in arrays.items() if k not in ("canonical", "canonical_eps", "canonical_distance", "status")}
+        sweep._write_unit(folder / u["file"], old, u["hash"])
+    settings = man["settings"]
+    settings.pop("solver", None)
+    settings.update(format=1, and_or_kwargs=dict(and_or_kwargs))
+    (folder / sweep.MANIFEST).write_text(json.dumps(man))
+
+
+def test_format_1_folder_loads_with_the_documented_fill(setup, tmp_path):
+    """A folder of the previous format (no canonical fields, no status) loads: the missing fields
+    are what and_or returns without the canonical phase, so they equal a fresh sweep's exactly."""
+    ds, model, res, _, ref, _ = setup
+    old = shutil.copytree(ref, tmp_path / "old")
+    _as_format_1(old)
+    with np.load(old / "unit_c0000_b0000.npz") as f:
+        assert "status" not in f.files and "canonical" not in f.files and "converged" in f.files
+    got = load_sweep(old)
+    assert got.settings["format"] == 1
+    _assert_same(got, load_sweep(ref))
+    assert got.status.dtype == np.int32 and got.canonical.dtype == bool and got.canonical_eps.dtype == got.v.dtype
+    # a folder written by the previous code itself (2 checkpoints × 5 samples, n = 4, capped solve)
+    real = load_sweep(FORMAT_1)
+    assert real.settings["format"] == 1 and real.I_and.shape == (2, 5, 16)
+    with np.load(FORMAT_1 / "unit_c0001_b0000.npz") as f:
+        np.testing.assert_array_equal(real.I_and[1, :3], f["I_and"])
+        np.testing.assert_array_equal(real.converged[1, :3], f["converged"])
+    assert not np.any(real.canonical) and np.all(real.canonical_eps == 0) and np.all(np.isinf(real.canonical_distance))
+    np.testing.assert_array_equal(real.status, np.where(real.converged, 3, 2))
+    assert real.and_or.messages()[0] == decomposition.STATUS_MESSAGES[int(real.status[0, 0])]
+    # resume on an old folder: every unit is recomputed in the current format (or refused)
+    kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, and_or_kwargs=AND_OR, progress=False)
+    with pytest.raises(SweepError, match=r"other settings.*sweep format 1, this one writes 2"):
+        sweep_dataset(model, ds, res.checkpoints, old, on_mismatch="error", **kw)
+    rep = sweep_dataset(model, ds, res.checkpoints, old, **kw)
+    assert (rep.recomputed, rep.reused) == (6, 0)
+    new = load_sweep(old)
+    assert new.settings["format"] == sweep.FORMAT_VERSION
+    _assert_same(new, load_sweep(ref))
+
+
+def test_format_1_folder_refused_when_it_cannot_be_filled(setup, tmp_path):
+    _, _, _, _, ref, _ = setup
+    old = shutil.copytree(ref, tmp_path / "old_canonical")
+    _as_format_1(old, {**AND_OR, "canonical": True})  # its canonical fields were dropped: lost
+    with pytest.raises(SweepError, match=rf"{old}.*format 1.*canonical=True.*rerun run_sweep"):
+        load_sweep(old)
+    newer = shutil.copytree(ref, tmp_path / "newer")
+    man = json.loads((newer / sweep.MANIFEST).read_text())
+    man["settings"]["format"] = 99
+    (newer / sweep.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(SweepError, match=rf"{newer} has sweep format 99"):
+        load_sweep(newer)
+
+
+def test_typed_solver_options_are_fingerprinted(setup, tmp_path):
+    """solver=AndOrOptions(...) is the typed form of and_or_kwargs: the same options give the
+    same fingerprint (a resume reuses every unit); other options recompute or refuse."""
+    ds, model, res, _, ref, _ = setup
+    work = shutil.copytree(ref, tmp_path / "sweep")
+    kw = dict(n_players=N, n_samples=SAMPLES, block_size=BLOCK, progress=False)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, solver=decomposition.AndOrOptions(**AND_OR), **kw)
+    assert (rep.reused, rep.computed, rep.recomputed) == (6, 0, 0)
+    settings = load_sweep(work).settings
+    assert settings["solver"] == {"type": "AndOrOptions", **decomposition.AndOrOptions(**AND_OR).kwargs()}
+    assert settings["q_ratio"] == 0.02 and "and_or_kwargs" not in settings
+    other = decomposition.AndOrOptions(**AND_OR).replace(max_iter=450)
+    with pytest.raises(SweepError, match="other settings"):
+        sweep_dataset(model, ds, res.checkpoints, work, solver=other, on_mismatch="error", **kw)
+    rep = sweep_dataset(model, ds, res.checkpoints, work, solver=other, **kw)
+    assert (rep.recomputed, rep.reused) == (6, 0)
+    assert load_sweep(work).settings["solver"]["max_iter"] == 450
+    # the defaults are part of the fingerprint: {} and an explicit default are one setting
+    fp = lambda *a: sweep._fingerprint(sweep._solver_options(*a))  # noqa: E731
+    assert fp(None, None, None) == fp(None, {}, None) == fp(None, {"max_iter": 100_000}, 0.02)
+    assert fp(decomposition.AndOrOptions(q_ratio=0), None, None) == fp(None, {"q_ratio": 0.0}, None) == fp(None, {}, 0)
+    assert fp(None, {"tol": 1e-5}, None) != fp(None, {"tol": 1e-6}, None)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(solver=decomposition.AndOrOptions(), and_or_kwargs={}), "not both"),
+        (dict(solver={"tol": 1e-5}), r"solver must be a jinter.AndOrOptions, got dict"),
+        (dict(and_or_kwargs={"max_iters": 10}), r"and_or_kwargs: unknown AndOrOptions field\(s\) \['max_iters'\]"),
+        (dict(and_or_kwargs={"tol": -1.0}), r"AndOrOptions.tol must be a finite number > 0"),
+        (dict(and_or_kwargs=[("tol", 1e-5)]), "and_or_kwargs must be a mapping"),
+        (dict(solver=decomposition.AndOrOptions(q_ratio=0.04), q_ratio=0.02), r"q_ratio=0.02 and solver.q_ratio=0.04 differ"),
+        (dict(and_or_kwargs={"q_ratio": 0.0}, q_ratio=0.02), r"and_or_kwargs\['q_ratio'\]=0.0 differ"),
+        (dict(q_ratio=-1), r"AndOrOptions.q_ratio must be a finite number ≥ 0"),
+    ],
+)
+def test_bad_solver_options_fail_before_any_work(setup, tmp_path, kwargs, message):
+    ds, model, res, _, _, _ = setup
+    with pytest.raises(ValueError, match=message):
+        sweep_dataset(model, ds, res.checkpoints, tmp_path / "never", n_players=N, n_samples=SAMPLES, progress=False,
+                      **kwargs)
+    assert not (tmp_path / "never").exists()
+
+
+def test_planning_stage_writes_nothing_and_gives_the_manifest(setup, tmp_path):
+    """run_sweep's stages on their own: _plan decides the units and hashes (the manifest a run
+    writes) without touching out_dir; _assigned splits them between processes; _unit_state says
+    which files a resume reuses."""
+    ds, model, res, _, ref, _ = setup
+    idx = select_samples(len(ds.y_test), SAMPLES, 0)
+    players = default_players(ds.input_shape, N)
+    plan = sweep._plan(
+        model, res.checkpoints, ds.x_test[idx], ds.y_test[idx], players, sample_indices=idx, block_size=BLOCK,
+        baseline="zeros", data=None, reward="log_odds", q_ratio=None, solver=None, and_or_kwargs=AND_OR, dtype=None,
+    )
+    assert plan.manifest == json.loads((ref / sweep.MANIFEST).read_text())
+    assert [u["file"] for u in plan.units] == [f"unit_c{c:04d}_b{b:04d}.npz" for c in range(3) for b in range(2)]
+    assert plan.options == decomposition.AndOrOptions(**AND_OR)
+    assert sorted(u["file"] for p in range(4) for u in sweep._assigned(plan.units, p, 4)) == sorted(
+        u["file"] for u in plan.units)
+    assert [u["block"] for u in sweep._assigned(plan.units, 1, 2)] == [1, 1, 1]
+    assert {sweep._unit_state(ref / u["file"], u["hash"]) for u in plan.units} == {"valid"}
+    u = plan.units[0]
+    assert sweep._unit_state(tmp_path / u["file"], u["hash"]) == "missing"
+    (tmp_path / u["file"]).write_bytes((ref / u["file"]).read_bytes()[:100])
+    assert sweep._unit_state(tmp_path / u["file"], u["hash"]) == "invalid"
+    assert sweep._unit_state(ref / plan.units[1]["file"], u["hash"]) == "invalid"  # another unit's file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [u["file"]]  # planning wrote nothing
