@@ -342,7 +342,7 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
 def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
     import jax
 
-    from jinter import data, study, sweep
+    from jinter import data, decomposition, study, sweep
 
     timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
     start = time.perf_counter()
@@ -373,7 +373,7 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
     # clean labels as the reward's class, so all models answer the same question.
     idx = sweep.select_samples(len(ds.y_train), s.samples, s.seed)
     x, y = ds.x_train[idx], ds.clean_y_train[idx]
-    kw = dict(sample_indices=idx, q_ratio=s.q_ratio, and_or_kwargs={"tol": s.tol}, progress=progress)
+    kw = dict(sample_indices=idx, solver=decomposition.AndOrOptions(q_ratio=s.q_ratio, tol=s.tol), progress=progress)
     log(f"[3/5] interactions: {len(checkpoints)} checkpoints x {s.samples} samples x 2^{s.n_players} masks")
     reports = [sweep.run_sweep(model, checkpoints, x, y, players, out / "sweep", **kw)]
     reports.append(sweep.run_sweep(model, base_ckpt, x, y, players, out / "sweep_baseline", **kw))
