@@ -793,7 +793,7 @@ def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float
     rp, rn = ap[None] - tp, -(an[None] - tn)  # the data less the spindle, ± rows (m, n)
 
     def errs(r, d):
-        c = np.maximum(r @ d, 0) / (d @ d)
+        c = np.maximum(r @ d, 0) / max(float(d @ d), np.finfo(np.float64).tiny)
         return np.sum((r - c[:, None] * d) ** 2, axis=1), c
 
     def pick(dpos, dneg):

@@ -26,12 +26,16 @@ def _measure(v, q_ratio=0.02, tau_frac=0.03):
     return pos, neg, np.asarray(S.tau_output(v, 1.0, sample_axis=1))
 
 
-def test_planted_full_games_sigma_recovered_over_a_decade():
+@pytest.mark.parametrize("terms, sigma2, rel", [
+    (16, 1e-2, (0.015, 0.05, 0.15)),  # the template's family of truths (other draws): a decade from the demo's level
+    (32, 1e-1, (0.03, 0.1, 0.2)),  # truths of another make (more terms, more regression noise)
+])
+def test_planted_full_games_sigma_recovered_over_a_decade(terms, sigma2, rel):
     tpl = T.pipeline_spindle(N, **DEMO)
     rng = np.random.default_rng(123)  # other truths and noise than the template's (seed 0)
-    signal = T._low_order_signal(N, 20, rng, 16, 3, 1e-2)
+    signal = T._low_order_signal(N, 20, rng, terms, 3, sigma2)
     delta = np.abs(signal[:, -1] - signal[:, 0]).mean()
-    rel = np.array([0.015, 0.05, 0.15])  # σ_n/Δ̄: a decade from the demo's level up
+    rel = np.asarray(rel)  # σ_n/Δ̄
     sigma_n = rel * delta
     v = signal[None] + sigma_n[:, None, None] * rng.normal(size=signal.shape)[None]
     pos, neg, dbar = _measure(v)
