@@ -489,7 +489,7 @@ def pipeline_spindle(
     template is linear in σ: it is computed at one σ and tabulated on the grid.
 
     The result is cached in-process per setting (the same arguments return the identical
-    object). Cost: ``samples·(len(rel_sigma) + 1)`` AND-OR solves (about 1 s at n = 8 and
+    object). Cost: ``samples·(len(rel_sigma) + 1)`` AND-OR solves (about 10 s at n = 8, mostly compiling, and
     1–2 min at n = 10 on 2 CPU cores with the defaults).
 
     Args:
