@@ -401,6 +401,7 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
             "gap_widening_epoch": "first epoch after the minimal loss gap where the gap exceeds it by 10% of its later rise",
             "sigma2_fit": "theory.fit_sigma2: RMS between mean-normalized I_real^(k) and I_theo^(k), grid + refinement",
             "generalization": "salient |I|>tau in the model generalizes iff |I_base|>tau_base with the same sign [H25]",
+            "spindle_template": study.SPINDLE_TEMPLATES[analysis.spindle],
         },
         "history": {k: json_list(v) for k, v in history.items()},
         "baseline_history": {k: json_list(v) for k, v in base_hist.items()},
@@ -471,6 +472,7 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
             f"σ² {a:.2g} at epoch {epochs[rel[0]]} → {b:.2g} at epoch {epochs[rel[-1]]} ({len(rel)} reliable fits)",
             "match" if b < a else "mismatch")
     study = r["label_noise_study"]
+    tpl = f" (spindle template: {r['spindle_template']['name']})" if "spindle_template" in r else ""
     usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
     share = lambda e: e["spindle"] / max(e["decay"] + e["spindle"], 1e-300)  # noqa: E731
     if len(usable) < 2 or len(usable) < len(study):
@@ -480,12 +482,13 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
 
         why = "; ".join(state(e) for e in study)
         add("G25", "The spindle-shaped (noise-like) part grows with label noise",
-            f"not decided: not every noise model fits its labels with a good decay + spindle fit ({why})", "untested")
+            f"not decided: not every noise model fits its labels with a good decay + spindle fit{tpl} ({why})",
+            "untested")
     else:
         shares = ", ".join(f"{e['label_noise']:g}: {share(e):.2f} (residual {e['residual']:.2f})" for e in usable)
         grows = share(usable[-1]) > share(usable[0])
         add("G25", "The spindle-shaped (noise-like) part grows with label noise",
-            f"spindle share of Σ|A| per label noise (every model at train accuracy ≥ 0.95): {shares}",
+            f"spindle share of Σ|A| per label noise{tpl} (every model at train accuracy ≥ 0.95): {shares}",
             "match" if grows else "mismatch")
     hbar = r["generalization"]["h_bar"]
     c0 = epochs.index(p2) if p2 is not None else min(1, len(epochs) - 1)
@@ -589,8 +592,12 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
     fig.tight_layout()
     poor = [f"epoch {e}" for e, d in zip(epochs, analysis.parts) if d.poor_fit] + [
         f"noise {p.label_noise:g}" for p in analysis.noise if p.fit.poor_fit]
+    template = {"pipeline": "the pipeline's own (iid noise on v(x_S) of low-order games pushed through the same "
+                            "q box and τ rule, theory.pipeline_spindle)",
+                "mobius": "the Möbius transform of iid noise at τ = 0 (theory.spindle_curve)"}[analysis.spindle]
     save(fig, "decay_spindle.png", "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a "
          "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25]. "
+         f"Spindle template: {template}. "
          + (f"Poor fits (relative residual > 0.2, not a decomposition of the data): {', '.join(poor)}." if poor
             else "Every fit has a relative residual ≤ 0.2."))
 

@@ -18,7 +18,11 @@ Definitions (docs/math.md §4–7):
   (:mod:`jinter.dynamics`);
 - generalization power ``N̄, H̄`` against the baseline [H25];
 - signed order strengths ``A^(k),±`` split into decay and spindle parts
-  (:func:`jinter.theory.disentangle`) per checkpoint and per label-noise model [G25].
+  (:func:`jinter.theory.disentangle`) per checkpoint and per label-noise model [G25], the
+  spindle template by default that of the pipeline used (:func:`jinter.theory.pipeline_spindle`:
+  iid noise on a low-order signal through the same ``q_ratio`` split and τ rule, per unit of
+  each model's ``Δ̄ = E_x|v(x_N) − v(x_∅)|``); ``spindle="mobius"`` keeps the Möbius transform
+  of iid noise at τ = 0 (:func:`jinter.theory.spindle_curve`).
 """
 
 from __future__ import annotations
@@ -30,13 +34,22 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jinter import dynamics, generalization, interactions, statistics, theory
+from jinter._checks import check_option
 from jinter._checks import json_list as _json
 from jinter.transforms import num_players
 
-__all__ = ["DemoAnalysis", "NoiseLevelAnalysis", "analyze", "ground_truth", "part_strengths"]
+__all__ = ["DemoAnalysis", "NoiseLevelAnalysis", "analyze", "ground_truth", "part_strengths", "SPINDLE_TEMPLATES"]
 
 TAU_FRAC = 0.03
 """[D24]'s threshold fraction: ``τ = 0.03·E_x|v(x_N) − v(x_∅)|``."""
+
+SPINDLE_TEMPLATES = {
+    "pipeline": "theory.pipeline_spindle: expected A^(k),± that iid noise on every v(x_S) adds to random order-1-3 "
+                "games through the same and_or q_ratio split and tau rule, per unit of the model's "
+                "E_x|v(x_N) - v(x_empty)|, Monte Carlo (20 games, seed 0)",
+    "mobius": "theory.spindle_curve: Moebius transform of iid noise at tau = 0, C(n,k) 2^(k/2) sigma / sqrt(2 pi)",
+}
+"""The spindle templates :func:`analyze` can fit with, and what each is (quoted by the report)."""
 
 
 class NoiseLevelAnalysis(NamedTuple):
@@ -80,6 +93,7 @@ class DemoAnalysis:
     h_bar: np.ndarray | None = None
     h_bar_weighted: np.ndarray | None = None
     noise: tuple[NoiseLevelAnalysis, ...] = ()
+    spindle: str = "pipeline"  # the template of the decay/spindle fits (a key of SPINDLE_TEMPLATES)
 
     def to_json(self) -> dict[str, Any]:
         """The analysis part of the demo's ``results.json`` (lists, floats, ``None``)."""
@@ -95,13 +109,15 @@ class DemoAnalysis:
             "phase_two_start_epoch": self.phase_two_start,
             "gap_widening_epoch": self.gap_widening_epoch,
             "signed_strength": {"positive": _json(self.signed_pos), "negative": _json(self.signed_neg)},
+            "spindle_template": {"name": self.spindle, "definition": SPINDLE_TEMPLATES[self.spindle]},
             "decay_spindle": [dict(epoch=e, **part_strengths(d), residual=float(d.residual), poor_fit=d.poor_fit,
                                    params={k: _json(v) if isinstance(v, np.ndarray) else v
                                            for k, v in d.params.items()})
                               for e, d in zip(self.epochs, self.parts)],
             "noise_levels": [dict(label_noise=p.label_noise, test_acc=p.test_accuracy, a_pos=_json(p.a_pos),
                                   a_neg=_json(p.a_neg), **part_strengths(p.fit), residual=float(p.fit.residual),
-                                  poor_fit=p.fit.poor_fit) for p in self.noise],
+                                  poor_fit=p.fit.poor_fit, sigma=p.fit.params["sigma_pos"],
+                                  rel_sigma=p.fit.params.get("rel_sigma_pos")) for p in self.noise],
             "label_noise_study": [dict(label_noise=p.label_noise, train_accuracy=p.train_accuracy,
                                        test_accuracy=p.test_accuracy, fits_its_labels=p.fits_its_labels,
                                        **part_strengths(p.fit), residual=float(p.fit.residual), poor_fit=p.fit.poor_fit)
@@ -157,6 +173,8 @@ def analyze(
     baseline: Any = None,
     noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]] | None = None,
     top_k: int = 8,
+    spindle: str = "pipeline",
+    q_ratio: float | None = None,
 ) -> DemoAnalysis:
     """Analyze a training run's sweeps once (see the module docstring for the definitions).
 
@@ -170,7 +188,15 @@ def analyze(
             first checkpoint is used) for the decay/spindle study [G25].
         top_k: number of strongest interactions kept (sample 0, final checkpoint): of both
             types together, of AND alone and of OR alone.
+        spindle: the spindle template of the decay/spindle fits: ``"pipeline"`` (default,
+            :func:`jinter.theory.pipeline_spindle` for this ``q_ratio`` and τ rule, scaled to each
+            model's ``Δ̄``; computed once per setting and process, about 1–2 min at n = 10 on 2
+            CPU cores) or ``"mobius"`` (:func:`jinter.theory.spindle_curve`).
+        q_ratio: the ``q`` box of the sweeps' AND-OR split, for the pipeline template; ``None``:
+            the sweep's ``settings["q_ratio"]`` (0.02, the default of :func:`jinter.and_or`, if it
+            has none).
     """
+    check_option(spindle, "spindle", tuple(SPINDLE_TEMPLATES))
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
     if i_and.ndim != 3 or i_or.shape != i_and.shape:
         raise ValueError(f"sweep must hold (checkpoints, samples, 2**n) interactions, got {i_and.shape}")
@@ -183,7 +209,17 @@ def analyze(
     w_and, w_or = ground_truth(i_and[-1], i_or[-1], tau[-1])
     fit = theory.fit_sigma2(dist, w_and, w_star_or=w_or)
     pos, neg = _signed(i_and, i_or, tau_b, axis=1)
-    parts = tuple(theory.disentangle(pos[c], neg[c], n) for c in range(len(epochs)))
+    if q_ratio is None:
+        q_ratio = float((getattr(sweep, "settings", None) or {}).get("q_ratio", 0.02))
+    template = theory.pipeline_spindle(n, q_ratio=q_ratio, tau_frac=TAU_FRAC) if spindle == "pipeline" else None
+
+    def split(a_pos, a_neg, tau_):
+        if template is None:
+            return theory.disentangle(a_pos, a_neg, n)
+        delta = max(float(tau_) / TAU_FRAC, np.finfo(np.float64).tiny)  # Δ̄ = E_x|v(x_N) − v(x_∅)|
+        return theory.disentangle(a_pos, a_neg, n, spindle=template.scaled(delta))
+
+    parts = tuple(split(pos[c], neg[c], tau[c]) for c in range(len(epochs)))
     sparsity = np.asarray(statistics.sparsity_curve(i_and, i_or, sample_axis=1))
     gap = None
     if history is not None:
@@ -211,9 +247,9 @@ def analyze(
         tl = np.asarray(statistics.tau_output(np.asarray(r.v)[0], TAU_FRAC))
         p_, n_ = _signed(r_and, r_or, tl, axis=0)
         levels.append(NoiseLevelAnalysis(float(level), float(h["train_acc"][-1]), float(h["test_acc"][-1]), p_, n_,
-                                         theory.disentangle(p_, n_, n)))
+                                         split(p_, n_, tl)))
     return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
                         signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
                         phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
                         top_and=top_and, top_or=top_or, strength_and=strength_and, strength_or=strength_or,
-                        noise=tuple(levels), **gp)
+                        noise=tuple(levels), spindle=spindle, **gp)

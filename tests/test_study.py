@@ -45,8 +45,10 @@ def test_analysis_equals_the_per_checkpoint_statistics(runs):
         pos, neg = (np.asarray(x).mean(0) for x in statistics.signed_order_strength(main.I_and[c], main.I_or[c], tau[c]))
         np.testing.assert_allclose(a.signed_pos[c], pos, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(a.signed_neg[c], neg, rtol=1e-12, atol=1e-14)
-        d = theory.disentangle(pos, neg, N)
+        tpl = theory.pipeline_spindle(N, q_ratio=0.02, tau_frac=0.03)  # the sweeps have no settings: q 0.02
+        d = theory.disentangle(pos, neg, N, spindle=tpl.scaled(tau[c] / 0.03))
         np.testing.assert_allclose(a.parts[c].decay_pos, d.decay_pos, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(a.parts[c].spindle_pos, d.spindle_pos, rtol=1e-8, atol=1e-12)
         np.testing.assert_allclose(a.sparsity[c], statistics.sparsity_curve(main.I_and[c], main.I_or[c]), rtol=1e-12)
         tau_b = float(statistics.tau_output(base.v[0]))
         g = generalization.generalization_power((main.I_and[c], main.I_or[c]), (base.I_and[0], base.I_or[0]), tau[c], tau_b)
@@ -93,3 +95,19 @@ def test_bad_sweeps_are_refused():
     with pytest.raises(ValueError, match="baseline must hold the same samples"):
         study.analyze(_sweep(6), baseline=SimpleNamespace(**{k: v[:, :2] for k, v in vars(_sweep(7, 1)).items()
                                                              if k != "epochs"}))
+
+
+def test_spindle_template_choice(runs):
+    main, _, noise, a = runs
+    js = a.to_json()
+    assert a.spindle == "pipeline" and js["spindle_template"]["name"] == "pipeline"
+    assert "pipeline_spindle" in js["spindle_template"]["definition"]
+    assert all(p.fit.params["spindle"] == "pipeline" for p in a.noise)
+    assert all(r["rel_sigma"] is not None for r in js["noise_levels"])
+    old = study.analyze(main, noise=noise, spindle="mobius")
+    assert old.to_json()["spindle_template"]["name"] == "mobius"
+    tau = float(statistics.tau_output(main.v[0], 0.03))
+    pos, neg = (np.asarray(x).mean(0) for x in statistics.signed_order_strength(main.I_and[0], main.I_or[0], tau))
+    assert old.parts[0].params == theory.disentangle(pos, neg, N).params
+    with pytest.raises(ValueError, match="spindle must be 'pipeline' or 'mobius', got 'white'"):
+        study.analyze(main, spindle="white")
