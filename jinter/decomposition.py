@@ -18,8 +18,8 @@ feasibility gives a certified lower bound, so every iterate has a valid duality 
 
 Solver: Douglas–Rachford splitting (ADMM) between the soft-threshold / box prox and the
 projection on the affine set ``V = {(u, w, q) : w = K u + c − L q}``, accelerated by reflected
-Halpern anchoring with adaptive restarts (as in restarted PDLP / r2HPDHG). The step is an
-:class:`optax.GradientTransformation` (:func:`halpern_fixed_point`) run inside a
+Halpern anchoring with adaptive restarts (as in restarted PDLP / r2HPDHG). The step is a
+:class:`FixedPointIteration` ``(init, step)`` (:func:`halpern_fixed_point`) run inside a
 ``lax.while_loop`` that stops when the relative duality gap is ≤ ``tol``.
 
 * ``q_ratio = 0`` (no ``q``): the projection on ``{(u, K u + c)}`` is exact and costs a few
@@ -78,7 +78,6 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
@@ -95,6 +94,7 @@ __all__ = [
     "AndOrResult",
     "SharedAndOrResult",
     "HalpernState",
+    "FixedPointIteration",
     "halpern_fixed_point",
     "and_or",
     "and_or_shared",
@@ -144,7 +144,7 @@ def _soft(x: Array, k: Array, free: Array) -> Array:
 
 
 # ----------------------------------------------------------------------------------------
-# optax transformation: reflected Halpern iteration of a fixed-point operator, with restarts
+# Fixed-point iteration: reflected Halpern iteration of an operator, with restarts
 # ----------------------------------------------------------------------------------------
 
 
@@ -157,6 +157,17 @@ class HalpernState(NamedTuple):
     aux: Any = None  # operator state (e.g. a warm start for an inner solver), if any
 
 
+class FixedPointIteration(NamedTuple):
+    """A fixed-point iteration as a pair of pure functions (jit- and ``lax``-loop friendly).
+
+    ``init(z0) -> state``; ``step(z, state) -> (z_next, state)``. Not an optax transformation:
+    there are no gradients to transform, the step is a map of the iterate itself.
+    """
+
+    init: Callable[[Any], HalpernState]
+    step: Callable[[Any, HalpernState], tuple[Any, HalpernState]]
+
+
 def _tree_norm(t: Any) -> Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(t)))
 
@@ -166,19 +177,22 @@ def halpern_fixed_point(
     *,
     restart_factor: float = 0.2,
     aux_init: Callable[[Any], Any] | None = None,
-) -> optax.GradientTransformation:
-    r"""Reflected Halpern iteration ``z ← (k+1)/(k+2)·(2T z − z) + 1/(k+2)·z₀`` as an optax transform.
+) -> FixedPointIteration:
+    r"""Reflected Halpern iteration ``z ← (k+1)/(k+2)·(2T z − z) + 1/(k+2)·z₀`` with restarts.
 
     ``T`` is a firmly nonexpansive operator (here a Douglas–Rachford or PDHG step), so
     ``2T − I`` is nonexpansive and the anchored iteration has an O(1/k) fixed-point residual;
     restarting the anchor whenever the residual falls below ``restart_factor`` times its value
     at the last restart gives linear convergence on sharp problems such as LPs (PDLP-style).
+    ``restart_factor = inf`` gives the plain iteration ``z ← T z``.
 
-    The incoming ``updates`` are ignored (there is no gradient: the step is a fixed-point
-    map of ``params``); the returned updates are ``z_new − z`` for :func:`optax.apply_updates`.
+    Returns a :class:`FixedPointIteration` ``(init, step)``: ``state = init(z0)``, then
+    ``z, state = step(z, state)``. (Formerly this was an ``optax.GradientTransformation``
+    driven as ``update(None, state, z)``, which ignored its ``updates``; it never was a gradient
+    transformation, so it no longer pretends to be one.)
 
     With ``aux_init``, the operator is ``operator(z, aux) -> (T z, aux)`` and ``aux`` (started
-    at ``aux_init(params)``) is carried in the state, e.g. the warm start of an inner solver
+    at ``aux_init(z0)``) is carried in the state, e.g. the warm start of an inner solver
     that evaluates ``T`` inexactly. It is neither anchored nor counted in the residual.
     """
     with_aux = aux_init is not None
@@ -191,15 +205,14 @@ def halpern_fixed_point(
             aux=aux_init(params) if with_aux else None,
         )
 
-    def update(updates, state, params=None):
-        del updates
+    def step(params, state):
         if with_aux:
             tz, aux = operator(params, state.aux)
             state = state._replace(aux=aux)
         else:
             tz = operator(params)
         if math.isinf(restart_factor):  # plain fixed-point iteration z ← T z
-            return jax.tree_util.tree_map(jnp.subtract, tz, params), state
+            return tz, state
         res = _tree_norm(jax.tree_util.tree_map(jnp.subtract, tz, params))
         restart = res <= restart_factor * state.res0
         w = (state.k + 1).astype(res.dtype) / (state.k + 2).astype(res.dtype)
@@ -213,9 +226,9 @@ def halpern_fixed_point(
             res0=jnp.where(restart, res, state.res0),
             aux=state.aux,
         )
-        return jax.tree_util.tree_map(jnp.subtract, new, params), state
+        return new, state
 
-    return optax.GradientTransformation(init, update)
+    return FixedPointIteration(init, step)
 
 
 # ----------------------------------------------------------------------------------------
@@ -465,7 +478,7 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q, start=Non
 
 
 def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every):
-    """Run the optax fixed-point transform ``opt`` from ``z0`` in a ``lax.while_loop``.
+    """Run the fixed-point iteration ``opt`` (:class:`FixedPointIteration`) from ``z0`` in a ``lax.while_loop``.
 
     Every ``check_every`` steps, ``certificate(z, state) -> (objective, bound, *primal)``; the
     loop keeps the best objective's primal and the best bound seen at the checks (so neither
@@ -477,9 +490,7 @@ def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every):
         z, st, it, (bp, blb, bx) = carry
 
         def step(_, zs):
-            z, st = zs
-            upd, st = opt.update(None, st, z)
-            return optax.apply_updates(z, upd), st
+            return opt.step(*zs)
 
         z, st = jax.lax.fori_loop(0, check_every, step, (z, st))
         p, lb, *x = certificate(z, st)
@@ -507,16 +518,50 @@ _EPS_STAGES = 8  # ε from 1 down to 4⁻⁷ ≈ 6e-5
 _EPS_RHO = 3.0  # Douglas–Rachford penalty ρ = max(1, 3·√ε) (measured on random n = 5, 6 games)
 
 
-def _split_data(v: Array) -> tuple[Array, Array, Array, Array]:
+def _split_data(v: Array, per_game: bool = True) -> tuple[Array, Array, Array, Array]:
     """``(c_a, c_o, scale, free)``: AND part ``a = M s + c_a`` and OR part ``o = L t + c_o`` of the
-    split in ``s = γ + ½q``, ``t = γ − ½q`` (games ``(..., 2**n)``), scaled so ``max|c| = 1``."""
+    split in ``s = γ + ½q``, ``t = γ − ½q`` (games ``(..., 2**n)``), scaled so ``max|c| = 1``
+    per game (``per_game=False``: one scale for all of ``v``, shape ``(1,) * v.ndim``)."""
     size = v.shape[-1]
     free = jnp.arange(size) == 0  # ∅ carries no cost; its entries only shift costless ones
     ca = jnp.where(free, 0.0, 0.5 * kron_apply(v, _M))
     co = jnp.where(free, 0.0, -0.5 * kron_apply(v, _L))
-    cmax = jnp.max(jnp.maximum(jnp.abs(ca), jnp.abs(co)), axis=-1, keepdims=True)
+    cmax = jnp.max(jnp.maximum(jnp.abs(ca), jnp.abs(co)), axis=-1 if per_game else None, keepdims=True)
     scale = jnp.where(cmax > 0, cmax, 1.0)  # c ≡ 0: the optimum is 0
     return ca / scale, co / scale, scale, free
+
+
+def _graph_projection(ca: Array, co: Array) -> Callable[[tuple], tuple]:
+    """Exact projection on the graph ``{(s, t, a, o) : a = M s + c_a, o = L t + c_o}`` (two
+    butterfly solves ``(I + MᵀM)⁻¹``, ``(I + LᵀL)⁻¹``), for :func:`_solve_shared` and
+    :func:`_canonical_phase`."""
+    n = ca.shape[-1].bit_length() - 1
+    dm = jnp.asarray(_kron_diag(_LAM_M, n), ca.dtype)
+    dl = jnp.asarray(_kron_diag(_LAM_L, n), ca.dtype)
+
+    def project(z):
+        zs, zt, za, zo = z
+        s = _solve_plus_identity(zs + kron_apply(za - ca, _MT), _Q_M, dm)
+        t = _solve_plus_identity(zt + kron_apply(zo - co, _L), _Q_L, dl)
+        return s, t, kron_apply(s, _M) + ca, kron_apply(t, _L) + co
+
+    return project
+
+
+def _douglas_rachford(project: Callable, prox: Callable) -> tuple[Callable, Callable]:
+    """``(parts, step)`` of Douglas–Rachford: ``parts(z) = (P z, R z = 2P z − z, prox(R z))`` and the
+    firmly nonexpansive step ``T z = z + prox(R z) − P z`` (for :func:`halpern_fixed_point`)."""
+
+    def parts(z):
+        pj = project(z)
+        r = tuple(2 * a - b for a, b in zip(pj, z))
+        return pj, r, prox(r)
+
+    def step(z):
+        pj, _, pr = parts(z)
+        return tuple(a + b - e for a, b, e in zip(z, pr, pj))
+
+    return parts, step
 
 
 def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
@@ -538,17 +583,14 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
     Returns ``(gamma, q, accepted, eps, distance, iterations)`` in the units of ``v``.
     """
     dt = v.dtype
-    size = v.shape[-1]
     ca, co, scale, free = _split_data(v)
     scale = scale[0]
     floor = _rounding_floor(v) / scale
     rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt)
-    n = size.bit_length() - 1
-    dm = jnp.asarray(_kron_diag(_LAM_M, n), dt)
-    dl = jnp.asarray(_kron_diag(_LAM_L, n), dt)
     M = lambda x: kron_apply(x, _M)  # noqa: E731
     MT = lambda x: kron_apply(x, _MT)  # noqa: E731
     L = lambda x: kron_apply(x, _L)  # noqa: E731
+    project = _graph_projection(ca, co)
     lb_s = lb / scale
 
     def cost(s, t):
@@ -558,12 +600,6 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
         rho = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps))
         thr = 1.0 / rho
 
-        def project(z):
-            zs, zt, za, zo = z
-            s = _solve_plus_identity(zs + MT(za - ca), _Q_M, dm)
-            t = _solve_plus_identity(zt + L(zo - co), _Q_L, dl)
-            return s, t, M(s) + ca, L(t) + co
-
         def prox(r):
             rs, rt, ra, ro = r
             # argmin ε/2(γ² + q²) + ρ/2((s − r_s)² + (t − r_t)²): with γ = (s+t)/2, q = s − t the
@@ -572,14 +608,7 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
             q = jnp.clip((rs - rt) / (1.0 + 2.0 * eps / rho), -rq, rq)
             return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
 
-        def parts(z):
-            pj = project(z)
-            r = tuple(2 * a - b for a, b in zip(pj, z))
-            return pj, r, prox(r)
-
-        def fixed_point(z):
-            pj, _, pr = parts(z)
-            return tuple(a + b - e for a, b, e in zip(z, pr, pj))
+        parts, fixed_point = _douglas_rachford(project, prox)
 
         def certificate(z, _st):
             _, r, pr = parts(z)
@@ -1082,29 +1111,16 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
     """
     m, size = vs.shape
     dt = vs.dtype
-    n = size.bit_length() - 1
-    free = jnp.arange(size) == 0  # ∅ carries no cost
     M = lambda x: kron_apply(x, _M)  # noqa: E731
     MT = lambda x: kron_apply(x, _MT)  # noqa: E731
     L = lambda x: kron_apply(x, _L)  # noqa: E731
-    ca = jnp.where(free, 0.0, 0.5 * M(vs))  # ∅ entries only shift costless entries: drop them
-    co = jnp.where(free, 0.0, -0.5 * L(vs))
-    cmax = jnp.max(jnp.maximum(jnp.abs(ca), jnp.abs(co)))
-    scale = jnp.where(cmax > 0, cmax, 1.0)  # c ≡ 0: the optimum is 0, keep the bounds finite
-    ca, co = ca / scale, co / scale
+    ca, co, scale, free = _split_data(vs, per_game=False)  # one scale: keeps the bounds finite
+    scale = scale.reshape(())
     floor = jnp.sum(_rounding_floor(vs)) / scale
     rg = (gb / scale)[:, None].astype(dt)  # may be huge or inf: see _proj_shared_box
     rq = (q_ratio * jnp.abs(vs[:, -1] - vs[:, 0]) / scale)[:, None].astype(dt)
-    dm = jnp.asarray(_kron_diag(_LAM_M, n), dt)
-    dl = jnp.asarray(_kron_diag(_LAM_L, n), dt)
     rho = jnp.asarray(rho, dt)
     thr = 1.0 / rho
-
-    def project(z):
-        zs, zt, za, zo = z
-        s = _solve_plus_identity(zs + MT(za - ca), _Q_M, dm)
-        t = _solve_plus_identity(zt + L(zo - co), _Q_L, dl)
-        return s, t, M(s) + ca, L(t) + co
 
     def prox(r):
         rs, rt, ra, ro = r
@@ -1114,14 +1130,7 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
         o = jnp.where(free, ro, _prox_phi(ro, thr, alpha))
         return gamma + 0.5 * q, gamma - 0.5 * q, a, o
 
-    def parts(z):
-        pj = project(z)
-        r = tuple(2 * a - b for a, b in zip(pj, z))
-        return pj, r, prox(r)
-
-    def fixed_point(z):
-        pj, _, pr = parts(z)
-        return tuple(a + b - e for a, b, e in zip(z, pr, pj))
+    parts, fixed_point = _douglas_rachford(_graph_projection(ca, co), prox)
 
     def certificate(z):
         _, r, pr = parts(z)

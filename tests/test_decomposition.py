@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from jinter import MemoryBudgetError, decomposition
-from jinter.decomposition import and_or, and_or_shared, halpern_fixed_point
+from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern_fixed_point
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
 
@@ -184,20 +184,20 @@ def test_halpern_transform_with_aux_carries_the_operator_state():
     z = jnp.zeros(())
     st = opt.init(z)
     for _ in range(60):
-        upd, st = opt.update(None, st, z)
-        z = z + upd
+        z, st = opt.step(z, st)
     assert abs(float(z) - 3.0) < 1e-6 and int(st.aux) == 60
 
 
-def test_halpern_transform_is_an_optax_transformation():
-    # T = averaged map with fixed point 3: z ↦ (z + 3)/2
+def test_halpern_iteration_is_a_pair_of_pure_functions():
+    # T = averaged map with fixed point 3: z ↦ (z + 3)/2; (init, step) under jit and lax loops
     opt = halpern_fixed_point(lambda z: 0.5 * (z + 3.0))
+    assert isinstance(opt, FixedPointIteration) and not hasattr(opt, "update")
     z = jnp.zeros(())
-    st = opt.init(z)
-    for _ in range(60):
-        upd, st = opt.update(None, st, z)
-        z = z + upd
+    z, st = jax.lax.fori_loop(0, 60, lambda _, zs: jax.jit(opt.step)(*zs), (z, opt.init(z)))
     assert abs(float(z) - 3.0) < 1e-6
+    plain = halpern_fixed_point(lambda z: 0.5 * (z + 3.0), restart_factor=float("inf"))
+    z, _ = plain.step(jnp.ones(()), plain.init(jnp.ones(())))
+    assert float(z) == 2.0
 
 
 def test_errors():
