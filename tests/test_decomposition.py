@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from jinter import MemoryBudgetError, decomposition
-from jinter.decomposition import and_or, and_or_shared, halpern_fixed_point
+from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern_fixed_point
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
 
@@ -24,8 +24,9 @@ def _dense(f, n):
     return out
 
 
-def lp_optimum(v, rho_q):
-    """Exact optimum of docs/math.md §3 by HiGHS with dense matrices (test-only oracle)."""
+def lp_optimum(v, rho_q, full=False):
+    """Exact optimum of docs/math.md §3 by HiGHS with dense matrices (test-only oracle);
+    ``full``: also the LP's point ``(o_and, q, s, t)``."""
     n = int(np.log2(len(v)))
     N = 2**n
     M = _dense([[1, 0], [-1, 1]], n)
@@ -39,7 +40,7 @@ def lp_optimum(v, rho_q):
     bounds = [(None, None)] * N + [(-rho_q, rho_q)] * N + [(0, None)] * (2 * (N - 1))
     r = linprog(cost, A_ub=sp.csr_matrix(A), b_ub=b, bounds=bounds, method="highs")
     assert r.status == 0
-    return r.fun
+    return (r.fun, r.x) if full else r.fun
 
 
 def _objective(res):
@@ -184,20 +185,20 @@ def test_halpern_transform_with_aux_carries_the_operator_state():
     z = jnp.zeros(())
     st = opt.init(z)
     for _ in range(60):
-        upd, st = opt.update(None, st, z)
-        z = z + upd
+        z, st = opt.step(z, st)
     assert abs(float(z) - 3.0) < 1e-6 and int(st.aux) == 60
 
 
-def test_halpern_transform_is_an_optax_transformation():
-    # T = averaged map with fixed point 3: z ↦ (z + 3)/2
+def test_halpern_iteration_is_a_pair_of_pure_functions():
+    # T = averaged map with fixed point 3: z ↦ (z + 3)/2; (init, step) under jit and lax loops
     opt = halpern_fixed_point(lambda z: 0.5 * (z + 3.0))
+    assert isinstance(opt, FixedPointIteration) and not hasattr(opt, "update")
     z = jnp.zeros(())
-    st = opt.init(z)
-    for _ in range(60):
-        upd, st = opt.update(None, st, z)
-        z = z + upd
+    z, st = jax.lax.fori_loop(0, 60, lambda _, zs: jax.jit(opt.step)(*zs), (z, opt.init(z)))
     assert abs(float(z) - 3.0) < 1e-6
+    plain = halpern_fixed_point(lambda z: 0.5 * (z + 3.0), restart_factor=float("inf"))
+    z, _ = plain.step(jnp.ones(()), plain.init(jnp.ones(())))
+    assert float(z) == 2.0
 
 
 def test_errors():
@@ -595,3 +596,85 @@ def test_bad_devices_option():
         and_or(np.zeros((2, 8)), devices=[])
     with pytest.raises(ValueError, match="chunk must be"):
         and_or(np.zeros((2, 8)), chunk=0)
+
+
+def _polish_problem(seed, n=6, q_ratio=0.02):
+    v = np.random.default_rng(seed).normal(size=2**n)
+    rq = q_ratio * abs(v[-1] - v[0])
+    return v, rq, lp_optimum(v, rq, full=True)
+
+
+def _dual_bound(v, rq, y):
+    """The solver's bound at ``y`` rescaled to feasibility (numpy, for the tests)."""
+    k = lambda x, f: np.asarray(decomposition.kron_apply(jnp.asarray(x), f))  # noqa: E731
+    c = -k(v, decomposition._L)
+    c[0] = 0.0
+    y = np.array(y)
+    y[0] = 0.0
+    y = y / max(1.0, np.max(np.abs(y)), np.max(np.abs(k(y, decomposition._KT))))
+    return abs(y @ c) - rq * np.sum(np.abs(k(y, decomposition._L)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_polish_on_the_true_active_set_is_exact(seed):
+    """On the LP vertex's own support and tight rows the polish returns that vertex and a dual
+    point whose certified bound is the optimum."""
+    from jinter.transforms import or_mobius, or_zeta
+
+    v, rq, (opt, x) = _polish_problem(seed)
+    N = v.size
+    oand, q = x[:N], x[N : 2 * N]
+    ia, io = np.array(mobius(oand)), np.array(or_mobius(v + q - oand))
+    single = decomposition._singletons(N)
+    ia[single] += io[single]
+    io[single] = 0.0
+    io[0] = 0.0
+    ua = np.where(np.abs(ia) > 1e-9, ia, 0.0)
+    wo = np.where(np.abs(io) > 1e-9, io, 0.0)
+    beyond = np.where(np.abs(np.abs(q) - rq) <= 1e-9, 1.5 * q, 0.0)  # tight rows: reflected past the box
+    guess = decomposition._active_set_guess(jnp.asarray(ua), jnp.asarray(wo), jnp.asarray(beyond), jnp.asarray(rq))
+    a, o, y = (np.asarray(t) for t in decomposition._polish_active_set(jnp.asarray(v), jnp.asarray(rq), *guess))
+    np.testing.assert_allclose(a[1:], ia[1:], atol=1e-9)
+    np.testing.assert_allclose(o, io, atol=1e-9)
+    assert np.max(np.abs(np.asarray(zeta(a) + or_zeta(o)) - v)) <= rq * (1 + 1e-9)
+    assert abs(np.sum(np.abs(a[1:])) + np.sum(np.abs(o)) - opt) <= 1e-9 * opt
+    assert abs(_dual_bound(v, rq, y) - opt) <= 1e-8 * opt
+
+
+def _solve_with_polish(v, q_ratio, polish_every=1, max_iter=100_000):
+    solve = jax.jit(lambda x: decomposition._solve_single(x, q_ratio, 1e-5, max_iter, 50, 50.0, True, None, polish_every))
+    u, q, lb, it = solve(jnp.asarray(v))
+    i_and, i_or, _ = decomposition._assemble(jnp.asarray(v)[None], u[None], q[None])
+    p = float(np.sum(np.abs(i_and[0, 1:])) + np.sum(np.abs(i_or[0, 1:])))
+    return p, float(lb), int(it), np.asarray(q)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_polish_stage_gives_a_certified_lp_optimum(seed):
+    v, rq, (opt, _) = _polish_problem(seed, n=7)
+    p, lb, it, q = _solve_with_polish(v, 0.02)
+    p0, lb0, it0, _ = _solve_with_polish(v, 0.02, polish_every=0)
+    assert (p - lb) <= 1e-5 * p and lb <= opt * (1 + 1e-9) and p >= opt * (1 - 1e-9)
+    assert abs(p / opt - 1) <= 1e-5 and np.all(np.abs(q) <= rq * (1 + 1e-12))
+    assert it <= it0  # an extra candidate can only stop the loop earlier
+
+
+def test_polish_with_a_wrong_active_set_falls_back_safely(monkeypatch):
+    """A nonsense support / row guess gives candidates that the certificate rejects: the loop
+    goes on iterating and certifies the LP optimum as without the polish."""
+    v, rq, (opt, _) = _polish_problem(4, n=6)
+    rng = np.random.default_rng(0)
+    N = v.size
+
+    def wrong(ua, wo, rq_ref, rq_):
+        cols = jnp.asarray(rng.permutation(2 * N))
+        rows = jnp.asarray(rng.permutation(N))
+        return cols, jnp.ones(2 * N), rows, -jnp.ones(N), jnp.asarray(N // 3), jnp.asarray(N // 2)
+
+    monkeypatch.setattr(decomposition, "_active_set_guess", wrong)
+    p, lb, it, q = _solve_with_polish(v, 0.02)
+    assert (p - lb) <= 1e-5 * p and lb <= opt * (1 + 1e-9) and abs(p / opt - 1) <= 1e-5
+    # and the candidates themselves are valid: a bound below the optimum, an objective above
+    guess = wrong(None, None, None, None)
+    a, o, y = decomposition._polish_active_set(jnp.asarray(v), jnp.asarray(rq), *guess)
+    assert _dual_bound(v, rq, np.nan_to_num(np.asarray(y))) <= opt * (1 + 1e-9)
