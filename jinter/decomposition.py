@@ -18,9 +18,10 @@ feasibility gives a certified lower bound, so every iterate has a valid duality 
 
 Solver: Douglas–Rachford splitting (ADMM) between the soft-threshold / box prox and the
 projection on the affine set ``V = {(u, w, q) : w = K u + c − L q}``, accelerated by reflected
-Halpern anchoring with adaptive restarts (as in restarted PDLP / r2HPDHG). The step is a
-:class:`FixedPointIteration` ``(init, step)`` (:func:`halpern_fixed_point`) run inside a
-``lax.while_loop`` that stops when the relative duality gap is ≤ ``tol``.
+Halpern anchoring with adaptive restarts (as in restarted PDLP / r2HPDHG): the optax
+transformation :func:`halpern` turns each fixed-point step into the anchored one, and
+:func:`halpern_fixed_point` drives it inside a ``lax.while_loop`` that stops when the relative
+duality gap is ≤ ``tol``.
 
 * ``q_ratio = 0`` (no ``q``): the projection on ``{(u, K u + c)}`` is exact and costs a few
   butterflies, ``(I + KᵀK)⁻¹ = (⊗Q)(I + ⊗Λ)⁻¹(⊗Q)ᵀ`` from the 2×2 eigendecomposition of ``kᵀk``.
@@ -86,6 +87,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
@@ -104,7 +106,9 @@ __all__ = [
     "AndOrOptions",
     "SharedAndOrResult",
     "HalpernState",
+    "FixedPointState",
     "FixedPointIteration",
+    "halpern",
     "halpern_fixed_point",
     "and_or",
     "and_or_shared",
@@ -159,27 +163,99 @@ def _soft(x: Array, k: Array, free: Array) -> Array:
 
 
 class HalpernState(NamedTuple):
-    """State of :func:`halpern_fixed_point`."""
+    """State of :func:`halpern`."""
 
     anchor: Any  # pytree like params: Halpern anchor (last restart point)
     k: Int[Array, ""]  # iterations since the last restart
     res0: Float[Array, ""]  # fixed-point residual at the last restart
+
+
+class FixedPointState(NamedTuple):
+    """State of a :class:`FixedPointIteration`: the optax state and the operator's own state."""
+
+    opt_state: Any  # state of the optax transformation (e.g. a HalpernState)
     aux: Any = None  # operator state (e.g. a warm start for an inner solver), if any
 
 
 class FixedPointIteration(NamedTuple):
-    """A fixed-point iteration as a pair of pure functions (jit- and ``lax``-loop friendly).
+    """A fixed-point iteration ``z ← z + transform(T z − z)`` as a pair of pure functions.
 
-    ``init(z0) -> state``; ``step(z, state) -> (z_next, state)``. Not an optax transformation:
-    there are no gradients to transform, the step is a map of the iterate itself.
+    ``init(z0) -> state``; ``step(z, state) -> (z_next, state)``; jit- and ``lax``-loop friendly.
     """
 
-    init: Callable[[Any], HalpernState]
-    step: Callable[[Any, HalpernState], tuple[Any, HalpernState]]
+    init: Callable[[Any], FixedPointState]
+    step: Callable[[Any, FixedPointState], tuple[Any, FixedPointState]]
 
 
 def _tree_norm(t: Any) -> Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(t)))
+
+
+def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
+    r"""Reflected Halpern anchoring with adaptive restarts, as an optax transformation.
+
+    The incoming ``updates`` are a fixed-point step ``d = T z − z`` of an operator ``T`` at
+    ``params = z`` (for a gradient step ``T z = z − η∇f(z)`` this is the usual ``−η∇f``); the
+    returned updates move ``z`` to the reflected Halpern point
+
+    .. math::
+
+        z_{k+1} = \frac{k+1}{k+2}\,(2\,T z_k - z_k) + \frac{1}{k+2}\,z_0 ,
+
+    with anchor ``z_0`` the point of the last restart. For a firmly nonexpansive ``T`` (a
+    Douglas–Rachford or PDHG step), ``2T − I`` is nonexpansive and the anchored iteration has an
+    O(1/k) fixed-point residual; restarting the anchor at ``T z`` whenever ``‖d‖`` falls below
+    ``restart_factor`` times its value at the last restart gives linear convergence on sharp
+    problems such as LPs (restarted PDLP / r2HPDHG; docs/math.md §3.6). ``restart_factor = inf``
+    passes ``d`` through unchanged: the plain iteration ``z ← T z``.
+
+    Args:
+        restart_factor: restart when the residual is ≤ this fraction of the last restart's.
+
+    Returns:
+        An ``optax.GradientTransformation``; ``update(d, state, params)`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> from jinter.decomposition import halpern
+        >>> T = lambda z: 0.5 * (z + 3.0)        # averaged map, fixed point 3
+        >>> opt = halpern()
+        >>> z = jnp.zeros(()); state = opt.init(z)
+        >>> for _ in range(60):
+        ...     d, state = opt.update(T(z) - z, state, z)
+        ...     z = optax.apply_updates(z, d)
+        >>> round(float(z), 6)
+        3.0
+    """
+    restart_factor = float(restart_factor)
+    if not restart_factor > 0:
+        raise ValueError(f"restart_factor must be > 0 (inf: no anchoring), got {restart_factor!r}")
+
+    def init(params):
+        return HalpernState(
+            anchor=params,
+            k=jnp.zeros((), jnp.int32),
+            res0=jnp.asarray(jnp.inf, dtype=jax.tree_util.tree_leaves(params)[0].dtype),
+        )
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("halpern: update(updates, state, params) needs params (the current iterate z)")
+        if math.isinf(restart_factor):  # plain fixed-point iteration z ← T z
+            return updates, state
+        res = _tree_norm(updates)
+        restart = res <= restart_factor * state.res0
+        w = (state.k + 1).astype(res.dtype) / (state.k + 2).astype(res.dtype)
+        # z_new − z = 2w·d + (1 − w)(anchor − z); at a restart z_new = T z = z + d
+        out = jax.tree_util.tree_map(
+            lambda d, z, a: jnp.where(restart, d, 2 * w * d + (1 - w) * (a - z)), updates, params, state.anchor
+        )
+        anchor = jax.tree_util.tree_map(lambda d, z, a: jnp.where(restart, z + d, a), updates, params, state.anchor)
+        return out, HalpernState(
+            anchor=anchor, k=jnp.where(restart, 0, state.k + 1), res0=jnp.where(restart, res, state.res0)
+        )
+
+    return optax.GradientTransformation(init, update)
 
 
 def halpern_fixed_point(
@@ -188,55 +264,29 @@ def halpern_fixed_point(
     restart_factor: float = 0.2,
     aux_init: Callable[[Any], Any] | None = None,
 ) -> FixedPointIteration:
-    r"""Reflected Halpern iteration ``z ← (k+1)/(k+2)·(2T z − z) + 1/(k+2)·z₀`` with restarts.
+    r"""The fixed-point iteration of ``operator`` driven by the optax transform :func:`halpern`.
 
-    ``T`` is a firmly nonexpansive operator (here a Douglas–Rachford or PDHG step), so
-    ``2T − I`` is nonexpansive and the anchored iteration has an O(1/k) fixed-point residual;
-    restarting the anchor whenever the residual falls below ``restart_factor`` times its value
-    at the last restart gives linear convergence on sharp problems such as LPs (PDLP-style).
-    ``restart_factor = inf`` gives the plain iteration ``z ← T z``.
-
-    Returns a :class:`FixedPointIteration` ``(init, step)``: ``state = init(z0)``, then
-    ``z, state = step(z, state)``. (Formerly this was an ``optax.GradientTransformation``
-    driven as ``update(None, state, z)``, which ignored its ``updates``; it never was a gradient
-    transformation, so it no longer pretends to be one.)
+    ``step(z, state)`` evaluates ``d = T z − z``, transforms it with ``halpern(restart_factor)``
+    and applies it with ``optax.apply_updates``.
 
     With ``aux_init``, the operator is ``operator(z, aux) -> (T z, aux)`` and ``aux`` (started
     at ``aux_init(z0)``) is carried in the state, e.g. the warm start of an inner solver
     that evaluates ``T`` inexactly. It is neither anchored nor counted in the residual.
     """
     with_aux = aux_init is not None
+    transform = halpern(restart_factor)
 
     def init(params):
-        return HalpernState(
-            anchor=params,
-            k=jnp.zeros((), jnp.int32),
-            res0=jnp.asarray(jnp.inf, dtype=jax.tree_util.tree_leaves(params)[0].dtype),
-            aux=aux_init(params) if with_aux else None,
-        )
+        return FixedPointState(transform.init(params), aux_init(params) if with_aux else None)
 
     def step(params, state):
         if with_aux:
             tz, aux = operator(params, state.aux)
-            state = state._replace(aux=aux)
         else:
-            tz = operator(params)
-        if math.isinf(restart_factor):  # plain fixed-point iteration z ← T z
-            return tz, state
-        res = _tree_norm(jax.tree_util.tree_map(jnp.subtract, tz, params))
-        restart = res <= restart_factor * state.res0
-        w = (state.k + 1).astype(res.dtype) / (state.k + 2).astype(res.dtype)
-        new = jax.tree_util.tree_map(
-            lambda t, z, a: jnp.where(restart, t, w * (2 * t - z) + (1 - w) * a), tz, params, state.anchor
-        )
-        anchor = jax.tree_util.tree_map(lambda t, a: jnp.where(restart, t, a), tz, state.anchor)
-        state = HalpernState(
-            anchor=anchor,
-            k=jnp.where(restart, 0, state.k + 1),
-            res0=jnp.where(restart, res, state.res0),
-            aux=state.aux,
-        )
-        return new, state
+            tz, aux = operator(params), None
+        d = jax.tree_util.tree_map(jnp.subtract, tz, params)
+        updates, opt_state = transform.update(d, state.opt_state, params)
+        return optax.apply_updates(params, updates), FixedPointState(opt_state, aux)
 
     return FixedPointIteration(init, step)
 

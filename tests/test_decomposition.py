@@ -6,6 +6,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from jinter import MemoryBudgetError, decomposition
-from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern_fixed_point
+from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern, halpern_fixed_point
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
 
@@ -192,13 +193,50 @@ def test_halpern_transform_with_aux_carries_the_operator_state():
 def test_halpern_iteration_is_a_pair_of_pure_functions():
     # T = averaged map with fixed point 3: z ↦ (z + 3)/2; (init, step) under jit and lax loops
     opt = halpern_fixed_point(lambda z: 0.5 * (z + 3.0))
-    assert isinstance(opt, FixedPointIteration) and not hasattr(opt, "update")
+    assert isinstance(opt, FixedPointIteration)
     z = jnp.zeros(())
     z, st = jax.lax.fori_loop(0, 60, lambda _, zs: jax.jit(opt.step)(*zs), (z, opt.init(z)))
     assert abs(float(z) - 3.0) < 1e-6
     plain = halpern_fixed_point(lambda z: 0.5 * (z + 3.0), restart_factor=float("inf"))
     z, _ = plain.step(jnp.ones(()), plain.init(jnp.ones(())))
     assert float(z) == 2.0
+
+
+def test_halpern_honours_the_optax_contract():
+    # updates in = the fixed-point step d = T z − z at params z; updates out = the Halpern step
+    T = lambda z: {"a": 0.5 * (z["a"] + 3.0), "b": 0.5 * z["b"]}  # noqa: E731  (fixed point a=3, b=0)
+    z0 = {"a": jnp.zeros(3), "b": jnp.ones(2)}
+    opt = halpern(restart_factor=0.2)
+    assert isinstance(opt, optax.GradientTransformation)
+    z, st = z0, opt.init(z0)
+    anchor = z0
+    for _ in range(40):
+        d = jax.tree_util.tree_map(jnp.subtract, T(z), z)
+        upd, st2 = jax.jit(opt.update)(d, st, z)
+        # by hand: restart (anchor ← T z) or the reflected anchored step
+        res = float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(d))))
+        w = (int(st.k) + 1) / (int(st.k) + 2)
+        if res <= 0.2 * float(st.res0):
+            want = T(z)
+            anchor = want
+        else:
+            want = jax.tree_util.tree_map(lambda t, x, a: w * (2 * t - x) + (1 - w) * a, T(z), z, anchor)
+        z = optax.apply_updates(z, upd)
+        for key in z:
+            np.testing.assert_allclose(z[key], want[key], rtol=0, atol=1e-12)
+        st = st2
+    assert abs(float(z["a"][0]) - 3.0) < 1e-6 and float(jnp.max(jnp.abs(z["b"]))) < 1e-6
+    # composes with other optax transformations (here: a no-op scale) and passes d through at inf
+    chained = optax.chain(halpern(), optax.scale(1.0))
+    upd, _ = chained.update(d, chained.init(z), z)
+    assert jax.tree_util.tree_structure(upd) == jax.tree_util.tree_structure(z)
+    plain = halpern(float("inf"))
+    upd, _ = plain.update(d, plain.init(z), z)
+    assert all(bool(jnp.all(upd[k] == d[k])) for k in d)
+    with pytest.raises(ValueError, match="needs params"):
+        opt.update(d, opt.init(z))
+    with pytest.raises(ValueError, match="restart_factor"):
+        halpern(0.0)
 
 
 def test_errors():
