@@ -481,9 +481,14 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
             return f"noise {e['label_noise']:g}: train acc {e['train_accuracy']:.2f}, spindle share {share(e):.2f}{poor}"
 
         why = "; ".join(state(e) for e in study)
+        shape = [f"{e['label_noise']:g}: extra strength at order {e['extra_peak_order']}, spindle at order "
+                 f"{e['spindle_peak_order']}" for e in study if e["poor_fit"] and e.get("extra_peak_order")
+                 and e.get("spindle_peak_order") and e["extra_peak_order"] != e["spindle_peak_order"]]
+        shape_why = ("; the poor fits are a shape mismatch: what label noise added over the clean model peaks at "
+                     "another order than the spindle template (" + "; ".join(shape) + ")") if shape else ""
         add("G25", "The spindle-shaped (noise-like) part grows with label noise",
-            f"not decided: not every noise model fits its labels with a good decay + spindle fit{tpl} ({why})",
-            "untested")
+            f"not decided: not every noise model fits its labels with a good decay + spindle fit{tpl} ({why})"
+            f"{shape_why}", "untested")
     else:
         shares = ", ".join(f"{e['label_noise']:g}: {share(e):.2f} (residual {e['residual']:.2f})" for e in usable)
         grows = share(usable[-1]) > share(usable[0])

@@ -120,8 +120,9 @@ class DemoAnalysis:
                                   rel_sigma=p.fit.params.get("rel_sigma_pos")) for p in self.noise],
             "label_noise_study": [dict(label_noise=p.label_noise, train_accuracy=p.train_accuracy,
                                        test_accuracy=p.test_accuracy, fits_its_labels=p.fits_its_labels,
-                                       **part_strengths(p.fit), residual=float(p.fit.residual), poor_fit=p.fit.poor_fit)
-                                  for p in self.noise],
+                                       **part_strengths(p.fit), residual=float(p.fit.residual), poor_fit=p.fit.poor_fit,
+                                       **peaks)
+                                  for p, peaks in zip(self.noise, noise_peak_orders(self.noise))],
             "sparsity_curves": {str(e): _json(c) for e, c in zip(self.epochs, self.sparsity)},
             "top_interactions_sample0": _records(self.top),
             "top_and_sample0": _records(self.top_and),
@@ -132,6 +133,31 @@ class DemoAnalysis:
             out["generalization"] = {"n_bar": _json(self.n_bar), "h_bar": _json(self.h_bar),
                                      "h_bar_weighted": _json(self.h_bar_weighted)}
         return out
+
+
+def _peak_order(pos: np.ndarray, neg: np.ndarray) -> int | None:
+    """The order ``k`` (1-based) where ``|A^(k),+| + |A^(k),−|`` peaks; ``None`` where it is 0 everywhere."""
+    s = np.abs(np.asarray(pos, np.float64)) + np.abs(np.asarray(neg, np.float64))
+    return int(np.argmax(s)) + 1 if float(np.max(s, initial=0.0)) > 0 else None
+
+
+def noise_peak_orders(levels: Sequence[NoiseLevelAnalysis]) -> list[dict[str, int | None]]:
+    """Where the label-noise models' extra strength sits, against where the fitted spindle sits [G25].
+
+    Per level: ``extra_peak_order``, the order at which ``|A^(k),+| + |A^(k),−|`` exceeds the
+    clean model's (label noise 0) the most (``None`` for the clean model itself, or without one),
+    and ``spindle_peak_order``, the peak order of the fitted spindle part (``None`` if it is 0).
+    When the two differ, the spindle template does not have the shape of what the noise added.
+    """
+    clean = next((p for p in levels if p.label_noise == 0), None)
+    out = []
+    for p in levels:
+        extra = None
+        if clean is not None and p is not clean:
+            d = (np.abs(p.a_pos) + np.abs(p.a_neg)) - (np.abs(clean.a_pos) + np.abs(clean.a_neg))
+            extra = _peak_order(np.maximum(d, 0.0), np.zeros_like(d))
+        out.append({"extra_peak_order": extra, "spindle_peak_order": _peak_order(p.fit.spindle_pos, p.fit.spindle_neg)})
+    return out
 
 
 def _records(records) -> list[dict[str, Any]]:

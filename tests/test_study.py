@@ -111,3 +111,23 @@ def test_spindle_template_choice(runs):
     assert old.parts[0].params == theory.disentangle(pos, neg, N).params
     with pytest.raises(ValueError, match="spindle must be 'pipeline' or 'mobius', got 'white'"):
         study.analyze(main, spindle="white")
+
+
+def test_noise_peak_orders_locate_the_extra_strength_and_the_spindle():
+    n = 6
+    z = np.zeros(n)
+
+    def level(noise, pos, spindle_at):
+        sp = np.zeros(n)
+        if spindle_at:
+            sp[spindle_at - 1] = 1.0
+        fit = theory.DisentangleResult(z, z, sp, -sp, {}, 0.3, True)
+        return study.NoiseLevelAnalysis(noise, 1.0, 0.9, np.asarray(pos, float), -0.5 * np.asarray(pos, float), fit)
+
+    clean = level(0.0, [4, 3, 2, 1, 0, 0], None)
+    noisy = level(0.3, [4, 3, 2, 5, 2, 0], 6)  # the noise adds most at order 4; the spindle sits at 6
+    peaks = study.noise_peak_orders([clean, noisy])
+    assert peaks == [{"extra_peak_order": None, "spindle_peak_order": None},
+                     {"extra_peak_order": 4, "spindle_peak_order": 6}]
+    # without a clean model there is nothing to compare with
+    assert study.noise_peak_orders([noisy]) == [{"extra_peak_order": None, "spindle_peak_order": 6}]
