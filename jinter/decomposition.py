@@ -505,174 +505,270 @@ def _rounding_floor(v: Array) -> Array:
     return 8 * (n + 1) * jnp.finfo(v.dtype).eps * jnp.sum(jnp.abs(mobius(v)[..., 1:]), axis=-1)
 
 
-def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q, start=None, polish_every=0):
-    """One game ``v`` of shape (2**n,): Halpern–Douglas–Rachford with a duality-gap stop.
+class _ScaledGame(NamedTuple):
+    """One game's LP data (docs/math.md §3.5), scaled to ``max|c| = 1``."""
 
-    ``start``: ``None`` (start at zero) or a feasible ``(γ, q)`` to start the iteration from."""
+    c: Array  # offset of I_or = K u + c − L q, free ∅ entry dropped, / scale
+    scale: Array  # max|c| before scaling
+    floor: Array  # rounding level of the objective, / scale
+    rq: Array  # box radius of q, / scale (0 without the noise term)
+    free: Array  # the ∅ entry, which carries no cost
+
+
+def _scaled_game(v: Array, q_ratio: float, with_q: bool) -> _ScaledGame:
     dt = v.dtype
-    size = v.shape[-1]
-    n = size.bit_length() - 1
-    free = jnp.arange(size) == 0  # ∅ entries carry no cost
-    dk = jnp.asarray(_kron_diag(_LAM_K, n), dt)
+    free = jnp.arange(v.shape[-1]) == 0
     # c_∅ only shifts the free, costless ∅ entry of I_or: drop it (a constant game would
     # otherwise put c_∅ / tiny into the iteration)
     c_raw = jnp.where(free, 0.0, -kron_apply(v, _L))
     scale = jnp.maximum(jnp.max(jnp.abs(c_raw)), jnp.finfo(dt).tiny)
-    c = c_raw / scale
-    floor = _rounding_floor(v) / scale
     rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt) if with_q else jnp.zeros((), dt)
-    rho = jnp.asarray(rho, dt)
+    return _ScaledGame(c_raw / scale, scale, _rounding_floor(v) / scale, rq, free)
+
+
+class _Splitting(NamedTuple):
+    """Douglas–Rachford on one scaled game (docs/math.md §3.5). ``z`` is a tuple of blocks; the
+    operator state ``aux = (ρ, inner)`` carries the penalty and the inner solver's warm start.
+
+    ``split(z, aux) -> (x, r, p, aux)``: ``x`` the projection of ``z`` on the constraint set
+    ``V``, ``r = 2x − z`` its reflection and ``p`` the prox of the cost (threshold ``1/ρ``) at
+    ``r``; the step is ``T z = z + p − x`` and ``ρ (r − p)`` estimates the dual.
+    """
+
+    split: Callable[[tuple, tuple], tuple]
+    after: Callable[[tuple, Array], tuple]  # (aux, fixed-point residual) -> aux
+    primal: Callable[[tuple], tuple[Array, Array]]  # x -> (u, q)
+    start: Callable[[Array, Array], tuple]  # scaled (u0, q0) -> z0
+    inner0: Any  # the inner state at the start
+
+
+def _splitting_without_q(g: _ScaledGame, n: int) -> _Splitting:
+    """``q = 0``: ``z = (z_u, z_t)``, exact projection on ``V = {(u, K u + c)}`` (a Kronecker
+    eigenbasis solve of ``I + KᵀK``)."""
+    dt = g.c.dtype
+    dk = jnp.asarray(_kron_diag(_LAM_K, n), dt)
+
+    def split(z, aux):
+        u = _solve_plus_identity(z[0] + kron_apply(z[1] - g.c, _KT), _Q_K, dk)
+        x = (u, kron_apply(u, _K) + g.c)
+        r = tuple(2 * a - b for a, b in zip(x, z))
+        thr = 1.0 / aux[0]
+        return x, r, tuple(_soft(b, thr, g.free) for b in r), aux
+
+    return _Splitting(
+        split=split,
+        after=lambda aux, res: aux,
+        primal=lambda x: (x[0], jnp.zeros_like(x[0])),
+        start=lambda u0, q0: (u0, kron_apply(u0, _K) + g.c),
+        inner0=(),
+    )
+
+
+def _splitting_with_q(g: _ScaledGame, n: int) -> _Splitting:
+    """``q`` in its box: ``z = (z_u, z_w, z_q)``, prox of ``‖u‖₁' + ‖w‖₁' + ι_box(q)`` (separable)
+    and projection on ``V = {w = K u − L q + c}``: ``λ = G⁻¹(w − K u + L q − c)`` with
+    ``G = I + KKᵀ + LLᵀ``, then ``(u + Kᵀλ, w − λ, q − Lᵀλ)``. In the Walsh–Hadamard basis
+    (``H = ⊗h``) ``G_h = I + ⊗(h kkᵀ h) + ⊗(h llᵀ h)`` is solved by conjugate gradients with its
+    Kronecker diagonal as preconditioner (condition ≈ 38 at n = 10), warm-started from the
+    previous ``λ_h`` and stopped at a residual ≤ ``_PCG_ETA`` × the last fixed-point residual
+    (``inner = (λ_h, last residual)``)."""
+    dt = g.c.dtype
+    ga = jnp.asarray(_kron_diag(np.diag(_GA), n) + _kron_diag(np.diag(_GB), n) + 1.0, dt)
+
+    def g_h(x):
+        return x + kron_apply(x, _GA) + kron_apply(x, _GB)
+
+    def pcg(rhs, x, tol_abs):
+        r = rhs - g_h(x)
+        zr = r / ga
+        rz = jnp.dot(r, zr)
+
+        def cond(st):
+            _, r, _, _, i = st
+            return (jnp.sqrt(jnp.dot(r, r)) > tol_abs) & (i < _PCG_MAX)
+
+        def body(st):
+            x, r, p, rz, i = st
+            ap = g_h(p)
+            al = rz / jnp.maximum(jnp.dot(p, ap), jnp.finfo(dt).tiny)
+            x, r = x + al * p, r - al * ap
+            zr = r / ga
+            rzn = jnp.dot(r, zr)
+            return x, r, zr + rzn / jnp.maximum(rz, jnp.finfo(dt).tiny) * p, rzn, i + 1
+
+        x, *_ = jax.lax.while_loop(cond, body, (x, r, zr, rz, jnp.zeros((), jnp.int32)))
+        return x
+
+    def split(z, aux):
+        rho, (lam_h, last) = aux
+        zu, zw, zq = z
+        rhs = kron_apply(zw - g.c, _H) - kron_apply(zu, _HK) + kron_apply(zq, _HL)
+        lam_h = pcg(rhs, lam_h, _PCG_ETA * last)
+        x = (zu + kron_apply(lam_h, _HK.T), zw - kron_apply(lam_h, _H), zq - kron_apply(lam_h, _HL.T))
+        r = tuple(2 * a - b for a, b in zip(x, z))
+        thr = 1.0 / rho
+        p = (_soft(r[0], thr, g.free), _soft(r[1], thr, g.free), jnp.clip(r[2], -g.rq, g.rq))
+        return x, r, p, (rho, (lam_h, last))
+
+    def after(aux, res):
+        rho, (lam_h, _) = aux
+        return rho, (lam_h, jnp.clip(res, 10 * jnp.finfo(dt).eps, 1.0))  # floor: no CG below rounding
+
+    def start(u0, q0):
+        q0 = jnp.clip(q0, -g.rq, g.rq)
+        return u0, kron_apply(u0, _K) + g.c - kron_apply(q0, _L), q0
+
+    return _Splitting(split, after, lambda x: (x[0], x[2]), start, (jnp.zeros_like(g.c), jnp.ones((), dt)))
+
+
+def _dr_iteration(sp: _Splitting, rho0: Array) -> FixedPointIteration:
+    """The Douglas–Rachford step ``T z = z + prox(2 P_V z − z) − P_V z`` under :func:`halpern`."""
+
+    def fixed_point(z, aux):
+        x, _, p, aux = sp.split(z, aux)
+        tz = tuple(a + b - e for a, b, e in zip(z, p, x))
+        return tz, sp.after(aux, _tree_norm(jax.tree_util.tree_map(jnp.subtract, tz, z)))
+
+    return halpern_fixed_point(fixed_point, restart_factor=0.2, aux_init=lambda z: (rho0, sp.inner0))
+
+
+def _game_certificate(g: _ScaledGame, sp: _Splitting) -> tuple[Callable, Callable, Callable]:
+    """``(certificate, objective, bound)`` of the scaled game: ``certificate(z, state) ->
+    (objective, lower bound, u, q)`` at the iterate's primal point and three dual candidates."""
     K = lambda x: kron_apply(x, _K)  # noqa: E731
     KT = lambda x: kron_apply(x, _KT)  # noqa: E731
-    L = lambda x: kron_apply(x, _L)  # noqa: E731
 
-    thr = 1.0 / rho
-
-    def _cost(x):
-        return jnp.sum(jnp.where(free, 0.0, jnp.abs(x)))
-
-    if not with_q:
-        # Douglas–Rachford on ζ = (ζ_s, ζ_t): exact projection on {(u, K u + c)}.
-        def project(z):
-            u = _solve_plus_identity(z[0] + KT(z[1] - c), _Q_K, dk)
-            return u, K(u) + c
-
-        def fixed_point(z):
-            u, t = project(z)
-            rs, rt = 2 * u - z[0], 2 * t - z[1]
-            return z[0] + _soft(rs, thr, free) - u, z[1] + _soft(rt, thr, free) - t
-
-        def primal_dual(z, aux=None):
-            u, t = project(z)
-            rs, rt = 2 * u - z[0], 2 * t - z[1]
-            ys = rho * (rs - _soft(rs, thr, free))
-            yt = rho * (rt - _soft(rt, thr, free))
-            return u, jnp.zeros_like(u), ys, yt
-
-        z0 = (jnp.zeros(size, dt), jnp.zeros(size, dt))
-        if start is not None:
-            u0 = _and_part(v, *start) / scale
-            z0 = (u0, K(u0) + c)
-    else:
-        # Douglas–Rachford on ζ = (ζ_u, ζ_w, ζ_q): prox of ‖u‖₁' + ‖w‖₁' + ι_box(q) (separable)
-        # and projection on V = {w = K u − L q + c}: λ = G⁻¹(w − K u + L q − c) with
-        # G = I + KKᵀ + LLᵀ, then (u + Kᵀλ, w − λ, q − Lᵀλ). In the Walsh–Hadamard basis
-        # (H = ⊗h) G_h = I + ⊗(h kkᵀ h) + ⊗(h llᵀ h) is solved by conjugate gradients with its
-        # Kronecker diagonal as preconditioner (condition ≈ 38 at n = 10), warm-started from the
-        # previous λ_h and stopped at a residual ≤ _PCG_ETA × the last fixed-point residual.
-        ga = jnp.asarray(_kron_diag(np.diag(_GA), n) + _kron_diag(np.diag(_GB), n) + 1.0, dt)
-
-        def g_h(x):
-            return x + kron_apply(x, _GA) + kron_apply(x, _GB)
-
-        def pcg(rhs, x, tol_abs):
-            r = rhs - g_h(x)
-            zr = r / ga
-            rz = jnp.dot(r, zr)
-
-            def cond(st):
-                _, r, _, _, i = st
-                return (jnp.sqrt(jnp.dot(r, r)) > tol_abs) & (i < _PCG_MAX)
-
-            def body(st):
-                x, r, p, rz, i = st
-                ap = g_h(p)
-                al = rz / jnp.maximum(jnp.dot(p, ap), jnp.finfo(dt).tiny)
-                x, r = x + al * p, r - al * ap
-                zr = r / ga
-                rzn = jnp.dot(r, zr)
-                return x, r, zr + rzn / jnp.maximum(rz, jnp.finfo(dt).tiny) * p, rzn, i + 1
-
-            x, *_ = jax.lax.while_loop(cond, body, (x, r, zr, rz, jnp.zeros((), jnp.int32)))
-            return x
-
-        def project(z, aux):
-            zu, zw, zq = z
-            lam_h, last = aux
-            rhs = kron_apply(zw - c, _H) - kron_apply(zu, _HK) + kron_apply(zq, _HL)
-            lam_h = pcg(rhs, lam_h, _PCG_ETA * last)
-            return (zu + kron_apply(lam_h, _HK.T), zw - kron_apply(lam_h, _H), zq - kron_apply(lam_h, _HL.T)), lam_h
-
-        def reflect_prox(z, aux):
-            p, lam_h = project(z, aux)
-            r = tuple(2 * a - b for a, b in zip(p, z))
-            return p, r, (_soft(r[0], thr, free), _soft(r[1], thr, free), jnp.clip(r[2], -rq, rq)), lam_h
-
-        def fixed_point(z, aux):
-            p, _, pr, lam_h = reflect_prox(z, aux)
-            tz = tuple(a + b - e for a, b, e in zip(z, pr, p))
-            res = _tree_norm(jax.tree_util.tree_map(jnp.subtract, tz, z))
-            return tz, (lam_h, jnp.clip(res, 10 * jnp.finfo(dt).eps, 1.0))  # floor: no CG below rounding
-
-        def primal_dual(z, aux):
-            p, r, pr, _ = reflect_prox(z, aux)
-            return p[0], p[2], rho * (r[0] - pr[0]), rho * (r[1] - pr[1])
-
-        z0 = tuple(jnp.zeros(size, dt) for _ in range(3))
-        if start is not None:
-            u0, q0 = _and_part(v, *start) / scale, jnp.clip(start[1] / scale, -rq, rq)
-            z0 = (u0, K(u0) + c - L(q0), q0)
+    def cost(x):
+        return jnp.sum(jnp.where(g.free, 0.0, jnp.abs(x)))
 
     def objective(u, q):
-        q = jnp.clip(q, -rq, rq)
-        return _cost(u) + _cost(K(u) + c - L(q)), q
+        q = jnp.clip(q, -g.rq, g.rq)
+        return cost(u) + cost(K(u) + g.c - kron_apply(q, _L)), q
 
     def bound(y):
         """Dual objective of ``y`` (any vector) rescaled to feasibility, either sign: a valid bound."""
-        y = jnp.where(free, 0.0, y)
+        y = jnp.where(g.free, 0.0, y)
         y = y / jnp.maximum(1.0, jnp.maximum(jnp.max(jnp.abs(y)), jnp.max(jnp.abs(KT(y)))))
-        return jnp.abs(jnp.dot(y, c)) - rq * jnp.sum(jnp.abs(L(y)))
+        return jnp.abs(jnp.dot(y, g.c)) - g.rq * jnp.sum(jnp.abs(kron_apply(y, _L)))
 
-    def certificate(z, aux):
-        u, q, ys, yt = primal_dual(z, aux)
+    def certificate(z, st):
+        x, r, pr, aux = sp.split(z, st.aux)
+        rho = aux[0]
+        u, q = sp.primal(x)
         p, q = objective(u, q)
-        ys = jnp.where(free, 0.0, jnp.clip(ys, -1, 1))
-        yt = jnp.where(free, 0.0, jnp.clip(yt, -1, 1))
-        best = jnp.asarray(-jnp.inf, dt)
+        ys = jnp.where(g.free, 0.0, jnp.clip(rho * (r[0] - pr[0]), -1, 1))
+        yt = jnp.where(g.free, 0.0, jnp.clip(rho * (r[1] - pr[1]), -1, 1))
+        best = jnp.asarray(-jnp.inf, g.c.dtype)
         for y in (yt, -KT(ys), 0.5 * (yt - KT(ys))):
             best = jnp.maximum(best, bound(y))
         return p, jnp.clip(best, 0.0, p), u, q  # the objective is ≥ 0: 0 is always a bound
 
-    if with_q:
-        aux_init = lambda z: (jnp.zeros(size, dt), jnp.ones((), dt))  # noqa: E731  (λ_h, last residual)
-        opt = halpern_fixed_point(fixed_point, restart_factor=0.2, aux_init=aux_init)
-    else:
-        opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
-    aux_of = (lambda st: st.aux) if with_q else (lambda st: None)  # noqa: E731
+    return certificate, objective, bound
 
+
+_ADAPT_RHO = True  # rho=None adapts the penalty
+_RHO_RANGE = (1e-3, 1e6)  # adaptive penalty: bounds on the scaled problem
+_RHO_SMOOTH = 1.0  # log ρ ← (1 − θ) log ρ + θ log ω at each restart (θ = 0.3, 0.5, 0.8 measured slower)
+_RHO_MIN_CHANGE = 1.5  # a new ρ within this factor of the old keeps the old (no re-anchoring)
+
+
+def _penalty_update(sp: _Splitting, opt: FixedPointIteration) -> tuple[Callable, Callable]:
+    r"""Adaptive Douglas–Rachford penalty, the primal weight of restarted PDLP.
+
+    ``(ref_init, adapt)``. At each check that follows a restart of the Halpern anchor, the
+    primal point ``x = P_V z`` and the dual ``y = ρ (z − x)`` are compared with those of the last
+    update: ``ω = ‖Δy‖ / ‖Δx‖`` balances the distances travelled in both, and
+    ``log ρ ← (1 − θ) log ρ + θ log ω`` (θ = ``_RHO_SMOOTH``, clipped to ``_RHO_RANGE``). A
+    change of more than ``_RHO_MIN_CHANGE`` moves ``z`` to ``x + (ρ/ρ')(z − x)``, the point
+    with the same ``x`` and ``y`` under ``ρ'``, and restarts the anchor there.
+    """
+    def duals(z, x, rho):
+        return tuple(rho * (a - b) for a, b in zip(z, x))
+
+    def ref_init(z, st):
+        x, *_ = sp.split(z, st.aux)
+        return x, duals(z, x, st.aux[0]), jnp.asarray(jnp.inf, z[0].dtype)
+
+    def adapt(z, st, ref):
+        rho = st.aux[0]
+        x, *_ = sp.split(z, st.aux)
+        y = duals(z, x, rho)
+        x_ref, y_ref, res0_ref = ref
+        tiny = jnp.finfo(z[0].dtype).tiny
+        dx = _tree_norm(jax.tree_util.tree_map(jnp.subtract, x, x_ref))
+        dy = _tree_norm(jax.tree_util.tree_map(jnp.subtract, y, y_ref))
+        res0 = st.opt_state.res0
+        ok = (res0 < res0_ref) & jnp.isfinite(res0_ref) & (dx > tiny) & (dy > tiny)
+        omega = jnp.where(ok, dy / jnp.where(ok, dx, 1.0), rho)
+        new = jnp.exp((1 - _RHO_SMOOTH) * jnp.log(rho) + _RHO_SMOOTH * jnp.log(omega))
+        new = jnp.clip(new, *_RHO_RANGE).astype(rho.dtype)
+        change = ok & (jnp.abs(jnp.log(new / rho)) > math.log(_RHO_MIN_CHANGE))
+        new = jnp.where(change, new, rho)
+        z2 = tuple(a + (rho / new) * (b - a) for a, b in zip(x, z))
+        st2 = opt.init(z2)._replace(aux=(new, st.aux[1]))
+        z, st = jax.tree_util.tree_map(lambda a, b: jnp.where(change, a, b), (z2, st2), (z, st))
+        res0 = jnp.where(change, jnp.inf, res0)  # the re-anchored state has not restarted yet
+        ref = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), (x, y, res0), (x_ref, y_ref, res0))
+        return z, st, ref
+
+    return ref_init, adapt
+
+
+def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q, start=None, polish_every=0):
+    """One game ``v`` of shape (2**n,): Halpern–Douglas–Rachford with a duality-gap stop.
+
+    ``rho = (ρ₀, adaptive)``; ``start``: ``None`` (start at zero) or a feasible ``(γ, q)`` to
+    start the iteration from."""
+    rho0, adaptive = rho
+    n = v.shape[-1].bit_length() - 1
+    g = _scaled_game(v, q_ratio, with_q)
+    sp = (_splitting_with_q if with_q else _splitting_without_q)(g, n)
+    z0 = tuple(jnp.zeros_like(g.c) for _ in range(3 if with_q else 2))
+    if start is not None:
+        z0 = sp.start(_and_part(v, *start) / g.scale, start[1] / g.scale)
+    opt = _dr_iteration(sp, jnp.asarray(rho0, v.dtype))
+    certificate, objective, bound = _game_certificate(g, sp)
     polish = None
     if with_q and polish_every > 0:
-        vs = v / scale
-
-        def polish(z, st):
-            _, r, pr, _ = reflect_prox(z, aux_of(st))
-            guess = _active_set_guess(pr[0], pr[1], r[2], rq)
-            a, o, y = _polish_active_set(vs, rq, *guess)
-            p, q = objective(a, zeta(a) + or_zeta(o) - vs)
-            lbp = bound(y)
-            ok = jnp.isfinite(p) & jnp.isfinite(lbp)
-            p = jnp.where(ok, p, jnp.inf)
-            return p, jnp.where(ok, jnp.clip(lbp, 0.0, p), 0.0), jnp.where(ok, a, 0.0), jnp.where(ok, q, 0.0)
-
+        polish = _polish_candidate(v / g.scale, g.rq, sp, objective, bound)
     p, lb, (u, q), it, _ = _certified_loop(
-        opt, z0, lambda z, st: certificate(z, aux_of(st)), floor, tol, max_iter, check_every,
-        polish=polish, polish_every=polish_every,
+        opt, z0, certificate, g.floor, tol, max_iter, check_every,
+        polish=polish, polish_every=polish_every, adapt=_penalty_update(sp, opt) if adaptive else None,
     )
     lb = jnp.clip(lb, 0.0, p)
-    return u * scale, q * scale, lb * scale, it  # the caller recomputes the objective and gap
+    return u * g.scale, q * g.scale, lb * g.scale, it  # the caller recomputes the objective and gap
 
 
-def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every, polish=None, polish_every=0):
+def _polish_candidate(vs: Array, rq: Array, sp: _Splitting, objective: Callable, bound: Callable) -> Callable:
+    """The active-set polish as a certificate candidate ``(z, state) -> (objective, bound, u, q)``."""
+
+    def polish(z, st):
+        _, r, pr, _ = sp.split(z, st.aux)
+        a, o, y = _polish_active_set(vs, rq, *_active_set_guess(pr[0], pr[1], r[2], rq))
+        p, q = objective(a, zeta(a) + or_zeta(o) - vs)
+        lbp = bound(y)
+        ok = jnp.isfinite(p) & jnp.isfinite(lbp)
+        p = jnp.where(ok, p, jnp.inf)
+        return p, jnp.where(ok, jnp.clip(lbp, 0.0, p), 0.0), jnp.where(ok, a, 0.0), jnp.where(ok, q, 0.0)
+
+    return polish
+
+
+def _certified_loop(
+    opt, z0, certificate, floor, tol, max_iter, check_every, polish=None, polish_every=0, adapt=None
+):
     """Run the fixed-point iteration ``opt`` (:class:`FixedPointIteration`) from ``z0`` in a ``lax.while_loop``.
 
     Every ``check_every`` steps, ``certificate(z, state) -> (objective, bound, *primal)``; the
     loop keeps the best objective's primal and the best bound seen at the checks (so neither
     gets worse, whatever the iteration does between checks) and stops when their relative gap
-    is ≤ ``tol`` or at ``max_iter``. Returns ``(objective, bound, primal, iterations)``.
+    is ≤ ``tol`` or at ``max_iter``. ``adapt = (ref_init, adapt)`` (:func:`_penalty_update`):
+    after each check, ``adapt(z, state, ref) -> (z, state, ref)`` may change the operator.
+    Returns ``(objective, bound, primal, iterations, z)``.
     """
 
     def body(carry):
-        z, st, it, (bp, blb, bx), (wait, every) = carry
+        z, st, it, (bp, blb, bx), (wait, every), ref = carry
 
         def step(_, zs):
             return opt.step(*zs)
@@ -690,17 +786,20 @@ def _certified_loop(opt, z0, certificate, floor, tol, max_iter, check_every, pol
             wait = jnp.where(do, every, wait - 1)
         better = p < bp
         best = (jnp.where(better, p, bp), jnp.maximum(lb, blb), [jnp.where(better, a, b) for a, b in zip(x, bx)])
-        return z, st, it + check_every, best, (wait, every)
+        if adapt is not None:
+            z, st, ref = adapt[1](z, st, ref)
+        return z, st, it + check_every, best, (wait, every), ref
 
     def cond(carry):
-        _, _, it, (p, lb, _), _ = carry
+        _, _, it, (p, lb, _), _, _ = carry
         return (it < max_iter) & (_gap(p, lb, floor) > tol)
 
     st0 = opt.init(z0)
     p0, lb0, *x0 = certificate(z0, st0)
     sched = (jnp.asarray(polish_every, jnp.int32),) * 2
-    z, _, it, (p, lb, x), _ = jax.lax.while_loop(
-        cond, body, (z0, st0, jnp.zeros((), jnp.int32), (p0, lb0, x0), sched)
+    ref0 = adapt[0](z0, st0) if adapt is not None else ()
+    z, _, it, (p, lb, x), _, _ = jax.lax.while_loop(
+        cond, body, (z0, st0, jnp.zeros((), jnp.int32), (p0, lb0, x0), sched, ref0)
     )
     return p, lb, tuple(x), it, z
 
@@ -1042,8 +1141,10 @@ def and_or(
         max_iter: iteration cap (rounded up to a multiple of ``check_every``); ``converged``
             is False if it is hit first.
         check_every: iterations between certificate checks.
-        rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``; default 30
-            without the noise term and 50 with it (tuned on random and trained n = 10 games).
+        rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``. ``None``
+            (default): start at 30 without the noise term and 50 with it, then adapt it at
+            restarts to the ratio of dual to primal movement (PDLP's primal weight,
+            docs/math.md §3.6); a number: that fixed penalty.
         chunk: games solved in lock-step (vmapped) per step of the compiled loop over the
             batch. 1 (default) lets every game stop at its own certificate, which is fastest on
             CPU where iteration counts vary between games; larger chunks suit accelerators.
@@ -1103,8 +1204,8 @@ def and_or(
         memory_budget,
     )
     _check_positive(tol=tol, rho=rho)
-    if rho is None:
-        rho = 30.0 if q_ratio == 0 else 50.0
+    # None: start at the tuned value and adapt (_penalty_update); a number: fixed
+    penalty = ((30.0 if q_ratio == 0 else 50.0), _ADAPT_RHO) if rho is None else (float(rho), False)
     if tol is None:
         tol = default_tol(v.dtype)
     start = _warm_start(warm_start, v)
@@ -1113,7 +1214,7 @@ def and_or(
     if canonical:
         _check_loop(canonical_max_iter, check_every)
     budget = int(canonical_max_iter) if canonical else 0  # 0: no canonical phase
-    args = (float(q_ratio), float(tol), int(max_iter), int(check_every), float(rho), int(chunk), budget)
+    args = (float(q_ratio), float(tol), int(max_iter), int(check_every), penalty, int(chunk), budget)
     devs = _batch_devices(v, devices)
     if len(devs) > 1 and batch > 1:
         return _sharded(v, start, args, tuple(devs))

@@ -680,7 +680,7 @@ def test_polish_on_the_true_active_set_is_exact(seed):
 
 
 def _solve_with_polish(v, q_ratio, polish_every=1, max_iter=100_000):
-    solve = jax.jit(lambda x: decomposition._solve_single(x, q_ratio, 1e-5, max_iter, 50, 50.0, True, None, polish_every))
+    solve = jax.jit(lambda x: decomposition._solve_single(x, q_ratio, 1e-5, max_iter, 50, (50.0, False), True, None, polish_every))
     u, q, lb, it = solve(jnp.asarray(v))
     i_and, i_or, _ = decomposition._assemble(jnp.asarray(v)[None], u[None], q[None])
     p = float(np.sum(np.abs(i_and[0, 1:])) + np.sum(np.abs(i_or[0, 1:])))
