@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -340,16 +340,55 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
 
 
 def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: bool, log) -> dict[str, Any]:
-    import jax
-
-    from jinter import data, decomposition, study, sweep
+    """Train, sweep, analyze (once), then present: figures, ``results.json``, ``index.html``."""
+    from jinter import study
 
     timings: dict[str, float] = {"training": 0.0, "masked_evaluation": 0.0, "and_or": 0.0, "theory": 0.0}
     start = time.perf_counter()
 
-    # ---------------------------------------------------------------- data and training
-    ckpt_epochs = _checkpoint_epochs(s)
     t = time.perf_counter()
+    trained = _train_models(s, out, ds, model, progress=progress, log=log)
+    timings["training"] += time.perf_counter() - t
+
+    swept = _sweep_models(s, out, ds, players, model, trained, progress=progress, log=log)
+    timings["masked_evaluation"] += swept.value_seconds
+    timings["and_or"] += swept.and_or_seconds
+
+    log("[4/5] analysis and theory")
+    t = time.perf_counter()
+    analysis = study.analyze(swept.main, history=trained.history, baseline=swept.baseline,
+                             noise={level: (swept.noise[level], trained.noise[level][0]) for level in trained.noise})
+    timings["theory"] += time.perf_counter() - t
+    results = _results(s, analysis, trained, swept.main, timings)
+
+    log("[5/5] figures and report")
+    t = time.perf_counter()
+    figures = _figures(out, results, analysis, _probe(ds, swept.main, players))
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start  # results["timings_seconds"] is this dict
+    from jinter.training import atomic_write_bytes
+
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1, allow_nan=False).encode())
+    _write_html(out, s, results, figures)
+    log(f"report written to {out / 'index.html'} ({timings['total']:.0f} s)")
+    return results
+
+
+class _Trained(NamedTuple):
+    """The demo's trained models: ``(history, checkpoints)`` of each, as :func:`_train_cached` gives them."""
+
+    history: dict  # main model
+    checkpoints: dict
+    base_history: dict  # [H25] baseline, trained on the test split
+    base_checkpoints: dict
+    noise: dict  # label noise -> (history, checkpoints, trained now) of the [G25] label-noise models
+
+
+def _train_models(s: DemoSettings, out: Path, ds, model, *, progress: bool, log) -> _Trained:
+    """Train (or reuse from ``out``) the main model, the baseline and the label-noise models."""
+    from jinter import data
+
+    ckpt_epochs = _checkpoint_epochs(s)
     log(f"[1/5] training {s.model} on {s.dataset} for {s.epochs} epochs ({len(ckpt_epochs)} checkpoints)")
     history, checkpoints, _ = _train_cached(model, ds, out / "train", epochs=s.epochs, checkpoint_epochs=ckpt_epochs,
                                             seed=s.seed, learning_rate=s.learning_rate, progress=progress, log=log)
@@ -365,33 +404,51 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
                                           checkpoint_epochs=[s.noise_epochs], seed=s.seed,
                                           learning_rate=s.noise_learning_rate, optimizer=s.noise_optimizer,
                                           progress=progress, log=log)
-    timings["training"] += time.perf_counter() - t
+    return _Trained(history, checkpoints, base_hist, base_ckpt, noise_runs)
 
-    # ---------------------------------------------------------------- sweeps
+
+class _Swept(NamedTuple):
+    """The sweeps of every trained model, loaded back from ``out``, and their wall times."""
+
+    main: Any  # :class:`jinter.sweep.SweepResult` of the main model's checkpoints
+    baseline: Any
+    noise: dict  # label noise -> SweepResult
+    value_seconds: float  # masked evaluation, summed over the sweeps
+    and_or_seconds: float
+
+
+def _sweep_models(s: DemoSettings, out: Path, ds, players, model, trained: _Trained, *, progress: bool,
+                  log) -> _Swept:
+    """Sweep the AND-OR interactions of every model (resuming from ``out``) and load the sweeps."""
+    from jinter import decomposition, sweep
+
     # Every model is probed on the same TRAINING samples of the main model (the [H25] setting:
     # a model's own training samples, against a baseline trained on the test split), with the
     # clean labels as the reward's class, so all models answer the same question.
     idx = sweep.select_samples(len(ds.y_train), s.samples, s.seed)
     x, y = ds.x_train[idx], ds.clean_y_train[idx]
     kw = dict(sample_indices=idx, solver=decomposition.AndOrOptions(q_ratio=s.q_ratio, tol=s.tol), progress=progress)
-    log(f"[3/5] interactions: {len(checkpoints)} checkpoints x {s.samples} samples x 2^{s.n_players} masks")
-    reports = [sweep.run_sweep(model, checkpoints, x, y, players, out / "sweep", **kw)]
-    reports.append(sweep.run_sweep(model, base_ckpt, x, y, players, out / "sweep_baseline", **kw))
-    for level, (_, ck, _) in noise_runs.items():
+    log(f"[3/5] interactions: {len(trained.checkpoints)} checkpoints x {s.samples} samples x 2^{s.n_players} masks")
+    reports = [sweep.run_sweep(model, trained.checkpoints, x, y, players, out / "sweep", **kw)]
+    reports.append(sweep.run_sweep(model, trained.base_checkpoints, x, y, players, out / "sweep_baseline", **kw))
+    for level, (_, ck, _) in trained.noise.items():
         reports.append(sweep.run_sweep(model, ck, x, y, players, out / f"noise_{level:g}" / "sweep", **kw))
+    value_seconds = and_or_seconds = 0.0
     for r in reports:
-        timings["masked_evaluation"] += getattr(r, "value_seconds", 0.0)
-        timings["and_or"] += getattr(r, "and_or_seconds", r.seconds)
-    res = sweep.load_sweep(out / "sweep")
-    base = sweep.load_sweep(out / "sweep_baseline")
-    noise_res = {level: sweep.load_sweep(out / f"noise_{level:g}" / "sweep") for level in noise_runs}
+        value_seconds += getattr(r, "value_seconds", 0.0)
+        and_or_seconds += getattr(r, "and_or_seconds", r.seconds)
+    return _Swept(sweep.load_sweep(out / "sweep"), sweep.load_sweep(out / "sweep_baseline"),
+                  {level: sweep.load_sweep(out / f"noise_{level:g}" / "sweep") for level in trained.noise},
+                  value_seconds, and_or_seconds)
 
-    # ---------------------------------------------------------------- analysis and theory
-    log("[4/5] analysis and theory")
-    t = time.perf_counter()
-    analysis = study.analyze(res, history=history, baseline=base,
-                             noise={level: (noise_res[level], noise_runs[level][0]) for level in noise_runs})
-    timings["theory"] += time.perf_counter() - t
+
+def _results(s: DemoSettings, analysis, trained: _Trained, res, timings: dict[str, float]) -> dict[str, Any]:
+    """``results.json``'s content: settings, definitions, histories, the AND-OR convergence of the
+    main sweep ``res``, ``analysis``, ``timings`` (the dict itself: later stages add to it) and the findings."""
+    import jax
+
+    from jinter import study
+
     results = {
         "settings": s.to_json(),
         "jax": {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]},
@@ -403,8 +460,8 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
             "generalization": "salient |I|>tau in the model generalizes iff |I_base|>tau_base with the same sign [H25]",
             "spindle_template": study.SPINDLE_TEMPLATES[analysis.spindle],
         },
-        "history": {k: json_list(v) for k, v in history.items()},
-        "baseline_history": {k: json_list(v) for k, v in base_hist.items()},
+        "history": {k: json_list(v) for k, v in trained.history.items()},
+        "baseline_history": {k: json_list(v) for k, v in trained.base_history.items()},
         "sample_indices": json_list(res.sample_indices),
         "and_or": {"objective_mean": json_list(res.objective.mean(axis=1)), "gap_max": float(np.max(res.gap)),
                    "all_converged": bool(np.all(res.converged)), "unconverged": int(np.sum(~res.converged)),
@@ -413,18 +470,6 @@ def _run_locked(s: DemoSettings, out: Path, ds, players, model, *, progress: boo
         "timings_seconds": timings,
     }
     results["findings"] = _findings(results, s.n_players)
-
-    # ---------------------------------------------------------------- figures and html
-    log("[5/5] figures and report")
-    t = time.perf_counter()
-    figures = _figures(out, s, results, analysis, res, ds, players)
-    timings["figures"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - start
-    from jinter.training import atomic_write_bytes
-
-    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1, allow_nan=False).encode())
-    _write_html(out, s, results, figures)
-    log(f"report written to {out / 'index.html'} ({timings['total']:.0f} s)")
     return results
 
 
@@ -504,37 +549,92 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
     return out
 
 
-def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res, ds, players) -> list[tuple[str, str]]:
-    """The report's figures, drawn from ``analysis`` (:class:`jinter.study.DemoAnalysis`); captions quote
-    ``results`` (its findings). ``res`` (the main sweep) gives the probed sample and its outputs."""
+class _Probe(NamedTuple):
+    """The first probed training sample as an image, for the figures that draw on it."""
+
+    image: np.ndarray  # (H, W) or (H, W, C)
+    label: int  # its clean label, the class whose log-odds v measures
+    log_odds: float  # v on the whole image at the final checkpoint
+    players: Any  # the players (image patches), :func:`jinter.sweep.default_players`
+
+
+def _probe(ds, res, players) -> _Probe | None:
+    """The first probed sample of the main sweep ``res`` as an image; ``None`` on tabular data."""
+    if len(ds.input_shape) < 2:
+        return None
+    image = ds.x_train[res.sample_indices[0]]
+    image = image[..., 0] if image.ndim == 3 else image
+    label = int(ds.clean_y_train[res.sample_indices[0]])
+    full = float(res.v[-1][0][-1])  # log-odds of the label on the whole image, final checkpoint
+    return _Probe(image, label, full, players)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jinter import plots, study
+    return plt
 
-    figs: list[tuple[str, str]] = []
-    epochs = list(analysis.epochs)
-    fit = analysis.sigma_fit
-    h = results["history"]
+
+def _save(out: Path, fig, name: str, caption: str) -> tuple[str, str]:
+    """Write ``fig`` to ``out / name``, close it, and return the page's ``(name, caption)``."""
+    fig.savefig(out / name, dpi=90, bbox_inches="tight")
+    _pyplot().close(fig)
+    return name, caption
+
+
+def _figures(out: Path, results: dict[str, Any], analysis, probe: _Probe | None) -> list[tuple[str, str]]:
+    """Draw and save the report's figures, in page order; return their ``(file name, caption)``.
+
+    Every figure is drawn from ``analysis`` (:class:`jinter.study.DemoAnalysis`); the learning
+    curves and the quoted finding come from ``results`` (``history``, ``findings``); the image
+    figures (image datasets only) from ``probe`` (:func:`_probe`). Each figure is saved before
+    the next is drawn.
+    """
+    _pyplot()  # the Agg backend before anything draws
+    picks = _picked_epochs(analysis.epochs)
+    figs = [
+        _save(out, *_loss_figure(results["history"], analysis)),
+        _save(out, *_order_distributions_figure(analysis)),
+        _save(out, *_sigma2_figure(analysis, next((f for f in results["findings"] if "σ²" in f["claim"]), None))),
+        _save(out, *_generalization_figure(analysis)),
+        _save(out, *_decay_spindle_figure(analysis)),
+        _save(out, *_and_or_orders_figure(analysis, picks)),
+        _save(out, *_sparsity_figure(analysis, picks)),
+    ]
+    if probe is not None:
+        figs.append(_save(out, *_players_figure(probe)))
+        figs += [_save(out, *f) for f in _top_interaction_figures(analysis, probe)]
+    return figs
+
+
+def _picked_epochs(epochs) -> list[int]:
+    """The first, a middle and the final checkpoint (fewer if they coincide)."""
+    epochs = list(epochs)
+    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+
+
+def _loss_figure(history: dict[str, Any], analysis):
+    from jinter import plots
+
     phases = {k: v for k, v in (("phase 2 starts", analysis.phase_two_start),
                                 ("loss gap widens", analysis.gap_widening_epoch)) if v is not None}
+    fig = plots.plot_curves(history["epoch"], {"train loss": history["train_loss"], "test loss": history["test_loss"]},
+                            phases=phases, ylabel="cross-entropy", title="Learning curves")
+    return fig, "loss.png", ("Train and test loss per epoch; vertical lines mark where phase 2 of the interaction "
+                             "dynamics starts (mean order of salient interactions turns upward) and where the loss "
+                             "gap starts to widen [D24].")
 
-    def save(fig, name, caption):
-        fig.savefig(out / name, dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        figs.append((name, caption))
 
-    save(plots.plot_curves(h["epoch"], {"train loss": h["train_loss"], "test loss": h["test_loss"]}, phases=phases,
-                           ylabel="cross-entropy", title="Learning curves"),
-         "loss.png", "Train and test loss per epoch; vertical lines mark where phase 2 of the interaction dynamics "
-         "starts (mean order of salient interactions turns upward) and where the loss gap starts to widen [D24].")
-
+def _order_distributions_figure(analysis):
+    plt = _pyplot()
+    epochs, fit = list(analysis.epochs), analysis.sigma_fit
     cols = min(4, len(epochs))
     rows = -(-len(epochs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    k = np.arange(1, s.n_players + 1)
+    k = np.arange(1, analysis.n + 1)
     for c, e in enumerate(epochs):
         ax = axes.flat[c]
         ax.bar(k, analysis.order_distribution[c], color="tab:blue", label="measured $I^{(k)}$")
@@ -548,12 +648,18 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
         ax.axis("off")
     fig.supxlabel("order k")
     fig.tight_layout()
-    save(fig, "order_distributions.png", "Normalized strength of salient interactions per order at each checkpoint "
-         "(bars) and the closed-form noisy-regression prediction with σ² fitted per checkpoint (red) [D24 Fig. 4].")
+    return fig, "order_distributions.png", (
+        "Normalized strength of salient interactions per order at each checkpoint (bars) and the closed-form "
+        "noisy-regression prediction with σ² fitted per checkpoint (red) [D24 Fig. 4].")
 
+
+def _sigma2_figure(analysis, finding: dict[str, str]):
+    """σ² per checkpoint; the caption quotes ``finding``, the [D24] σ² claim of :func:`_findings`."""
+    plt = _pyplot()
+    fit = analysis.sigma_fit
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ok = np.asarray(fit.reliable, bool)
-    e_arr = np.asarray(epochs)
+    e_arr = np.asarray(list(analysis.epochs))
     lo, hi = np.maximum(fit.sigma2_low, 1e-12), np.maximum(fit.sigma2_high, 1e-12)
     ax.fill_between(e_arr, lo, hi, color="tab:blue", alpha=0.15, label="σ² within the fit's noise")
     ax.plot(e_arr[ok], np.maximum(fit.sigma2[ok], 1e-12), "o", color="tab:blue", label="reliable fit")
@@ -564,19 +670,32 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
     ax.set_ylabel("σ²")
     ax.set_title("Fitted noise level over training")
     ax.legend(fontsize=7)
-    d24 = next((f for f in results["findings"] if "σ²" in f["claim"]), None)
-    save(fig, "sigma2.png", "σ² of the noisy-regression theory that best matches each checkpoint, with the range of σ² "
-         "that fits within the fit's noise; hollow grey points are flagged and are not measurements. [D24] predicts "
-         f"that σ² falls during phase 2; measured: {d24['measured']} ({d24['verdict']}).")
+    return fig, "sigma2.png", (
+        "σ² of the noisy-regression theory that best matches each checkpoint, with the range of σ² that fits "
+        "within the fit's noise; hollow grey points are flagged and are not measurements. [D24] predicts that σ² "
+        f"falls during phase 2; measured: {finding['measured']} ({finding['verdict']}).")
 
+
+def _generalization_figure(analysis):
+    from jinter import plots
+
+    plt = _pyplot()
+    epochs = list(analysis.epochs)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     plots.plot_curves(epochs, {"N̄": analysis.n_bar}, ax=axes[0], ylabel="salient interactions / sample", title="N̄")
     plots.plot_curves(epochs, {"H̄": analysis.h_bar, "H̄ (strength-weighted)": analysis.h_bar_weighted}, ax=axes[1],
                       ylabel="fraction generalizing", title="H̄")
     fig.tight_layout()
-    save(fig, "generalization.png", "Mean number of salient interactions per sample (N̄) and the fraction of them "
-         "that generalize to a baseline model trained on the test split (H̄, plain and strength-weighted) [H25].")
+    return fig, "generalization.png", (
+        "Mean number of salient interactions per sample (N̄) and the fraction of them that generalize to a "
+        "baseline model trained on the test split (H̄, plain and strength-weighted) [H25].")
 
+
+def _decay_spindle_figure(analysis):
+    from jinter import study
+
+    plt = _pyplot()
+    epochs = list(analysis.epochs)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     over_training = [study.part_strengths(d) for d in analysis.parts]
     axes[0].plot(epochs, [d["decay"] for d in over_training], "o-", label="decay part")
@@ -600,13 +719,18 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
     template = {"pipeline": "the pipeline's own (iid noise on v(x_S) of low-order games pushed through the same "
                             "q box and τ rule, theory.pipeline_spindle)",
                 "mobius": "the Möbius transform of iid noise at τ = 0 (theory.spindle_curve)"}[analysis.spindle]
-    save(fig, "decay_spindle.png", "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a "
-         "spindle-shaped (noise-like) part, per checkpoint and across label-noise levels [G25]. "
-         f"Spindle template: {template}. "
-         + (f"Poor fits (relative residual > 0.2, not a decomposition of the data): {', '.join(poor)}." if poor
-            else "Every fit has a relative residual ≤ 0.2."))
+    return fig, "decay_spindle.png", (
+        "Signed order strengths A^(k),± split into a decay-shaped (generalizable) and a spindle-shaped (noise-like) "
+        "part, per checkpoint and across label-noise levels [G25]. "
+        f"Spindle template: {template}. "
+        + (f"Poor fits (relative residual > 0.2, not a decomposition of the data): {', '.join(poor)}." if poor
+           else "Every fit has a relative residual ≤ 0.2."))
 
-    picks = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+
+def _and_or_orders_figure(analysis, picks: list[int]):
+    plt = _pyplot()
+    epochs = list(analysis.epochs)
+    k = np.arange(1, analysis.n + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     width = 0.8 / len(picks)
     for ax, name, strength in ((axes[0], "AND", analysis.strength_and), (axes[1], "OR", analysis.strength_or)):
@@ -617,45 +741,64 @@ def _figures(out: Path, s: DemoSettings, results: dict[str, Any], analysis, res,
         ax.legend(fontsize=8)
     axes[0].set_ylabel("mean Σ|I| of salient interactions (log-odds)")
     fig.tight_layout()
-    save(fig, "and_or_orders.png", "Strength of the salient AND interactions (left) and OR interactions (right) per "
-         "order, averaged over the probed samples, at the first, a middle and the final checkpoint (τ of each "
-         "checkpoint; single players count as AND).")
+    return fig, "and_or_orders.png", (
+        "Strength of the salient AND interactions (left) and OR interactions (right) per order, averaged over the "
+        "probed samples, at the first, a middle and the final checkpoint (τ of each checkpoint; single players "
+        "count as AND).")
 
-    save(plots.plot_sparsity_curve({f"epoch {e}": analysis.sparsity[epochs.index(e)] for e in picks}, title="Sparsity of interactions"),
-         "sparsity.png", "Interaction strengths |I| (AND and OR) divided by their maximum, sorted, averaged over "
-         "samples: a few salient interactions and a long tail of near-zero ones [R24].")
 
-    if len(ds.input_shape) >= 2:
-        image = ds.x_train[res.sample_indices[0]]
-        image = image[..., 0] if image.ndim == 3 else image
-        label = int(ds.clean_y_train[res.sample_indices[0]])
-        full = float(res.v[-1][0][-1])  # log-odds of the label on the whole image, final checkpoint
-        verdict = f"predicted {label} (p > 0.5)" if full > 0 else f"not predicted as {label} (p < 0.5)"
-        fig, ax = plt.subplots(figsize=(3.6, 3.6))
-        ax.imshow(image, cmap="gray_r")
-        member = np.asarray(players.membership).reshape((len(players.membership),) + image.shape[:2] + (-1,)).any(-1)
-        for i, m in enumerate(member):
-            rows, cols = np.nonzero(m)
-            ax.add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5), cols.max() - cols.min() + 1,
-                                       rows.max() - rows.min() + 1, fill=False, ec="tab:red", lw=1.5))
-            ax.text(cols.mean(), rows.mean(), str(i), color="tab:red", ha="center", va="center", fontsize=11,
-                    fontweight="bold")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"class {label}; final model: log-odds {full:+.2f}, {verdict}", fontsize=8)
-        save(fig, "players.png", f"The players: {len(member)} image patches (red, numbered as in the interactions) "
-             f"of the first probed training digit, class {label}; the final model's log-odds of class {label} on "
-             f"the whole image is {full:+.2f} ({verdict}). Pixels outside the patches always keep their values.")
-        fig = plots.plot_top_interactions_image(image, players, list(analysis.top[:6]))
-        save(fig, "top_interactions.png", f"The strongest interactions of the final model on the same digit (class "
-             f"{label}): each panel highlights the patches of one AND or OR interaction, with its value in log-odds "
-             "of the class.")
-        for kind, records in (("AND", analysis.top_and), ("OR", analysis.top_or)):
-            if records:
-                fig = plots.plot_top_interactions_image(image, players, list(records[:5]))
-                save(fig, f"top_{kind.lower()}.png", f"The strongest {kind} interactions alone (final model, same "
-                     f"digit, values in log-odds of class {label}).")
-    return figs
+def _sparsity_figure(analysis, picks: list[int]):
+    from jinter import plots
+
+    epochs = list(analysis.epochs)
+    fig = plots.plot_sparsity_curve({f"epoch {e}": analysis.sparsity[epochs.index(e)] for e in picks},
+                                    title="Sparsity of interactions")
+    return fig, "sparsity.png", (
+        "Interaction strengths |I| (AND and OR) divided by their maximum, sorted, averaged over samples: a few "
+        "salient interactions and a long tail of near-zero ones [R24].")
+
+
+def _verdict(probe: _Probe) -> str:
+    return (f"predicted {probe.label} (p > 0.5)" if probe.log_odds > 0
+            else f"not predicted as {probe.label} (p < 0.5)")
+
+
+def _players_figure(probe: _Probe):
+    """The players as numbered patches on the probed image."""
+    plt = _pyplot()
+    image, label, full, players = probe
+    verdict = _verdict(probe)
+    fig, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.imshow(image, cmap="gray_r")
+    member = np.asarray(players.membership).reshape((len(players.membership),) + image.shape[:2] + (-1,)).any(-1)
+    for i, m in enumerate(member):
+        rows, cols = np.nonzero(m)
+        ax.add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5), cols.max() - cols.min() + 1,
+                                   rows.max() - rows.min() + 1, fill=False, ec="tab:red", lw=1.5))
+        ax.text(cols.mean(), rows.mean(), str(i), color="tab:red", ha="center", va="center", fontsize=11,
+                fontweight="bold")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"class {label}; final model: log-odds {full:+.2f}, {verdict}", fontsize=8)
+    return fig, "players.png", (
+        f"The players: {len(member)} image patches (red, numbered as in the interactions) of the first probed "
+        f"training digit, class {label}; the final model's log-odds of class {label} on the whole image is "
+        f"{full:+.2f} ({verdict}). Pixels outside the patches always keep their values.")
+
+
+def _top_interaction_figures(analysis, probe: _Probe):
+    """The strongest interactions on the probed image: AND and OR together, then each type alone."""
+    from jinter import plots
+
+    image, label, players = probe.image, probe.label, probe.players
+    yield (plots.plot_top_interactions_image(image, players, list(analysis.top[:6])), "top_interactions.png",
+           f"The strongest interactions of the final model on the same digit (class {label}): each panel highlights "
+           "the patches of one AND or OR interaction, with its value in log-odds of the class.")
+    for kind, records in (("AND", analysis.top_and), ("OR", analysis.top_or)):
+        if records:
+            yield (plots.plot_top_interactions_image(image, players, list(records[:5])), f"top_{kind.lower()}.png",
+                   f"The strongest {kind} interactions alone (final model, same digit, values in log-odds of class "
+                   f"{label}).")
 
 
 def _write_html(out: Path, s: DemoSettings, results: dict, figures: list[tuple[str, str]]) -> None:
