@@ -33,41 +33,13 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from _common import save_results  # noqa: E402
-from scipy.optimize import linprog  # noqa: E402
+from _common import save_results  # noqa: E402 - also puts tests/ (the oracles) on sys.path
+from oracles import highs, highs_shared, least_norm_optimum  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_sgd import dense_mobius, reference_and_or  # noqa: E402
+from reference_sgd import reference_and_or  # noqa: E402
 
 from jinter.decomposition import and_or, and_or_shared  # noqa: E402
-
-
-def lp_problem(v: np.ndarray, rho_q: float):
-    """The LP of docs/math.md §3: vars (o_and, q, s, t); |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅."""
-    N = v.shape[-1]
-    n = N.bit_length() - 1
-    M = sp.csr_matrix(dense_mobius(n))
-    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
-    Mn, Ln = M[1:], L[1:]
-    I = sp.identity(N - 1, format="csr")
-    Z = None
-    A = sp.bmat(
-        [[Mn, None, -I, Z], [-Mn, None, -I, Z], [Ln, -Ln, Z, -I], [-Ln, Ln, Z, -I]], format="csr"
-    ) if rho_q > 0 else sp.bmat([[Mn, -I, Z], [-Mn, -I, Z], [Ln, Z, -I], [-Ln, Z, -I]], format="csr")
-    lv = Ln @ v
-    b = np.concatenate([np.zeros(2 * (N - 1)), lv, -lv])
-    nq = N if rho_q > 0 else 0
-    cost = np.concatenate([np.zeros(N + nq), np.ones(2 * (N - 1))])
-    bounds = [(None, None)] * N + [(-rho_q, rho_q)] * nq + [(0, None)] * (2 * (N - 1))
-    return cost, A, b, bounds
-
-
-def highs(v, rho_q=0.0):
-    cost, A, b, bounds = lp_problem(v, rho_q)
-    t = time.perf_counter()
-    r = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
-    return r.fun, time.perf_counter() - t
 
 
 def timed(fn, repeats):
@@ -113,9 +85,6 @@ def main() -> None:
 
 
 def _canonical_section(games, res, rows):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from oracles import least_norm_optimum
-
     out = {}
     for q_ratio in (0.0, 0.02):
         vs = np.random.default_rng(6).normal(size=(games, 64))
@@ -155,7 +124,7 @@ def _highs_section(games, n1, res, rows):
     and_or(games[0], q_ratio=0.0)  # compile
     t_lp, t_us, rel = [], [], []
     for v in games:
-        opt, tl = highs(v)
+        opt, tl, _ = highs(v)
         r, tu = timed(lambda: and_or(v, q_ratio=0.0), 3)
         t_lp.append(tl)
         t_us.append(tu)
@@ -173,7 +142,7 @@ def _highs_section(games, n1, res, rows):
 def _reference_section(v, n1, sgd_steps, res, rows):
     # 2. reference SGD recipe vs and_or, q_ratio = 0.02
     rq = 0.02 * abs(v[-1] - v[0])
-    opt_q, t_lpq = highs(v, rq)
+    opt_q, t_lpq, _ = highs(v, rq)
     t = time.perf_counter()
     ref = reference_and_or(v, q_ratio=0.02, steps=sgd_steps)
     t_ref = time.perf_counter() - t
@@ -239,7 +208,7 @@ def _trained_section(limit, res, rows):
     and_or(vs[:1], q_ratio=q_ratio)  # compile
     t_lp, t_us, rel, its = [], [], [], []
     for v in vs:
-        opt, tl = highs(v, q_ratio * abs(v[-1] - v[0]))
+        opt, tl, _ = highs(v, q_ratio * abs(v[-1] - v[0]))
         r, tu = timed(lambda: and_or(v[None], q_ratio=q_ratio), 3)
         t_lp.append(tl)
         t_us.append(tu)
@@ -256,39 +225,6 @@ def _trained_section(limit, res, rows):
                  statistics.median(t_us), ratio, f"its {its}, obj rel diff ≤ {max(abs(x) for x in rel):.1e}"))
 
 
-def shared_lp_problem(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray):
-    """The shared LP of [C24] (docs/math.md §3), sparse. Variables: γ̄ (free), γ̂^(i) (box gb_i),
-    q^(i) (box rq_i), then per type (AND, OR) the max e ≥ 0 and the per-model |I| bounds a^(i) ≥ 0:
-    ±I^(i)(S) ≤ e_S and ≤ a^(i)_S for S ≠ ∅; cost (1−α)Σe + αΣa."""
-    m, N = vs.shape
-    n = N.bit_length() - 1
-    M = sp.csr_matrix(dense_mobius(n))
-    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
-    nv = N * (1 + 2 * m) + 2 * (N - 1) * (1 + m)
-    off_e = N * (1 + 2 * m)
-    blocks, rhs = [], []
-    for t, (F, sq, const) in enumerate(((M, 0.5, 0.5 * (M @ vs.T).T), (L, -0.5, -0.5 * (L @ vs.T).T))):
-        F = F[1:]
-        e_col = off_e + t * (N - 1) * (1 + m)
-        for i in range(m):
-            zero = sp.csr_matrix((N - 1, N))
-            lin = sp.hstack([F] + [F if k == i else zero for k in range(m)]
-                            + [sq * F if k == i else zero for k in range(m)] + [sp.csr_matrix((N - 1, nv - off_e))])
-            for col in (e_col, e_col + (N - 1) * (1 + i)):
-                sel = sp.csr_matrix((np.ones(N - 1), (np.arange(N - 1), col + np.arange(N - 1))), shape=(N - 1, nv))
-                for sg in (1.0, -1.0):
-                    blocks.append(sg * lin - sel)
-                    rhs.append(-sg * const[i, 1:])
-    cost = np.zeros(nv)
-    for t in range(2):
-        e_col = off_e + t * (N - 1) * (1 + m)
-        cost[e_col : e_col + N - 1] = 1 - alpha
-        cost[e_col + N - 1 : e_col + (N - 1) * (1 + m)] = alpha
-    bounds = ([(None, None)] * N + [(-gb[i], gb[i]) for i in range(m) for _ in range(N)]
-              + [(-rq[i], rq[i]) for i in range(m) for _ in range(N)] + [(0, None)] * (nv - off_e))
-    return cost, sp.vstack(blocks, format="csr"), np.concatenate(rhs), bounds
-
-
 def _shared_section(rng, n, res, rows):
     # 6. shared interactions of 3 models [C24]: HiGHS vs and_or_shared
     m, games = 3, 3
@@ -298,15 +234,13 @@ def _shared_section(rng, n, res, rows):
     t_lp, t_us, rel, its = [], [], [], []
     for vs in vss:
         d = np.abs(vs[:, -1] - vs[:, 0])
-        cost, A, b, bounds = shared_lp_problem(vs, 0.1, 0.5 * d, 0.02 * d)
-        t = time.perf_counter()
-        lp = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
-        t_lp.append(time.perf_counter() - t)
+        opt, tl, x = highs_shared(vs, 0.1, 0.5 * d, 0.02 * d)
+        t_lp.append(tl)
         r, tu = timed(lambda: and_or_shared(vs), 3)
         t_us.append(tu)
-        rel.append(float(r.objective) / lp.fun - 1)
+        rel.append(float(r.objective) / opt - 1)
         its.append(int(r.iterations))
-        assert bool(r.converged) and lp.status == 0
+        assert bool(r.converged) and x is not None
     ratio = statistics.median(t_lp) / statistics.median(t_us)
     res["shared_vs_highs"] = {
         "n": n, "models": m, "games": games, "highs_s": statistics.median(t_lp),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +34,8 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
-from _common import save_results  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_and_or import lp_problem  # noqa: E402
-from scipy.optimize import linprog  # noqa: E402
+from _common import save_results  # noqa: E402 - also puts tests/ (the oracles) on sys.path
+from oracles import highs  # noqa: E402
 
 from jinter import data, models, sweep, training  # noqa: E402
 from jinter.decomposition import and_or  # noqa: E402
@@ -95,14 +91,6 @@ def network_games(epochs=(0, 1, 4, 40), samples: int = 3) -> dict[int, list[np.n
     return {int(e): list(v[c]) for c, e in enumerate(res.epochs)}
 
 
-def highs(v: np.ndarray, rho_q: float, time_limit: float) -> tuple[float, float]:
-    """HiGHS on the same LP: ``(optimum or nan when the time limit was hit, seconds)``."""
-    cost, A, b, bounds = lp_problem(v, rho_q)
-    t = time.perf_counter()
-    r = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs", options={"time_limit": time_limit})
-    return (float(r.fun) if r.status == 0 else float("nan")), time.perf_counter() - t
-
-
 def solve(games: list[np.ndarray], *, with_highs: bool, highs_limit: float) -> dict:
     """and_or (compiled on the first game, then timed per game) and HiGHS on every game."""
     and_or(games[0][None], q_ratio=Q_RATIO)  # compile this shape
@@ -115,7 +103,7 @@ def solve(games: list[np.ndarray], *, with_highs: bool, highs_limit: float) -> d
         row = {"seconds": dt, "iterations": int(r.iterations[0]), "gap": float(r.gap[0]),
                "converged": bool(r.converged[0]), "status": r.messages()[0], "objective": float(r.objective[0])}
         if with_highs:
-            opt, th = highs(v, Q_RATIO * abs(v[-1] - v[0]), time_limit=highs_limit)
+            opt, th, _ = highs(v, Q_RATIO * abs(v[-1] - v[0]), time_limit=highs_limit)
             row |= {"highs_seconds": th, "highs_objective": opt,
                     "highs_finished": bool(np.isfinite(opt)),
                     "rel_diff_vs_highs": (row["objective"] - opt) / max(abs(opt), 1e-300) if np.isfinite(opt) else None}

@@ -1,5 +1,6 @@
 """Brute-force oracles shared by the tests and the benchmarks: popcount, dense Kronecker powers
-(transform matrices), the noisy regression's dense matrices and the least-norm optimum.
+(transform matrices), the noisy regression's dense matrices, the AND-OR LPs (one game and the
+shared objective [C24]) solved by HiGHS, and the least-norm optimum.
 
 Dense 2**n × 2**n matrices are fine here (n ≤ 12); the library never builds them. The
 benchmarks import this module by path (``benchmarks/`` puts ``tests/`` on ``sys.path``).
@@ -7,9 +8,11 @@ benchmarks import this module by path (``benchmarks/`` puts ``tests/`` on ``sys.
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def popcount(s: int) -> int:
@@ -47,6 +50,108 @@ def dense_noisy_regression(n: int, s2: float) -> np.ndarray:
 def dense(fn, size: int) -> np.ndarray:
     """The matrix of the linear map ``fn`` on vectors of length ``size`` (column j = fn(e_j))."""
     return np.stack([np.asarray(fn(e)) for e in np.eye(size)], axis=1)
+
+
+def lp_problem(v: np.ndarray, rho_q: float):
+    """The LP of docs/math.md §3 as ``(cost, A_ub, b_ub, bounds)`` (sparse). Variables
+    ``(o_and, q, s, t)``: ``|M o_and| ≤ s``, ``|L(o_and − v − q)| ≤ t`` off ∅, ``|q| ≤ rho_q``,
+    cost ``Σ s + Σ t``; the ``q`` block is left out when ``rho_q == 0``."""
+    v = np.asarray(v, dtype=np.float64)
+    N = v.shape[-1]
+    n = N.bit_length() - 1
+    M = sp.csr_matrix(dense_mobius(n))
+    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
+    Mn, Ln = M[1:], L[1:]
+    I = sp.identity(N - 1, format="csr")  # noqa: E741
+    Z = None
+    A = sp.bmat(
+        [[Mn, None, -I, Z], [-Mn, None, -I, Z], [Ln, -Ln, Z, -I], [-Ln, Ln, Z, -I]], format="csr"
+    ) if rho_q > 0 else sp.bmat([[Mn, -I, Z], [-Mn, -I, Z], [Ln, Z, -I], [-Ln, Z, -I]], format="csr")
+    lv = Ln @ v
+    b = np.concatenate([np.zeros(2 * (N - 1)), lv, -lv])
+    nq = N if rho_q > 0 else 0
+    cost = np.concatenate([np.zeros(N + nq), np.ones(2 * (N - 1))])
+    bounds = [(None, None)] * N + [(-rho_q, rho_q)] * nq + [(0, None)] * (2 * (N - 1))
+    return cost, A, b, bounds
+
+
+def shared_lp_problem(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray):
+    """The shared LP of [C24] (docs/math.md §3) as ``(cost, A_ub, b_ub, bounds)`` (sparse).
+    Variables: γ̄ (free), γ̂^(i) (box gb_i), q^(i) (box rq_i), then per type (AND, OR) the max
+    e ≥ 0 and the per-model |I| bounds a^(i) ≥ 0: ±I^(i)(S) ≤ e_S and ≤ a^(i)_S for S ≠ ∅;
+    cost (1−α)Σe + αΣa."""
+    vs = np.asarray(vs, dtype=np.float64)
+    m, N = vs.shape
+    n = N.bit_length() - 1
+    M = sp.csr_matrix(dense_mobius(n))
+    L = sp.csr_matrix(dense_mobius(n)[:, ::-1])
+    nv = N * (1 + 2 * m) + 2 * (N - 1) * (1 + m)
+    off_e = N * (1 + 2 * m)
+    blocks, rhs = [], []
+    for t, (F, sq, const) in enumerate(((M, 0.5, 0.5 * (M @ vs.T).T), (L, -0.5, -0.5 * (L @ vs.T).T))):
+        F = F[1:]
+        e_col = off_e + t * (N - 1) * (1 + m)
+        for i in range(m):
+            zero = sp.csr_matrix((N - 1, N))
+            lin = sp.hstack([F] + [F if k == i else zero for k in range(m)]
+                            + [sq * F if k == i else zero for k in range(m)] + [sp.csr_matrix((N - 1, nv - off_e))])
+            for col in (e_col, e_col + (N - 1) * (1 + i)):
+                sel = sp.csr_matrix((np.ones(N - 1), (np.arange(N - 1), col + np.arange(N - 1))), shape=(N - 1, nv))
+                for sg in (1.0, -1.0):
+                    blocks.append(sg * lin - sel)
+                    rhs.append(-sg * const[i, 1:])
+    cost = np.zeros(nv)
+    for t in range(2):
+        e_col = off_e + t * (N - 1) * (1 + m)
+        cost[e_col : e_col + N - 1] = 1 - alpha
+        cost[e_col + N - 1 : e_col + (N - 1) * (1 + m)] = alpha
+    bounds = ([(None, None)] * N + [(-gb[i], gb[i]) for i in range(m) for _ in range(N)]
+              + [(-rq[i], rq[i]) for i in range(m) for _ in range(N)] + [(0, None)] * (nv - off_e))
+    return cost, sp.vstack(blocks, format="csr"), np.concatenate(rhs), bounds
+
+
+def solve_lp(problem, *, time_limit: float | None = None) -> tuple[float, float, np.ndarray | None]:
+    """HiGHS (scipy ``linprog``) on ``problem = (cost, A_ub, b_ub, bounds)``:
+    ``(optimum, seconds, x)``, with ``optimum = nan`` and ``x = None`` when HiGHS stops without
+    an optimum (e.g. at ``time_limit`` seconds). Only the solve is timed."""
+    from scipy.optimize import linprog
+
+    cost, A, b, bounds = problem
+    options = {} if time_limit is None else {"time_limit": time_limit}
+    t = time.perf_counter()
+    r = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs", options=options)
+    seconds = time.perf_counter() - t
+    return (float(r.fun), seconds, r.x) if r.status == 0 else (float("nan"), seconds, None)
+
+
+def highs(v: np.ndarray, rho_q: float = 0.0, *, time_limit: float | None = None):
+    """HiGHS on :func:`lp_problem`: ``(optimum or nan, seconds, x)`` (see :func:`solve_lp`)."""
+    return solve_lp(lp_problem(v, rho_q), time_limit=time_limit)
+
+
+def highs_shared(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray, *, time_limit: float | None = None):
+    """HiGHS on :func:`shared_lp_problem`: ``(optimum or nan, seconds, x)``."""
+    return solve_lp(shared_lp_problem(vs, alpha, gb, rq), time_limit=time_limit)
+
+
+def lp_optimum(v: np.ndarray, rho_q: float, full: bool = False):
+    """Exact optimum of docs/math.md §3 (:func:`lp_problem` by HiGHS); ``full``: also the LP's
+    point ``(o_and, q, s, t)`` (``q = 0`` when ``rho_q == 0``)."""
+    fun, _, x = highs(v, rho_q)
+    assert x is not None, "HiGHS found no optimum"
+    if not full:
+        return fun
+    N = np.shape(v)[-1]
+    if not rho_q > 0:
+        x = np.concatenate([x[:N], np.zeros(N), x[N:]])
+    return fun, x
+
+
+def lp_shared(vs: np.ndarray, alpha: float, gb: np.ndarray, rq: np.ndarray) -> float:
+    """Exact optimum of the shared objective [C24] (:func:`shared_lp_problem` by HiGHS)."""
+    fun, _, x = highs_shared(vs, alpha, gb, rq)
+    assert x is not None, "HiGHS found no optimum"
+    return fun
 
 
 def least_norm_optimum(v: np.ndarray, q_ratio: float, slack: float = 1e-9) -> dict:

@@ -1,4 +1,5 @@
-"""Tests of the exact AND-OR decomposition (docs/math.md §3) against a dense-matrix LP (HiGHS)."""
+"""Tests of the exact AND-OR decomposition (docs/math.md §3) against the LP solved by HiGHS
+(tests/oracles.py)."""
 
 import os
 from pathlib import Path
@@ -8,40 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
+from oracles import lp_optimum, lp_shared, popcount
 
 from jinter import MemoryBudgetError, decomposition
 from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern, halpern_fixed_point
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
-
-
-def _dense(f, n):
-    out = np.ones((1, 1))
-    for _ in range(n):
-        out = np.kron(out, np.asarray(f, float))
-    return out
-
-
-def lp_optimum(v, rho_q, full=False):
-    """Exact optimum of docs/math.md §3 by HiGHS with dense matrices (test-only oracle);
-    ``full``: also the LP's point ``(o_and, q, s, t)``."""
-    n = int(np.log2(len(v)))
-    N = 2**n
-    M = _dense([[1, 0], [-1, 1]], n)
-    Lm = (M @ np.eye(N)[::-1])[1:]
-    Mn = M[1:]
-    I, Z, Zn = np.eye(N - 1), np.zeros((N - 1, N - 1)), np.zeros((N - 1, N))
-    # variables: o_and (free), q (box), s, t ≥ 0; |M o_and| ≤ s, |L(o_and − v − q)| ≤ t off ∅
-    A = np.block([[Mn, Zn, -I, Z], [-Mn, Zn, -I, Z], [Lm, -Lm, Z, -I], [-Lm, Lm, Z, -I]])
-    b = np.concatenate([np.zeros(2 * (N - 1)), Lm @ v, -Lm @ v])
-    cost = np.concatenate([np.zeros(2 * N), np.ones(2 * (N - 1))])
-    bounds = [(None, None)] * N + [(-rho_q, rho_q)] * N + [(0, None)] * (2 * (N - 1))
-    r = linprog(cost, A_ub=sp.csr_matrix(A), b_ub=b, bounds=bounds, method="highs")
-    assert r.status == 0
-    return (r.fun, r.x) if full else r.fun
 
 
 def _objective(res):
@@ -85,7 +59,7 @@ def _check_against_lp(v, res, q_ratio):
 def test_pure_and_and_pure_or_games():
     rng = np.random.default_rng(4)
     n = 5
-    orders = np.array([bin(m).count("1") for m in range(2**n)])
+    orders = np.array([popcount(m) for m in range(2**n)])
     w = rng.normal(size=2**n) * (rng.random(2**n) < 0.3) * (orders >= 2)
     w[0] = 0.7
     w[[1, 4]] = [1.5, -0.8]  # singletons: an AND of one player is an OR of one player
@@ -132,7 +106,7 @@ def test_batched_equals_single_jit_vmap_and_determinism():
 
 def test_degenerate_symmetric_game_is_deterministic():
     n = 4
-    orders = np.array([bin(s).count("1") for s in range(2**n)], float)
+    orders = np.array([popcount(s) for s in range(2**n)], float)
     v = orders**2  # symmetric players: many optimal γ
     a, b = and_or(v, q_ratio=0.0), and_or(v, q_ratio=0.0)
     np.testing.assert_array_equal(np.asarray(a.gamma), np.asarray(b.gamma))
@@ -161,7 +135,7 @@ _TRAINED = Path(__file__).parent / "data" / "andor_trained_games.npz"
 def test_trained_games_converge_with_noise_term():
     """Games of a lightly trained MLP (n = 10), where the former q > 0 solver stalled at gaps
     1e-3 to 2e-2 after 20k iterations: now certified to tol within a bounded iteration count,
-    at the HiGHS optimum (computed offline with benchmarks/bench_and_or.py's LP, stored in the file)."""
+    at the HiGHS optimum (computed offline with tests/oracles.py's LP, stored in the file)."""
     data = np.load(_TRAINED)
     vs, opt, q_ratio = data["v"], data["lp_optimum"], float(data["q_ratio"])
     res = and_or(vs, q_ratio=q_ratio)  # one compiled call for the three games
@@ -250,44 +224,6 @@ def test_errors():
         and_or(np.zeros(8), q_ratio=-0.1)
     with pytest.raises(MemoryBudgetError, match="KiB"):
         and_or(np.zeros(2**10), memory_budget=1000)
-
-
-def lp_shared(vs, alpha, gb, rq):
-    """Exact optimum of the shared objective [C24] by HiGHS with dense matrices (test-only)."""
-    m, N = vs.shape
-    n = int(np.log2(N))
-    M = _dense([[1, 0], [-1, 1]], n)
-    L = M @ np.eye(N)[::-1]
-    nv = N + 2 * m * N + 2 * (N - 1) + 2 * m * (N - 1)
-    off_gh, off_q = N, N + m * N
-    off_e = {"and": N + 2 * m * N, "or": N + 2 * m * N + N - 1}
-    off_a = {"and": off_e["or"] + N - 1, "or": off_e["or"] + N - 1 + m * (N - 1)}
-    rows, rhs = [], []
-    for i in range(m):
-        for typ, F, sq, const in (("and", M, 0.5, 0.5 * M @ vs[i]), ("or", L, -0.5, -0.5 * L @ vs[i])):
-            for S in range(1, N):
-                coef = np.zeros(nv)
-                coef[:N] = F[S]
-                coef[off_gh + i * N : off_gh + (i + 1) * N] = F[S]
-                coef[off_q + i * N : off_q + (i + 1) * N] = sq * F[S]
-                for var in (off_e[typ] + S - 1, off_a[typ] + i * (N - 1) + S - 1):
-                    for sg in (1, -1):
-                        r = sg * coef
-                        r[var] -= 1
-                        rows.append(r)
-                        rhs.append(-sg * const[S])
-    cost = np.zeros(nv)
-    cost[off_e["and"] : off_a["and"]] = 1 - alpha
-    cost[off_a["and"] :] = alpha
-    bounds = (
-        [(None, None)] * N
-        + [(-gb[i], gb[i]) for i in range(m) for _ in range(N)]
-        + [(-rq[i], rq[i]) for i in range(m) for _ in range(N)]
-        + [(0, None)] * (2 * (N - 1) + 2 * m * (N - 1))
-    )
-    r = linprog(cost, A_ub=sp.csr_matrix(np.array(rows)), b_ub=np.array(rhs), bounds=bounds, method="highs")
-    assert r.status == 0
-    return r.fun
 
 
 def _shared_lp(vs, q_ratio=0.02, alpha=0.1):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import dense_noisy_regression, kron_power
+from oracles import dense_noisy_regression, kron_power, popcount
 
 from jinter import theory as T
 from jinter._budget import MemoryBudgetError
@@ -82,7 +82,7 @@ def test_order_ratio_region_where_proposition1_fails():
     r11 = np.asarray(T.order_ratio(11, np.array([4e-8, 1e-4])))
     assert r11[0, 0] < 1 < r11[1, 0]
     m = dense_noisy_regression(11, 4e-8)
-    orders = np.array([bin(t).count("1") for t in range(2**11)])
+    orders = np.array([popcount(t) for t in range(2**11)])
     norms = np.linalg.norm(m, axis=1)
     dense = norms[orders == 1].mean() / norms[orders == 2].mean()
     assert dense == pytest.approx(r11[0, 0], abs=1e-9) and dense < 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from oracles import kron_power, popcount
 
 from jinter._budget import MemoryBudgetError
 from jinter.transforms import (
@@ -38,12 +39,8 @@ def subsets(t):
     return [l for l in range(t + 1) if l & t == l]
 
 
-def pop(m):
-    return bin(m).count("1")
-
-
 def bf_mobius(v):
-    return np.array([sum((-1) ** (pop(t) - pop(l)) * v[l] for l in subsets(t)) for t in range(len(v))])
+    return np.array([sum((-1) ** (popcount(t) - popcount(l)) * v[l] for l in subsets(t)) for t in range(len(v))])
 
 
 def bf_zeta(i):
@@ -52,7 +49,7 @@ def bf_zeta(i):
 
 def bf_or_mobius(v):
     full = len(v) - 1
-    out = [-sum((-1) ** (pop(t) - pop(l)) * v[full - l] for l in subsets(t)) for t in range(len(v))]
+    out = [-sum((-1) ** (popcount(t) - popcount(l)) * v[full - l] for l in subsets(t)) for t in range(len(v))]
     out[0] = v[0]
     return np.array(out)
 
@@ -155,9 +152,7 @@ def test_universal_matching(v, gamma):
 def test_kron_apply_matches_dense(n, f, seed):
     factor = np.asarray(f).reshape(2, 2)
     x = np.random.default_rng(seed).normal(size=(2, 2**n))
-    dense = np.ones((1, 1))
-    for _ in range(n):
-        dense = np.kron(factor, dense)  # bit i of the index is player i
+    dense = kron_power(factor, n)  # bit i of the index is player i
     want = x @ dense.T
     tol = 1e-12 * (1 + np.abs(want).max()) * 3**n
     np.testing.assert_allclose(kron_apply(x, factor), want, atol=tol)
@@ -216,9 +211,9 @@ def test_helpers():
     np.testing.assert_array_equal(mask_orders(0), [0])
     for n in range(6):
         orders = mask_orders(n)
-        assert orders.tolist() == [pop(m) for m in range(2**n)]
+        assert orders.tolist() == [popcount(m) for m in range(2**n)]
         for k in range(n + 1):
-            assert masks_of_order(n, k).tolist() == [m for m in range(2**n) if pop(m) == k]
+            assert masks_of_order(n, k).tolist() == [m for m in range(2**n) if popcount(m) == k]
     assert mask_to_players(0b1011) == (0, 1, 3) and mask_to_players(0) == ()
     assert players_to_mask((0, 1, 3)) == 0b1011 and players_to_mask([]) == 0
     for m in range(64):
@@ -227,7 +222,7 @@ def test_helpers():
     assert num_players(np.zeros((3, 32))) == 5
     assert MOBIUS == ((1.0, 0.0), (-1.0, 1.0)) and ZETA == ((1.0, 0.0), (1.0, 1.0))
     assert list(itertools.chain(*[masks_of_order(4, k) for k in range(5)])) == sorted(
-        range(16), key=lambda m: (pop(m), m)
+        range(16), key=lambda m: (popcount(m), m)
     )
 
 
