@@ -16,7 +16,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-__all__ = ["MLP", "CNN", "MODELS", "make_model", "model_for_dataset", "init_params"]
+__all__ = ["MLP", "CNN", "MODELS", "DEFAULT_MODEL", "make_model", "model_for_dataset", "init_params"]
+
+DEFAULT_MODEL = "mlp"
+"""The architecture of :func:`model_for_dataset` (and of ``jinter demo``) on every dataset unless
+one is named: the CNN trains ~60× slower on CPU and would not fit the demo's 10-minute budget."""
 
 
 class MLP(nn.Module):
@@ -114,9 +118,10 @@ def make_model(name: _ModelName, *, n_classes: int, **kwargs) -> nn.Module:
 
 
 def model_for_dataset(dataset, name: _ModelName | None = None, **kwargs) -> nn.Module:
-    """Default architecture for a :class:`jinter.data.Dataset`: CNN for images, MLP otherwise."""
+    """The architecture ``name`` (default :data:`DEFAULT_MODEL`) sized for a
+    :class:`jinter.data.Dataset`: its classes, and its input or image shape."""
     if name is None:
-        name = "cnn" if len(dataset.input_shape) == 3 else "mlp"
+        name = DEFAULT_MODEL
     if name == "cnn":
         kwargs.setdefault("image_shape", dataset.input_shape)
     elif len(dataset.input_shape) > 1:

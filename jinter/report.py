@@ -42,12 +42,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jinter._checks import json_list
+from jinter.models import DEFAULT_MODEL  # one default architecture per dataset, re-exported
 
 __all__ = ["DemoSettings", "ReportError", "run_demo", "DEFAULT_MODEL", "LOCK"]
-
-DEFAULT_MODEL = "mlp"
-"""The demo's architecture on every dataset unless ``--model`` is given: the CNN trains ~60×
-slower on CPU and would not fit the demo's 10-minute budget (pass ``--model cnn``)."""
 
 _OWNED = ("settings.json", "results.json", "index.html", "train", "baseline", "sweep", "sweep_baseline")
 

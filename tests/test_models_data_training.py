@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jinter import models
 from jinter.data import DATASETS, PlantedTerm, load_dataset, make_synthetic, planted_score
 from jinter.models import CNN, MLP, init_params, make_model, model_for_dataset
 from jinter.training import (
@@ -125,6 +126,13 @@ def test_models_shapes_batch_axes_jit_vmap():
         make_model("resnet", n_classes=2)
     ds = load_dataset("wine", seed=0)
     assert isinstance(model_for_dataset(ds), MLP) and model_for_dataset(ds).n_classes == 3
+    # one default architecture per dataset, the demo's: an MLP on images too; the CNN by name
+    digits = load_dataset("digits", seed=0)
+    assert isinstance(model_for_dataset(digits), MLP) and model_for_dataset(digits).input_shape == (8, 8, 1)
+    assert isinstance(model_for_dataset(digits, "cnn"), CNN)
+    from jinter import report
+
+    assert report.DEFAULT_MODEL == models.DEFAULT_MODEL == "mlp"
 
 
 # -------------------------------------------------------------------------------- training
