@@ -966,6 +966,58 @@ def _douglas_rachford(project: Callable, prox: Callable) -> tuple[Callable, Call
     return parts, step
 
 
+class _TikhonovGame(NamedTuple):
+    """One game's data for :func:`_canonical_phase` (scaled by :func:`_split_data`)."""
+
+    ca: Array  # a = M s + c_a (AND)
+    co: Array  # o = L t + c_o (OR)
+    free: Array  # the ∅ entry
+    rq: Array  # q box radius
+    floor: Array  # rounding level of the objective
+    project: Callable[[tuple], tuple]  # _graph_projection(ca, co)
+
+    def cost(self, s: Array, t: Array) -> Array:
+        """The ℓ1 objective ``F`` at ``(s, t)``."""
+        a, o = kron_apply(s, _M) + self.ca, kron_apply(t, _L) + self.co
+        return jnp.sum(jnp.where(self.free, 0.0, jnp.abs(a))) + jnp.sum(jnp.where(self.free, 0.0, jnp.abs(o)))
+
+
+def _tikhonov_stage(d: _TikhonovGame, z: tuple, eps: Array, budget: Array, gtol: Array, check_every: int):
+    """One stage of the continuation: ``min F + ε/2(‖γ‖² + ‖q‖²)`` by Douglas–Rachford in
+    ``(s, t, a, o)`` from ``z``, stopped at the relative gap ``gtol`` of the explicit dual
+    ``D_ε`` or after ``budget`` iterations; returns :func:`_certified_loop`'s tuple."""
+    free, rq, ca, co = d.free, d.rq, d.ca, d.co
+    rho = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps))
+    thr = 1.0 / rho
+
+    def prox(r):
+        rs, rt, ra, ro = r
+        # argmin ε/2(γ² + q²) + ρ/2((s − r_s)² + (t − r_t)²): with γ = (s+t)/2, q = s − t the
+        # quadratic is 2(γ − γ_r)² + ½(q − q_r)², separable; γ(∅) = 0, |q| ≤ ρ_q
+        g = jnp.where(free, 0.0, 0.5 * (rs + rt) / (1.0 + eps / (2.0 * rho)))
+        q = jnp.clip((rs - rt) / (1.0 + 2.0 * eps / rho), -rq, rq)
+        return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
+
+    parts, fixed_point = _douglas_rachford(d.project, prox)
+
+    def certificate(z, _st):
+        _, r, pr = parts(z)
+        s, t = pr[0], pr[1]  # feasible: γ(∅) = 0, q in its box
+        g, q = 0.5 * (s + t), s - t
+        big = d.cost(s, t) + 0.5 * eps * (jnp.sum(g * g) + jnp.sum(q * q))
+        ya = jnp.where(free, 0.0, rho * (r[2] - pr[2]))  # |y| ≤ 1 by construction
+        yo = jnp.where(free, 0.0, rho * (r[3] - pr[3]))
+        gg = jnp.where(free, 0.0, kron_apply(ya, _MT) + kron_apply(yo, _L))  # ∂/∂γ of ⟨y, (a, o)⟩ (γ(∅) fixed)
+        gq = 0.5 * (kron_apply(ya, _MT) - kron_apply(yo, _L))
+        # D_ε(y) = ⟨y, c⟩ + min_γ ⟨γ, g_γ⟩ + ε/2‖γ‖² + min_{|q|≤ρ_q} ⟨q, g_q⟩ + ε/2‖q‖²
+        hq = jnp.where(jnp.abs(gq) <= eps * rq, -gq * gq / (2 * eps), -rq * jnp.abs(gq) + 0.5 * eps * rq * rq)
+        dual = jnp.sum(ya * ca) + jnp.sum(yo * co) - jnp.sum(gg * gg) / (2 * eps) + jnp.sum(hq)
+        return big, jnp.clip(dual, 0.0, big), s, t
+
+    opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
+    return _certified_loop(opt, z, certificate, d.floor, gtol, budget, check_every)
+
+
 def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
     r"""Least-norm optimum of one game by Tikhonov continuation, warm-started at an optimum.
 
@@ -987,47 +1039,16 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
     dt = v.dtype
     ca, co, scale, free = _split_data(v)
     scale = scale[0]
-    floor = _rounding_floor(v) / scale
     rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt)
+    d = _TikhonovGame(ca, co, free, rq, _rounding_floor(v) / scale, _graph_projection(ca, co))
     M = lambda x: kron_apply(x, _M)  # noqa: E731
-    MT = lambda x: kron_apply(x, _MT)  # noqa: E731
     L = lambda x: kron_apply(x, _L)  # noqa: E731
-    project = _graph_projection(ca, co)
+    floor = d.floor
     lb_s = lb / scale
-
-    def cost(s, t):
-        return jnp.sum(jnp.where(free, 0.0, jnp.abs(M(s) + ca))) + jnp.sum(jnp.where(free, 0.0, jnp.abs(L(t) + co)))
+    cost = d.cost
 
     def stage(z, eps, budget, gtol):
-        rho = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps))
-        thr = 1.0 / rho
-
-        def prox(r):
-            rs, rt, ra, ro = r
-            # argmin ε/2(γ² + q²) + ρ/2((s − r_s)² + (t − r_t)²): with γ = (s+t)/2, q = s − t the
-            # quadratic is 2(γ − γ_r)² + ½(q − q_r)², separable; γ(∅) = 0, |q| ≤ ρ_q
-            g = jnp.where(free, 0.0, 0.5 * (rs + rt) / (1.0 + eps / (2.0 * rho)))
-            q = jnp.clip((rs - rt) / (1.0 + 2.0 * eps / rho), -rq, rq)
-            return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
-
-        parts, fixed_point = _douglas_rachford(project, prox)
-
-        def certificate(z, _st):
-            _, r, pr = parts(z)
-            s, t = pr[0], pr[1]  # feasible: γ(∅) = 0, q in its box
-            g, q = 0.5 * (s + t), s - t
-            big = cost(s, t) + 0.5 * eps * (jnp.sum(g * g) + jnp.sum(q * q))
-            ya = jnp.where(free, 0.0, rho * (r[2] - pr[2]))  # |y| ≤ 1 by construction
-            yo = jnp.where(free, 0.0, rho * (r[3] - pr[3]))
-            gg = jnp.where(free, 0.0, MT(ya) + L(yo))  # ∂/∂γ of ⟨y, (a, o)⟩ (γ(∅) is fixed)
-            gq = 0.5 * (MT(ya) - L(yo))
-            # D_ε(y) = ⟨y, c⟩ + min_γ ⟨γ, g_γ⟩ + ε/2‖γ‖² + min_{|q|≤ρ_q} ⟨q, g_q⟩ + ε/2‖q‖²
-            hq = jnp.where(jnp.abs(gq) <= eps * rq, -gq * gq / (2 * eps), -rq * jnp.abs(gq) + 0.5 * eps * rq * rq)
-            dual = jnp.sum(ya * ca) + jnp.sum(yo * co) - jnp.sum(gg * gg) / (2 * eps) + jnp.sum(hq)
-            return big, jnp.clip(dual, 0.0, big), s, t
-
-        opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
-        return _certified_loop(opt, z, certificate, floor, gtol, budget, check_every)
+        return _tikhonov_stage(d, z, eps, budget, gtol, check_every)
 
     s0, t0 = (gamma0 + 0.5 * q0) / scale, (gamma0 - 0.5 * q0) / scale
     z0 = (s0, t0, M(s0) + ca, L(t0) + co)
