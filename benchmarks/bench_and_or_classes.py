@@ -15,7 +15,8 @@ Issue #10 asks for an AND-OR solver certified on every kind of game at its defau
 Per game: and_or's seconds (compiled: each shape is compiled on a first game, not timed),
 iterations, relative gap, status; HiGHS (scipy ``linprog``, the LP of ``tests/oracles.py``) time
 and its optimum beside and_or's objective. Per class: medians and the HiGHS/and_or ratio.
-``--n20``: one planted game at n = 20 with a cap of ``--n20-iter`` iterations (time, gap, memory).
+``--large 16 20``: one planted game at each n with a cap of ``--large-iter`` iterations (time incl.
+compile, iterations, gap, status; default: n = 16 to a certificate, n = 20 capped).
 ``--quick``: n = 8, two games per class, for a smoke run (results/ left as recorded).
 Writes benchmarks/results/and_or_classes.json.
 """
@@ -128,8 +129,9 @@ def main() -> None:
     ap.add_argument("--games12", type=int, default=2, help="games per synthetic class at n = 12 (0: skip n = 12)")
     ap.add_argument("--highs-limit", type=float, default=300.0, help="HiGHS time limit per game (s)")
     ap.add_argument("--no-highs12", action="store_true", help="skip HiGHS at n = 12 (minutes per game)")
-    ap.add_argument("--n20", action="store_true", help="also one planted game at n = 20")
-    ap.add_argument("--n20-iter", type=int, default=2000)
+    ap.add_argument("--large", type=int, nargs="*", default=[], help="also one planted game at each n (e.g. 16 20)")
+    ap.add_argument("--large-iter", type=int, nargs="*", default=[100_000, 2000],
+                    help="iteration cap per --large n (the last one repeats)")
     args = ap.parse_args()
     n1 = 8 if args.quick else 10
     count = 2 if args.quick else args.games
@@ -152,14 +154,15 @@ def main() -> None:
                             highs_limit=args.highs_limit)
                 res["n12"][cls] = out
                 table.append((12, cls, out["summary"]))
-    if args.n20:
-        v = synthetic_games("planted", 20, 1, seed=2)[0]
+    for k, n_big in enumerate(args.large):
+        cap = args.large_iter[min(k, len(args.large_iter) - 1)]
+        v = synthetic_games("planted", n_big, 1, seed=2)[0]
         t = time.perf_counter()
-        r = and_or(v[None], q_ratio=Q_RATIO, max_iter=args.n20_iter)
+        r = and_or(v[None], q_ratio=Q_RATIO, max_iter=cap)
         jax.block_until_ready(r.I_and)
-        res["n20"] = {"seconds_incl_compile": time.perf_counter() - t, "max_iter": args.n20_iter,
-                      "iterations": int(r.iterations[0]), "gap": float(r.gap[0]), "converged": bool(r.converged[0]),
-                      "status": r.messages()[0]}
+        res[f"large_n{n_big}"] = {"seconds_incl_compile": time.perf_counter() - t, "max_iter": cap,
+                                  "iterations": int(r.iterations[0]), "gap": float(r.gap[0]),
+                                  "converged": bool(r.converged[0]), "status": r.messages()[0]}
     print(f"{'n':>3} {'class':<18} {'games':>5} {'cert':>4} {'med s':>8} {'max s':>8} {'med it':>8} "
           f"{'max it':>8} {'HiGHS s':>8} {'ratio':>7} {'min':>7}")
     for n, cls, s in table:
@@ -167,8 +170,8 @@ def main() -> None:
               if "highs_median_seconds" in s else f"{'—':>8} {'—':>7} {'—':>7}")
         print(f"{n:>3} {cls:<18} {s['games']:>5} {s['certified']:>4} {s['median_seconds']:8.3f} {s['max_seconds']:8.3f} "
               f"{s['median_iterations']:>8.0f} {s['max_iterations']:>8} {hs}")
-    if "n20" in res:
-        print("n=20:", res["n20"])
+    for n_big in args.large:
+        print(f"n={n_big}:", res[f"large_n{n_big}"])
     save_results("and_or_classes", res, quick=args.quick)
 
 
