@@ -84,6 +84,7 @@ import math
 import os
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -1238,14 +1239,24 @@ def and_or(
     args = (float(q_ratio), float(tol), int(max_iter), int(check_every), penalty, int(chunk), budget)
     devs = _batch_devices(v, devices)
     if len(devs) > 1 and batch > 1:
-        return _sharded(v, start, args, tuple(devs))
+        return _promised(_sharded(v, start, args, tuple(devs)), v)
     workers = _host_workers(v, batch, chunk)
     if workers <= 1:
-        return _and_or_jit(v, start, *args)
+        return _promised(_and_or_jit(v, start, *args), v)
     flat = (v.reshape((batch, size)),) + (() if start is None else tuple(x.reshape((batch, size)) for x in start))
     fn = lambda x, *st: _and_or_jit(x, st if st else None, *args)  # noqa: E731
     res = _in_host_threads(fn, flat, workers)
-    return jax.tree.map(lambda x: x.reshape(v.shape[:-1] + x.shape[1:]), res)
+    return _promised(jax.tree.map(lambda x: x.reshape(v.shape[:-1] + x.shape[1:]), res), v)
+
+
+def _promised(res: AndOrResult, v: Array) -> AndOrResult:
+    """What :func:`and_or` promises, asserted (chex): interaction arrays shaped like ``v`` and,
+    for concrete values, finite (a finite game never gives a NaN split: this is a solver bug)."""
+    chex.assert_shape([res.I_and, res.I_or, res.gamma, res.q], v.shape)
+    chex.assert_shape([res.objective, res.gap, res.iterations, res.status], v.shape[:-1])
+    if not is_traced(res.I_and):
+        chex.assert_tree_all_finite((res.I_and, res.I_or, res.gamma, res.q, res.objective))
+    return res
 
 
 def _batch_devices(v: Array, devices: Any) -> list:
