@@ -13,13 +13,14 @@ import datetime
 import itertools
 import json
 import os
-from typing import Any, Literal, Mapping, NamedTuple, Sequence, get_args
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
 from jinter._checks import check_option
+from jinter._records import InteractionRecord
 from jinter._version import __version__
 from jinter.generalization import GeneralizationPower, generalization_power
 from jinter.statistics import (
@@ -42,23 +43,6 @@ _Kind = Literal["and", "or"]  # AND or OR interactions
 
 # --------------------------------------------------------------------------------------------
 # Top interactions (host side)
-
-
-class InteractionRecord(NamedTuple):
-    """One interaction of one sample: its players, type (``"and"``/``"or"``) and value."""
-
-    players: tuple[int, ...]
-    type: str
-    value: float
-    mask: int
-    order: int
-    names: tuple[str, ...] | None = None
-
-    @property
-    def label(self) -> str:
-        """``"AND{a, b}"`` with player names when known, else indices."""
-        who = self.names if self.names is not None else self.players
-        return f"{self.type.upper()}{{{', '.join(map(str, who))}}}"
 
 
 def _player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | None:

@@ -91,8 +91,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
+from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
-from jinter.interactions import InteractionRecord
 from jinter.masking import (
     NonFiniteOutputError,
     _adapt,
@@ -401,94 +401,152 @@ def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int) -> l
     return list(np.asarray(ws, dtype=np.float64)[:, :k])
 
 
+def _count_sd(c: np.ndarray, m: int) -> np.ndarray:
+    """``√m`` × the standard deviation of 0/1 features with ``c`` ones on ``m`` rows (≥ 1e-6)."""
+    return np.sqrt(np.maximum(c - c**2 / m, 1e-12))
+
+
+@dataclasses.dataclass
+class _Pool:
+    """The discovery's candidate pool: the fit rows ``sf`` (float), the scale ``sd1`` of the
+    single players, the parents whose children are scored (their columns in the design) with
+    their children's scale ``(n, #parents)`` (a child's number of ones on the fit rows: it
+    does not depend on the residual), and the terms already taken."""
+
+    sf: np.ndarray
+    sd1: np.ndarray
+    sd_and: np.ndarray
+    sd_or: np.ndarray
+    par_and: list[int] = dataclasses.field(default_factory=list)
+    par_or: list[int] = dataclasses.field(default_factory=list)
+    seen: set[tuple[str, tuple[int, ...]]] = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def of(cls, s_fit: np.ndarray) -> _Pool:
+        """The pool of the single players on the fit rows ``s_fit`` (no parents yet)."""
+        m, n = s_fit.shape
+        sf = s_fit.astype(np.float64)
+        return cls(sf, _count_sd(sf.sum(axis=0), m), np.zeros((n, 0)), np.zeros((n, 0)))
+
+
+def _child_scores(pool: _Pool, d: _Design, r: np.ndarray) -> list[tuple[np.ndarray, str, tuple[int, ...]]]:
+    """``(scores (n,), type, parent players)`` per block: the normalized correlation of the
+    residual ``r`` with every single player (parent ``()``) and every child ``T ∪ {j}`` of
+    each parent ``T`` (one matrix product per type, module docstring step 2)."""
+    sf = pool.sf
+    blocks = [(np.abs(sf.T @ r) / pool.sd1, "and", ())]
+    if pool.par_and:
+        f = d.raw[:, pool.par_and]
+        sc = np.abs(sf.T @ (f * r[:, None])) / pool.sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
+        blocks += [(sc[:, p], "and", d.terms[i][1]) for p, i in enumerate(pool.par_and)]
+    if pool.par_or:
+        a = 1.0 - d.raw[:, pool.par_or]  # all of T absent
+        ar = a * r[:, None]
+        sc = np.abs(ar.sum(axis=0)[None] - sf.T @ ar) / pool.sd_or  # child = 1 − ā_T(1 − s_j)
+        blocks += [(sc[:, p], "or", d.terms[i][1]) for p, i in enumerate(pool.par_or)]
+    return blocks
+
+
+def _candidates(blocks, seen) -> list[tuple[float, tuple[str, tuple[int, ...]]]]:
+    """``(score, term)`` of the 8 best children of each block that are new (not in ``seen``,
+    not the parent itself), strongest first (a single player is an AND term)."""
+    cand = []
+    for sc, kind, t in blocks:
+        for j in np.argsort(-sc)[:8].tolist():
+            if j in t:
+                continue
+            key = (kind if t else "and", tuple(sorted(t + (j,))))
+            if key not in seen:
+                cand.append((float(sc[j]), key))
+    cand.sort(key=lambda c: -c[0])
+    return cand
+
+
+def _pick(cand, k: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The terms that join this round: up to ``k`` distinct candidates, strongest first, each
+    scoring at least 0.7 of the strongest."""
+    add, taken = [], set()
+    top = cand[0][0]
+    for sc_, key in cand:
+        if len(add) >= k or sc_ < 0.7 * top:
+            break
+        if key not in taken:
+            add.append(key)
+            taken.add(key)
+    return add
+
+
+def _grow(pool: _Pool, d: _Design, first: int, max_order: int) -> None:
+    """Take the design's columns from ``first`` on into the pool: each is seen, and each of
+    order below ``max_order`` becomes a parent (its type's children; a single player's
+    children of both types)."""
+    m = pool.sf.shape[0]
+    for i in range(first, d.k):
+        key = d.terms[i]
+        pool.seen.add(key)
+        kind, t = key
+        if len(t) >= max_order:
+            continue
+        f = d.raw[:, i]
+        if kind == "and" or len(t) == 1:
+            c = pool.sf.T @ f
+            pool.par_and.append(i)
+            pool.sd_and = np.concatenate([pool.sd_and, _count_sd(c, m)[:, None]], axis=1)
+        if kind == "or" or len(t) == 1:
+            a = 1.0 - f
+            c = m - (a.sum() - pool.sf.T @ a)
+            pool.par_or.append(i)
+            pool.sd_or = np.concatenate([pool.sd_or, _count_sd(c, m)[:, None]], axis=1)
+
+
+def _validate(d: _Design, y_val: np.ndarray, b: float, w: np.ndarray) -> tuple[float, float]:
+    """Validation mean squared error and R² of the fit ``(b, w)`` on all columns of ``d``."""
+    pred = b + d.xv[:, : d.k] @ w
+    return float(np.mean((y_val - pred) ** 2)), _r2(y_val, pred)
+
+
+def _discovery_bar(progress: bool, total: int):
+    """The discovery's tqdm bar over ``total`` terms, or None without ``progress``."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="sparse_and_or: discovering terms", unit="term")
+
+
 def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progress):
     """Greedy hierarchical pursuit (step 2 of the module docstring). Returns the
     :class:`_Design` of the terms in the order found, up to the round of least validation
-    error, and per round up to it ``(terms so far, validation R² of their least-squares fit)``."""
-    m, n = s_fit.shape
-    sf = s_fit.astype(np.float64)
+    error, and per round up to it ``(terms so far, validation R² of their least-squares fit)``.
+
+    A round: score the pool's candidates against the residual (:func:`_child_scores`,
+    :func:`_candidates`), add the strongest (:func:`_pick`) to the design and the pool
+    (:func:`_grow`), refit and validate (:func:`_validate`); stop when no new candidate is left
+    or none correlates, after ``patience`` rounds without a better validation error, or at a perfect fit."""
     d = _Design(s_fit, y_fit, s_val, capacity=min(max_terms, 64))
-    terms: list[tuple[str, tuple[int, ...]]] = []
-    seen: set[tuple[str, tuple[int, ...]]] = set()
-    cnt1 = sf.sum(axis=0)
-    sd1 = np.sqrt(np.maximum(cnt1 - cnt1**2 / m, 1e-12))
-    # parents whose children are scored: index of the term, child counts (n,) (a child
-    # feature's number of ones on the fit rows: its variance does not depend on the residual)
-    par_and: list[int] = []
-    par_or: list[int] = []
-    sd_and = np.zeros((n, 0))
-    sd_or = np.zeros((n, 0))
+    pool = _Pool.of(s_fit)
     w = np.zeros(0)
     history: list[tuple[int, float]] = []
     best_err, best_len, stall = np.inf, 0, 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_terms, desc="sparse_and_or: discovering terms", unit="term")
+    bar = _discovery_bar(progress, max_terms)
     try:
-        while len(terms) < max_terms:
+        while d.k < max_terms:
             r = d.yc - d.xc[:, : d.k] @ w  # residual y − b − Xw
-            blocks = [(np.abs(sf.T @ r) / sd1, "and", ())]
-            if par_and:
-                f = d.raw[:, par_and]
-                sc = np.abs(sf.T @ (f * r[:, None])) / sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
-                blocks += [(sc[:, p], "and", terms[i][1]) for p, i in enumerate(par_and)]
-            if par_or:
-                a = 1.0 - d.raw[:, par_or]  # all of T absent
-                ar = a * r[:, None]
-                sc = np.abs(ar.sum(axis=0)[None] - sf.T @ ar) / sd_or  # child = 1 − ā_T(1 − s_j)
-                blocks += [(sc[:, p], "or", terms[i][1]) for p, i in enumerate(par_or)]
-            cand = []
-            for sc, kind, t in blocks:
-                for j in np.argsort(-sc)[:8].tolist():
-                    if j in t:
-                        continue
-                    key = (kind if t else "and", tuple(sorted(t + (j,))))
-                    if key not in seen:
-                        cand.append((float(sc[j]), key))
-            if not cand:
+            cand = _candidates(_child_scores(pool, d, r), pool.seen)
+            if not cand or cand[0][0] <= 1e-12 * (1 + np.sqrt(np.sum(r**2))):
                 break
-            cand.sort(key=lambda c: -c[0])
-            top = cand[0][0]
-            if top <= 1e-12 * (1 + np.sqrt(np.sum(r**2))):
-                break
-            add, taken = [], set()
-            k = max(1, len(terms) // 8)
-            for sc_, key in cand:
-                if len(add) >= k or sc_ < 0.7 * top:
-                    break
-                if key not in taken:
-                    add.append(key)
-                    taken.add(key)
-            add = add[: max_terms - len(terms)]
+            add = _pick(cand, max(1, d.k // 8))[: max_terms - d.k]
             first = d.k
             d.add(add)
-            for i, key in enumerate(add, start=first):
-                seen.add(key)
-                terms.append(key)
-                kind, t = key
-                if len(t) >= max_order:
-                    continue
-                f = d.raw[:, i]
-                if kind == "and" or len(t) == 1:
-                    c = sf.T @ f
-                    par_and.append(i)
-                    sd_and = np.concatenate([sd_and, np.sqrt(np.maximum(c - c**2 / m, 1e-12))[:, None]], axis=1)
-                if kind == "or" or len(t) == 1:
-                    a = 1.0 - f
-                    c = m - (a.sum() - sf.T @ a)
-                    par_or.append(i)
-                    sd_or = np.concatenate([sd_or, np.sqrt(np.maximum(c - c**2 / m, 1e-12))[:, None]], axis=1)
+            _grow(pool, d, first, max_order)
             b, w = d.fit()
-            pred = b + d.xv[:, : d.k] @ w
-            err = float(np.mean((y_val - pred) ** 2))
-            history.append((len(terms), _r2(y_val, pred)))
+            err, r2 = _validate(d, y_val, b, w)
+            history.append((d.k, r2))
             if bar is not None:
                 bar.update(len(add))
                 bar.set_postfix(val_r2=f"{history[-1][1]:.4f}")
             if err < best_err * (1 - 1e-6) - 1e-300:
-                best_err, best_len, stall = err, len(terms), 0
+                best_err, best_len, stall = err, d.k, 0
             else:
                 stall += 1
                 if stall >= patience:

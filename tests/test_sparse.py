@@ -390,3 +390,32 @@ def test_padded_sizes_are_few_and_cover():
     assert all(_padded(k) >= k and _padded(k) % 64 == 0 for k in range(1, 3000))
     assert all(_padded(k) <= max(64, 1.5 * k + 64) for k in range(1, 3000))
     assert len(sizes) <= 12
+
+
+def test_discovery_stages():
+    """The stages of ``_discover``: scores of the single players and of a parent's children,
+    new candidates only (strongest first), the round's pick, and the pool's parents."""
+    from jinter.sparse import _candidates, _child_scores, _Design, _grow, _pick, _Pool, _validate
+
+    rng = np.random.default_rng(0)
+    s = rng.random((400, 6)) < 0.5
+    y = 2.0 * (s[:, 0] & s[:, 1]) + 0.3 * s[:, 3]
+    d, pool = _Design(s, y, s[:50], capacity=4), _Pool.of(s)
+    blocks = _child_scores(pool, d, d.yc)
+    assert [(k, t) for _, k, t in blocks] == [("and", ())]
+    cand = _candidates(blocks, pool.seen)
+    keys = [key for _, key in cand]
+    assert set(keys[:2]) == {("and", (0,)), ("and", (1,))} and keys[2] == ("and", (3,))
+    assert [c[0] for c in cand] == sorted((c[0] for c in cand), reverse=True)
+    assert _pick(cand, 1) == keys[:1]
+    assert all(sc >= 0.7 * cand[0][0] for sc, key in cand if key in _pick(cand, 6))
+    first = keys[0]
+    d.add([first])
+    _grow(pool, d, 0, max_order=3)
+    assert pool.par_and == pool.par_or == [0] and pool.seen == {first}
+    blocks = _child_scores(pool, d, d.yc - d.xc[:, :1] @ d.fit()[1])
+    assert [(k, t) for _, k, t in blocks] == [("and", ()), ("and", first[1]), ("or", first[1])]
+    cand = _candidates(blocks, pool.seen)
+    assert first not in [key for _, key in cand] and cand[0][1] == ("and", (0, 1))
+    err, r2 = _validate(d, y[:50], *d.fit())
+    assert err > 0 and 0 < r2 < 1
