@@ -4,9 +4,15 @@ Tiny denominators. XLA on CPU and GPU flushes subnormal floats to zero in compar
 arithmetic (``5e-324 > 0`` is ``False`` on the device, ``True`` in numpy), so a rule such as
 "divide by the scale unless it is 0" gives different answers on different backends for scales
 below the smallest normal number. Every division by a data-dependent scale in jinter therefore
-goes through :func:`safe_divide`: a denominator whose magnitude is below ``finfo(dtype).tiny``
-(zero or subnormal) counts as zero, and the quotient takes ``fill`` instead. The answer is the
-same in numpy, on CPU and on accelerators.
+goes through :func:`safe_divide` (host floats in float64: :func:`safe_divide_host`): a
+denominator whose magnitude is below ``finfo(dtype).tiny`` (zero or subnormal) counts as zero,
+and the quotient takes ``fill`` instead. The answer is the same in numpy, on CPU and on
+accelerators. (A *floor* that keeps a quantity positive, e.g. a ridge ``1e-10·max(scale, 1e-300)``,
+is not a division and keeps its own constant.)
+
+Non-finite values. :func:`check_finite` is the one check of "no NaN or inf in values over
+masks": its message names the argument, the first offending mask (and batch index), that
+mask's players and how many values are non-finite.
 """
 
 from __future__ import annotations
@@ -82,6 +88,115 @@ def safe_divide(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     num, den = jnp.asarray(num), jnp.asarray(den)
     ok = jnp.abs(den) >= tiny(jnp.result_type(num, den))
     return jnp.where(ok, num / jnp.where(ok, den, 1), fill)
+
+
+def safe_divide_host(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> float | np.ndarray:
+    """:func:`safe_divide` on the host, in float64 whatever ``jax_enable_x64`` says: ``num / den``
+    where ``|den| ≥ finfo(float64).tiny``, else ``fill``; a float for scalars, else an array.
+
+    >>> safe_divide_host(1.0, 4.0), safe_divide_host(1.0, 0.0), safe_divide_host([1.0, 2.0], 1e-320)
+    (0.25, 0.0, array([0., 0.]))
+    """
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    ok = np.abs(den) >= tiny(np.float64)
+    out = np.where(ok, num / np.where(ok, den, 1.0), fill)
+    return float(out) if out.ndim == 0 else out
+
+
+def _players_text(who: Sequence[int], limit: int = 20) -> str:
+    """``(0, 3)``; past ``limit`` players ``(0, 1, …, 19, … (25 in all))``."""
+    who = [int(i) for i in who]
+    if len(who) <= limit:
+        return str(tuple(who))
+    return "(" + ", ".join(map(str, who[:limit])) + f", … ({len(who)} in all))"
+
+
+def check_finite(
+    x: ArrayLike,
+    what: str,
+    *,
+    masks: ArrayLike | None = None,
+    offset: int = 0,
+    index_name: str = "mask",
+    context: str = "",
+    error: type[Exception] = ValueError,
+) -> None:
+    """Refuse NaN or inf in ``x``, values whose last axis runs over masks (skipped when traced).
+
+    Raises ``error`` (a ``ValueError`` by default) naming ``what``, how many values are
+    non-finite, and the first of them: the first entry along the last axis that has one, at its
+    first batch index (the leading axes), with that entry's mask and players. ``context`` is
+    appended to the message.
+
+    Args:
+        x: values of shape ``(*batch, m)`` (a scalar is named without a mask).
+        what: the argument's name or description, the start of the message.
+        masks: what entry ``j`` of the last axis is. ``None``: the integer mask ``offset + j``
+            (``x`` over all ``2**n`` subsets); integers ``(m,)``: the integer mask ``masks[j]``;
+            booleans ``(m, n)``: the mask row ``masks[j]``, numbered ``offset + j``.
+        offset: the number of the first entry (``masks`` ``None`` or boolean rows).
+        index_name: what the number is called (``"mask"``, ``"mask row"``).
+        context: appended to the message (e.g. ``" in unit u0007"``).
+        error: the exception class.
+
+    >>> import numpy as np
+    >>> check_finite(np.array([[0.0, 1.0, 2.0, 3.0], [0.0, np.inf, 2.0, np.nan]]), "v")
+    Traceback (most recent call last):
+    ...
+    ValueError: v: 2 non-finite value(s), the first (inf) at batch index (1,), mask 1 = players (0,)
+    >>> check_finite(np.array([1.0, np.nan]), "value_fn's output", masks=np.array([[1, 0, 0], [0, 1, 1]], bool),
+    ...              offset=10, index_name="mask row")
+    Traceback (most recent call last):
+    ...
+    ValueError: value_fn's output: 1 non-finite value(s), the first (nan) at mask row 11 = players (1, 2)
+    """
+    if is_traced(x):
+        return
+    a = np.asarray(x)
+    if a.dtype.kind not in "fc":  # booleans and integers are finite
+        return
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return
+    count = f"{int(bad.sum())} non-finite value(s)"
+    if a.ndim == 0:
+        raise error(f"{what}: {count} ({a.item()}){context}")
+    m = a.shape[-1]
+    flat = bad.reshape(-1, m)
+    j = int(np.argmax(flat.any(axis=0)))  # the first offending mask, then its first batch index
+    b = int(np.argmax(flat[:, j]))
+    val = a.reshape(-1, m)[b, j].item()
+    batch = a.shape[:-1]
+    where = f"batch index {tuple(int(i) for i in np.unravel_index(b, batch))}, " if batch else ""
+    rows = None if masks is None else np.asarray(masks)
+    if rows is not None and rows.ndim == 2:
+        label, who = offset + j, np.flatnonzero(rows[j]).tolist()
+    else:
+        label = offset + j if rows is None else int(rows[j])
+        who = [i for i in range(label.bit_length()) if label >> i & 1]
+    raise error(f"{what}: {count}, the first ({val}) at {where}{index_name} {label} = players "
+                f"{_players_text(who)}{context}")
+
+
+def kron_power(factor: ArrayLike, n: int) -> np.ndarray:
+    """``factor ⊗ factor ⊗ … ⊗ factor`` (``n`` factors; ``n = 0``: ones of shape ``(1,)*ndim``),
+    in numpy, built as ``kron(kron(1, factor), factor)…``. A 2×2 factor gives the ``2**n × 2**n``
+    matrix of the transform over subsets, a vector of length 2 (a diagonal) the ``2**n``
+    products over the bits.
+
+    >>> kron_power(np.array([[1, 0], [1, 1]]), 2)
+    array([[1, 0, 0, 0],
+           [1, 1, 0, 0],
+           [1, 0, 1, 0],
+           [1, 1, 1, 1]])
+    >>> kron_power(np.array([2.0, 3.0]), 2).tolist()
+    [4.0, 6.0, 6.0, 9.0]
+    """
+    factor = np.asarray(factor)
+    out = np.ones((1,) * factor.ndim, dtype=factor.dtype)
+    for _ in range(int(n)):
+        out = np.kron(out, factor)
+    return out
 
 
 def json_list(x: Any) -> Any:

@@ -25,9 +25,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_option, is_traced
+from jinter._checks import check_finite, check_option, is_traced
 from jinter._host import HostModel, _Id, host_model
-from jinter.transforms import mask_to_players, mobius
+from jinter.transforms import mobius
 
 __all__ = [
     "TabularPlayers",
@@ -657,7 +657,7 @@ def masked_outputs(
     args = (apply, reward, x, base, players.owner)
     run, chunk = _plan_chunks(args, mdtype, mask_arr is not None, b, num, shape, x.dtype, limit, chunk)
     values = _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress)
-    _check_finite(values, mask_arr, n, batch)
+    check_finite(values, "model values on the masked inputs", masks=mask_arr, error=NonFiniteOutputError)
     return values
 
 
@@ -845,26 +845,6 @@ def _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress) -> Arr
 
 def _memory_budget(budget: int | str | None) -> int:
     return memory_budget(budget)  # the module-level function (the argument shadows it above)
-
-
-def _check_finite(values: Array, masks: np.ndarray | None, n: int, batch: tuple[int, ...]) -> None:
-    if is_traced(values):
-        return
-    vals = np.asarray(values)
-    finite = np.isfinite(vals)
-    if finite.all():
-        return
-    vals, finite = vals.reshape(-1, vals.shape[-1]), finite.reshape(-1, vals.shape[-1])
-    j = int(np.argmax((~finite).any(axis=0)))  # the first offending mask, then its first input
-    bi = int(np.argmax(~finite[:, j]))
-    mask = int(j if masks is None else masks[j])
-    val = float(vals[bi, j])
-    index = tuple(int(i) for i in np.unravel_index(bi, batch))
-    where = f"batch index {index}, " if batch else ""
-    raise NonFiniteOutputError(
-        f"model value is {val} on masked input {where}mask {mask} = players {mask_to_players(mask)} "
-        f"({int((~finite).sum())} non-finite value(s) in all)"
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jinter._checks import json_list
+from jinter._checks import json_list, safe_divide_host
 from jinter.models import DEFAULT_MODEL  # one default architecture per dataset, re-exported
 
 __all__ = ["DemoSettings", "ReportError", "run_demo", "DEFAULT_MODEL", "LOCK"]
@@ -516,7 +516,7 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
     study = r["label_noise_study"]
     tpl = f" (spindle template: {r['spindle_template']['name']})" if "spindle_template" in r else ""
     usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
-    share = lambda e: e["spindle"] / max(e["decay"] + e["spindle"], 1e-300)  # noqa: E731
+    share = lambda e: safe_divide_host(e["spindle"], e["decay"] + e["spindle"])  # noqa: E731
     if len(usable) < 2 or len(usable) < len(study):
         def state(e):
             poor = f", poor fit (residual {e['residual']:.2f})" if e["poor_fit"] else ""

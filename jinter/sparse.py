@@ -91,6 +91,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
+from jinter._checks import check_finite, tiny
 from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
 from jinter.masking import (
@@ -174,12 +175,6 @@ def _check_masks(masks: ArrayLike, n: int, what: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _players_of(row: np.ndarray, limit: int = 20) -> str:
-    who = np.flatnonzero(row).tolist()
-    text = ", ".join(map(str, who[:limit])) + (f", … ({len(who)} in all)" if len(who) > limit else "")
-    return f"({text})"
-
-
 def _query(value_fn: Callable, masks: np.ndarray, offset: int) -> np.ndarray:
     """``value_fn(masks)`` checked: shape ``(m,)``, real, finite (naming the first bad row)."""
     m = masks.shape[0]
@@ -196,19 +191,9 @@ def _query(value_fn: Callable, masks: np.ndarray, offset: int) -> np.ndarray:
     if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer) or out.dtype == np.bool_):
         raise TypeError(f"value_fn must return real numbers, got dtype {out.dtype}")
     out = out.astype(np.float64)
-    _check_finite_rows(out, masks, offset, "value_fn returned {value} on mask row", "in this batch")
+    check_finite(out, "value_fn's output on this batch", masks=masks, offset=offset, index_name="mask row",
+                 error=NonFiniteOutputError)
     return out
-
-
-def _check_finite_rows(vals: np.ndarray, rows: np.ndarray, offset: int, what: str, scope: str) -> None:
-    """Raise :class:`NonFiniteOutputError` naming the first non-finite row and its players."""
-    bad = ~np.isfinite(vals)
-    if bad.any():
-        j = int(np.argmax(bad))
-        raise NonFiniteOutputError(
-            f"{what.format(value=vals[j])} {offset + j} = players {_players_of(rows[j])} "
-            f"({int(bad.sum())} non-finite value(s) {scope})"
-        )
 
 
 def _evaluate(value_fn, masks: np.ndarray, batch_size: int, progress: bool, desc: str) -> np.ndarray:
@@ -389,7 +374,7 @@ def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int) -> l
     ``½‖ȳ − X̄w‖²/m + λ‖w‖₁``) along ``lams``, by :func:`_fista_path` (float64 when x64 is on;
     the Gram is padded to :func:`_padded` columns so that few shapes compile)."""
     k = g.shape[0]
-    lip = max(_top_eigenvalue(g), 1e-300)
+    lip = max(_top_eigenvalue(g), tiny(jnp.result_type(float)))  # a positive step size on the device
     kp = _padded(k)
     gp = np.zeros((kp, kp))
     gp[:k, :k] = g
@@ -951,7 +936,8 @@ def masked_value_fn(
             rows[: min(c, m - a)] = s[a : a + c]
             outs.append(np.asarray(_eval_rows(apply, reward, xa, base, owner, jnp.asarray(rows), chunk=c))[: m - a])
         vals = np.concatenate(outs) if outs else np.zeros(0)
-        _check_finite_rows(vals, s, 0, "model value is {value} on masked input row", "in all")
+        check_finite(vals, "model values on the masked inputs", masks=s, index_name="mask row",
+                     error=NonFiniteOutputError)
         return vals
 
     return value_fn

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jinter import dynamics, generalization, interactions, statistics, theory
-from jinter._checks import check_option
+from jinter._checks import check_option, tiny
 from jinter._checks import json_list as _json
 from jinter.transforms import num_players
 
@@ -242,7 +242,7 @@ def analyze(
     def split(a_pos, a_neg, tau_):
         if template is None:
             return theory.disentangle(a_pos, a_neg, n)
-        delta = max(float(tau_) / TAU_FRAC, np.finfo(np.float64).tiny)  # Δ̄ = E_x|v(x_N) − v(x_∅)|
+        delta = max(float(tau_) / TAU_FRAC, tiny(np.float64))  # Δ̄ = E_x|v(x_N) − v(x_∅)|
         return theory.disentangle(a_pos, a_neg, n, spindle=template.scaled(delta))
 
     parts = tuple(split(pos[c], neg[c], tau[c]) for c in range(len(epochs)))

@@ -68,7 +68,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike, Float, Int
 
 from jinter import decomposition, masking
-from jinter._checks import check_option
+from jinter._checks import check_finite, check_option
 from jinter.training import atomic_write_bytes, list_checkpoints
 
 __all__ = [
@@ -604,13 +604,10 @@ class _Executor:
         yb = jax.device_put(_pad(plan.y[idx], self.padded), self.sharded)
         t0 = time.perf_counter()
         v = self.values_fn(self.params(unit["checkpoint"]), xb, yb, self.baseline, self.data)
-        finite = bool(np.all(np.isfinite(np.asarray(v)[: len(idx)])))
+        host = np.asarray(v)[: len(idx)]
         self.value_seconds += time.perf_counter() - t0
-        if not finite:
-            raise masking.NonFiniteOutputError(
-                f"non-finite model values in unit {unit['file']} (epoch {unit['epoch']}, samples "
-                f"{plan.sample_indices[idx].tolist()})"
-            )
+        check_finite(host, f"model values in unit {unit['file']}", error=masking.NonFiniteOutputError,
+                     context=f" (epoch {unit['epoch']}, samples {plan.sample_indices[idx].tolist()})")
         return v
 
     def split(self, v: jax.Array) -> decomposition.AndOrResult:

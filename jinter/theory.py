@@ -25,7 +25,7 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import check_option, default_tol, is_traced
+from jinter._checks import check_option, default_tol, is_traced, safe_divide_host
 from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
@@ -793,7 +793,7 @@ def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float
     rp, rn = ap[None] - tp, -(an[None] - tn)  # the data less the spindle, ± rows (m, n)
 
     def errs(r, d):
-        c = np.maximum(r @ d, 0) / max(float(d @ d), np.finfo(np.float64).tiny)
+        c = safe_divide_host(np.maximum(r @ d, 0), d @ d)
         return np.sum((r - c[:, None] * d) ** 2, axis=1), c
 
     def pick(dpos, dneg):

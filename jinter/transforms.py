@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import as_real_float, tiny
+from jinter._checks import as_real_float, is_traced, kron_power, tiny
 
 __all__ = [
     "kron_apply",
@@ -84,13 +84,6 @@ def _check_memory(x: Array, what: str) -> None:
     check_budget(_LIVE_COPIES * x.size * x.dtype.itemsize, what)
 
 
-def _kron_power(factor: np.ndarray, g: int) -> np.ndarray:
-    out = np.ones((1, 1), dtype=factor.dtype)
-    for _ in range(g):
-        out = np.kron(out, factor)
-    return out
-
-
 def _radix_pass(x: Array, fg: np.ndarray) -> Array:
     """y[..., t, :] = Σ_l fg[t, l] x[..., l, :] written as explicit sums (one fused loop)."""
     outs = []
@@ -114,13 +107,13 @@ def _kron_apply_static(x: Array, factor: tuple[tuple[float, float], tuple[float,
     batch = x.shape[:-1]
     low = min(_LOW_BITS, n)
     if low:
-        fl = jnp.asarray(_kron_power(f, low), dtype=x.dtype)
+        fl = jnp.asarray(kron_power(f, low), dtype=x.dtype)
         x = (x.reshape(-1, 2**low) @ fl.T).reshape(x.shape)
     k = low
     while k < n:
         g = min(_RADIX_BITS, n - k)
         y = x.reshape(batch + (2 ** (n - k - g), 2**g, 2**k))
-        x = _radix_pass(y, _kron_power(f, g)).reshape(x.shape)
+        x = _radix_pass(y, kron_power(f, g)).reshape(x.shape)
         k += g
     return x
 
@@ -164,20 +157,12 @@ def kron_apply(x: Float[ArrayLike, "*batch 2**n"], factor: ArrayLike) -> Float[A
     x = _as_float(x, "x")
     num_players(x)
     _check_memory(x, f"a transform over {x.shape} {x.dtype}")
-    if isinstance(factor, jax.core.Tracer) or isinstance(factor, jax.Array) and not _is_concrete(factor):
+    if is_traced(factor):
         return _kron_apply_traced(x, jnp.asarray(factor))
     f = np.asarray(factor, dtype=np.float64)
     if f.shape != (2, 2):
         raise ValueError(f"factor must be a 2x2 matrix, got shape {f.shape}")
     return _kron_apply_static(x, tuple(map(tuple, f.tolist())))
-
-
-def _is_concrete(a: Array) -> bool:
-    try:
-        np.asarray(a)
-        return True
-    except jax.errors.ConcretizationTypeError:  # pragma: no cover - tracer path above
-        return False
 
 
 def mobius(v: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]:
