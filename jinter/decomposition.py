@@ -93,7 +93,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import default_tol, is_traced
+from jinter._checks import check_finite, default_tol, is_traced, kron_power
 from jinter.statistics import salient_mask
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
@@ -139,13 +139,6 @@ _GA = _H @ _K @ _KT @ _H  # H KKᵀ H = ⊗[[½, ½], [½, 5/2]]
 _GB = _H @ _L @ _L.T @ _H  # H LLᵀ H = ⊗[[½, −½], [−½, 5/2]]
 _PCG_ETA = 0.2  # inner CG tolerance relative to the last fixed-point residual
 _PCG_MAX = 100  # inner CG iteration cap
-
-
-def _kron_diag(lam: np.ndarray, n: int) -> np.ndarray:
-    d = np.ones(1)
-    for _ in range(n):
-        d = np.concatenate([d * lam[0], d * lam[1]])  # new bit is the most significant
-    return d
 
 
 def _solve_plus_identity(x: Array, q: np.ndarray, diag: Array) -> Array:
@@ -468,14 +461,7 @@ def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
     n = num_players(v, what=what)
     if n < 1:
         raise ValueError(f"{what} needs at least one player (last axis ≥ 2), got shape {v.shape}")
-    if not is_traced(v):
-        bad = ~np.isfinite(np.asarray(v))
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"{what} has {int(bad.sum())} non-finite value(s); first at index {idx} "
-                f"(mask {idx[-1]}, players {tuple(i for i in range(n) if idx[-1] >> i & 1)})"
-            )
+    check_finite(v, what)
     return v, n
 
 
@@ -547,7 +533,7 @@ def _splitting_without_q(g: _ScaledGame, n: int) -> _Splitting:
     """``q = 0``: ``z = (z_u, z_t)``, exact projection on ``V = {(u, K u + c)}`` (a Kronecker
     eigenbasis solve of ``I + KᵀK``)."""
     dt = g.c.dtype
-    dk = jnp.asarray(_kron_diag(_LAM_K, n), dt)
+    dk = jnp.asarray(kron_power(_LAM_K, n), dt)
 
     def split(z, aux):
         u = _solve_plus_identity(z[0] + kron_apply(z[1] - g.c, _KT), _Q_K, dk)
@@ -574,7 +560,7 @@ def _splitting_with_q(g: _ScaledGame, n: int) -> _Splitting:
     previous ``λ_h`` and stopped at a residual ≤ ``_PCG_ETA`` × the last fixed-point residual
     (``inner = (λ_h, last residual)``)."""
     dt = g.c.dtype
-    ga = jnp.asarray(_kron_diag(np.diag(_GA), n) + _kron_diag(np.diag(_GB), n) + 1.0, dt)
+    ga = jnp.asarray(kron_power(np.diag(_GA), n) + kron_power(np.diag(_GB), n) + 1.0, dt)
 
     def g_h(x):
         return x + kron_apply(x, _GA) + kron_apply(x, _GB)
@@ -939,8 +925,8 @@ def _graph_projection(ca: Array, co: Array) -> Callable[[tuple], tuple]:
     butterfly solves ``(I + MᵀM)⁻¹``, ``(I + LᵀL)⁻¹``), for :func:`_solve_shared` and
     :func:`_canonical_phase`."""
     n = ca.shape[-1].bit_length() - 1
-    dm = jnp.asarray(_kron_diag(_LAM_M, n), ca.dtype)
-    dl = jnp.asarray(_kron_diag(_LAM_L, n), ca.dtype)
+    dm = jnp.asarray(kron_power(_LAM_M, n), ca.dtype)
+    dl = jnp.asarray(kron_power(_LAM_L, n), ca.dtype)
 
     def project(z):
         zs, zt, za, zo = z

@@ -218,8 +218,10 @@ def test_errors():
         and_or(np.zeros(6))
     v = np.zeros(8)
     v[5] = np.nan
-    with pytest.raises(ValueError, match="index \\(5,\\)"):
+    with pytest.raises(ValueError, match=r"mask 5 = players \(0, 2\)"):
         and_or(v)
+    with pytest.raises(ValueError, match=r"batch index \(1,\), mask 5"):
+        and_or(np.stack([np.zeros(8), v]))
     with pytest.raises(ValueError, match="q_ratio"):
         and_or(np.zeros(8), q_ratio=-0.1)
     with pytest.raises(MemoryBudgetError, match="KiB"):
