@@ -5,13 +5,14 @@ Top level: the transforms (:mod:`jinter.transforms`), masked-input evaluation
 analysis of interactions (:mod:`jinter.statistics`, :mod:`jinter.interactions`,
 :mod:`jinter.generalization`; all of them and :mod:`jinter.dynamics` also through
 :mod:`jinter.analysis`). Submodules: :mod:`jinter.theory`
-(closed-form dynamics, decay/spindle, sparsity bound), :mod:`jinter.plots` (matplotlib),
+(closed-form dynamics, decay/spindle, sparsity bound), :mod:`jinter.shapiq_io` (shapiq JSON
+export), :mod:`jinter.plots` (matplotlib),
 :mod:`jinter.models`, :mod:`jinter.data`, :mod:`jinter.training`, :mod:`jinter.sweep`,
 :mod:`jinter.report` (the ``jinter demo`` study).
 """
 
 from jinter import analysis as analysis  # the facade stays an attribute of the package, as before
-from jinter import theory
+from jinter import shapiq_io, theory
 from jinter._budget import MemoryBudgetError, memory_budget
 from jinter._version import __version__ as __version__
 from jinter.decomposition import AndOrOptions, AndOrResult, SharedAndOrResult, and_or, and_or_shared
@@ -113,4 +114,5 @@ __all__ = [
     "memory_budget",
     # submodules
     "theory",
+    "shapiq_io",
 ]

@@ -7,8 +7,9 @@ This module re-exports the names of the modules where they live (docs/math.md §
 
 - :mod:`jinter.statistics`: salient sets, per-order sums and strengths, counts ``R^(k)``,
   order distributions ``I^(k)``, the τ rules and sparsity curves (pure, jit-able);
-- :mod:`jinter.interactions`: :class:`Interactions` (save/load, JSON and shapiq export,
-  tables), :class:`InteractionRecord` and the top interactions of a sample;
+- :mod:`jinter.interactions`: :class:`Interactions` (save/load, JSON and shapiq export
+  through :mod:`jinter.shapiq_io`, tables), :class:`InteractionRecord` and the top
+  interactions of a sample;
 - :mod:`jinter.generalization`: generalization power [H25];
 - :mod:`jinter.dynamics`: mean order, start of the second phase, widening of the loss gap
   [D24].

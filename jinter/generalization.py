@@ -37,16 +37,6 @@ class GeneralizationPower(NamedTuple):
     h_bar_weighted: Float[Array, "*rest"]
 
 
-def _as_and_or(x: Any, what: str) -> tuple[ArrayLike, ArrayLike | None]:
-    """``(i_and, i_or)`` from a result object (``I_and``/``I_or``), a pair or a single AND array."""
-    a, o = interaction_arrays(x)
-    if a is x and isinstance(x, (tuple, list)):
-        if len(x) not in (1, 2):
-            raise ValueError(f"{what} as a sequence must be (i_and,) or (i_and, i_or)")
-        return x[0], (x[1] if len(x) == 2 else None)
-    return a, o
-
-
 def _masked_mean(x: Array, valid: Array, axis: int) -> Array:
     cnt = jnp.sum(valid.astype(x.dtype), axis=axis)
     tot = jnp.sum(jnp.where(valid, x, 0), axis=axis)
@@ -68,9 +58,10 @@ def generalization_power(
     where ``I_base`` comes from a baseline model trained on the test set.
 
     Args:
-        i_model, i_base: result objects (``I_and``, ``I_or``: AND-OR results, sweeps,
-            :class:`~jinter.interactions.Interactions`), ``(i_and, i_or)`` pairs or single AND
-            arrays, shape ``(..., 2**n)``.
+        i_model, i_base: results (:class:`~jinter.AndOrResult`, :class:`~jinter.SharedAndOrResult`,
+            :class:`~jinter.sweep.SweepResult`, :class:`~jinter.interactions.Interactions`),
+            ``(i_and, i_or)`` tuples or single AND arrays, shape ``(..., 2**n)``; anything else
+            is a ``TypeError`` (:func:`~jinter.statistics.interaction_arrays`).
         tau_model, tau_base: thresholds broadcasting against the leading axes.
         sample_axis: leading axis averaged over for ``n_bar``/``h_bar`` (``None``: none).
 
@@ -81,8 +72,8 @@ def generalization_power(
         and ``h_bar_weighted``. Samples without salient interactions have fraction 0 and are
         left out of ``h_bar`` (which is 0 if no sample has any).
     """
-    m_and, m_or = _as_and_or(i_model, "i_model")
-    b_and, b_or = _as_and_or(i_base, "i_base")
+    m_and, m_or = interaction_arrays(i_model, what="i_model")
+    b_and, b_or = interaction_arrays(i_base, what="i_base")
     if (m_or is None) != (b_or is None):
         raise ValueError("i_model and i_base must both have OR interactions or both not")
     model = _and_or_arrays(m_and, m_or)

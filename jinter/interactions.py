@@ -2,15 +2,16 @@ r"""The result object :class:`Interactions` and the top interactions of a sample
 
 :class:`Interactions` is the read-only value object on top of the pure functions of
 :mod:`jinter.statistics` and :mod:`jinter.generalization` (τ and its rule, player names,
-provenance, save/load, JSON and shapiq export, tables). :func:`top_interactions` and
-:func:`top_interactions_batch` rank interactions on the host as :class:`InteractionRecord`.
+provenance, save/load, JSON and shapiq export (:mod:`jinter.shapiq_io`), tables).
+:func:`top_interactions` and :func:`top_interactions_batch` rank interactions on the host as
+:class:`InteractionRecord`. :class:`Interactions` is an
+:class:`~jinter.statistics.InteractionResult`, and so are (registered here) the results of
+:func:`jinter.and_or` and :func:`jinter.and_or_shared`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import itertools
 import json
 import os
 from typing import Any, Literal, Mapping, Sequence, get_args
@@ -21,9 +22,11 @@ from jaxtyping import ArrayLike, Float
 
 from jinter._checks import check_option
 from jinter._records import InteractionRecord
-from jinter._version import __version__
+from jinter.decomposition import AndOrResult, SharedAndOrResult
 from jinter.generalization import GeneralizationPower, generalization_power
+from jinter.shapiq_io import _Kind, to_shapiq_json
 from jinter.statistics import (
+    InteractionResult,
     _and_or_arrays,
     order_distribution,
     salient_counts,
@@ -38,7 +41,12 @@ from jinter.transforms import mask_to_players, num_players
 __all__ = ["Interactions", "InteractionRecord", "top_interactions", "top_interactions_batch"]
 
 _TauRule = Literal["relative", "output"]  # a τ rule by name (else τ is a number/array)
-_Kind = Literal["and", "or"]  # AND or OR interactions
+
+# The decomposition's named tuples hold I_and/I_or: InteractionResult lives below them (the
+# decomposition imports jinter.statistics), so they are registered here, the lowest module
+# that sees both (Interactions too, after its definition).
+InteractionResult.register(AndOrResult)
+InteractionResult.register(SharedAndOrResult)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,8 +201,9 @@ class Interactions:
     Attributes:
         I_and: AND interactions ``(..., 2**n)``; ``I_and[..., 0]`` holds the bias. ``I_and`` and
             ``I_or`` are the one spelling of every jinter result type (:class:`~jinter.AndOrResult`,
-            :class:`~jinter.sweep.SweepResult`, :class:`Interactions`); ``i_and``/``i_or`` remain
-            read-only aliases here for code written against jinter 0.1.
+            :class:`~jinter.SharedAndOrResult`, :class:`~jinter.sweep.SweepResult`,
+            :class:`Interactions`); ``i_and``/``i_or`` remain read-only aliases here for code
+            written against jinter 0.1.
         I_or: OR interactions of the same shape (``I_or[..., 0] = 0``), or ``None``.
         n: number of players (checked against the arrays; inferred if ``None``).
         tau: salience threshold, broadcasting against the leading axes.
@@ -301,19 +310,32 @@ class Interactions:
         tau_frac: float | None = None,
         sample_axis: int | None = 0,
     ) -> Interactions:
-        """Build from an AND-OR decomposition result (any object with ``I_and``, ``I_or`` and
-        optionally ``gamma``, ``q``, ``objective``, ``gap``; ``lower_bound``, ``iterations``
-        and ``converged`` go to ``metadata["decomposition"]``). τ as in :meth:`from_arrays`."""
-        if not hasattr(result, "I_and"):
-            raise ValueError("result must have attributes I_and and I_or (an AndOrResult)")
+        """Build from an AND-OR decomposition result: an :class:`~jinter.AndOrResult` or a
+        :class:`~jinter.SharedAndOrResult` (of a :class:`~jinter.sweep.SweepResult`, pass its
+        ``and_or``). Its ``I_and``, ``I_or``, ``q``, ``objective``, ``gap`` and (AndOrResult)
+        ``gamma`` are kept; ``lower_bound``, ``iterations`` and ``converged`` go to
+        ``metadata["decomposition"]``. τ as in :meth:`from_arrays`.
+
+        Raises:
+            TypeError: ``result`` is of another type.
+        """
+        if isinstance(result, AndOrResult):
+            gamma = result.gamma
+        elif isinstance(result, SharedAndOrResult):
+            gamma = None  # per model γ̄ + γ̂^(i), not one array of the result
+        else:
+            raise TypeError(
+                "result must be an AndOrResult or a SharedAndOrResult (of a SweepResult, pass "
+                f"sweep.and_or), got {type(result).__name__}"
+            )
         meta = dict(metadata or {})
-        extras = {k: _jsonable(getattr(result, k)) for k in _RESULT_EXTRAS if getattr(result, k, None) is not None}
+        extras = {k: _jsonable(x) for k in _RESULT_EXTRAS if (x := getattr(result, k)) is not None}
         if extras:
             meta.setdefault("decomposition", extras)
-        fields = {k: getattr(result, k, None) for k in ("q", "gamma", "objective", "gap")}
         return cls.from_arrays(
-            result.I_and, getattr(result, "I_or", None), v=v, tau=tau, tau_frac=tau_frac,
-            sample_axis=sample_axis, players=players, metadata=meta, **fields,
+            result.I_and, result.I_or, v=v, tau=tau, tau_frac=tau_frac, sample_axis=sample_axis,
+            players=players, metadata=meta, q=result.q, gamma=gamma, objective=result.objective,
+            gap=result.gap,
         )  # fmt: skip
 
     def with_tau(
@@ -507,17 +529,11 @@ class Interactions:
         *,
         salient_only: bool = False,
     ) -> dict[str, Any]:
-        """One sample in the JSON layout of shapiq's ``InteractionValues.to_json_file``.
-
-        ``kind="and"`` exports AND interactions as index ``"Moebius"`` (bias =
-        ``baseline_value`` = value of ``()``). ``kind="or"`` exports the OR part as index
-        ``"Co-Moebius"``: shapiq's co-Möbius ``m*(T) = Σ_{L⊆T}(−1)^{|T|−|L|} u(N∖T ∪ L)``
-        relates to ours by ``I_or(T) = (−1)^{|T|+1} m*(T)``, so values are converted; its
-        ``()`` entry is the OR part's bias ``i_or[0]`` (0 in the AND-OR split). Keys are
-        ``"Empty"`` and comma-joined players, ordered by size then lexicographically.
+        """One sample in the JSON layout of shapiq's ``InteractionValues.to_json_file``
+        (:func:`jinter.shapiq_io.to_shapiq_json` with this object's τ, τ rule and player names).
 
         Args:
-            kind: ``"and"`` or ``"or"``.
+            kind: ``"and"`` (index ``"Moebius"``) or ``"or"`` (``"Co-Moebius"``, values converted).
             sample: index of the sample for batched interactions.
             path: if given, the document is also written there (``.json``).
             salient_only: keep only salient interactions (``|I| ≥ τ``) besides ``()``.
@@ -526,57 +542,12 @@ class Interactions:
             The JSON document as a dict.
         """
         check_option(kind, "kind", get_args(_Kind))
-        if kind == "or" and self.I_or is None:
-            raise ValueError("these interactions have no OR part")
         index = self._sample_index(sample)
-        vals = (self.I_and if kind == "and" else self.I_or)[index]
-        tau = self._tau_of(index)
-        n = self.n
-        data: dict[str, float] = {"Empty": float(vals[0])}
-        for k in range(1, n + 1):
-            sign = 1.0 if kind == "and" or k % 2 else -1.0
-            for who in _combinations(n, k):
-                mask = sum(1 << p for p in who)
-                x = float(vals[mask])
-                if salient_only and not abs(x) >= tau:
-                    continue
-                data[",".join(map(str, who))] = sign * x
-        doc = {
-            "object_name": "InteractionValues",
-            "data_type": "interaction_values",
-            "version": f"jinter {__version__}",
-            "created_from": "jinter.Interactions",
-            "description": f"jinter {kind.upper()} interactions"
-            + (" (OR part as shapiq Co-Moebius: I_or(T) = (-1)^(|T|+1) m*(T))" if kind == "or" else ""),
-            "parameters": {
-                "jinter_type": kind,
-                "sample": list(index),
-                "tau": tau,
-                "tau_rule": self.tau_rule,
-                "salient_only": salient_only,
-                "players": None if self.players is None else list(self.players),
-            },
-            "timestamp": _utc_now(),
-            "metadata": {
-                "n_players": n,
-                "index": "Moebius" if kind == "and" else "Co-Moebius",
-                "max_order": n,
-                "min_order": 0,
-                "estimated": False,
-                "estimation_budget": None,
-                "baseline_value": float(vals[0]),
-            },
-            "data": data,
-        }
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2)
-        return doc
+        return to_shapiq_json(
+            self.I_and[index], None if self.I_or is None else self.I_or[index], kind, path,
+            tau=self._tau_of(index), salient_only=salient_only, tau_rule=self.tau_rule,
+            players=self.players, sample=index, created_from="jinter.Interactions",
+        )  # fmt: skip
 
 
-def _combinations(n: int, k: int):
-    return itertools.combinations(range(n), k)
-
-
-def _utc_now() -> str:
-    return datetime.datetime.now(tz=datetime.timezone.utc).isoformat()
+InteractionResult.register(Interactions)

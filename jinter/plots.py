@@ -3,8 +3,11 @@ r"""Figures of interaction analyses (docs/math.md §4, §7): matplotlib, Agg-saf
 Every function returns the :class:`matplotlib.figure.Figure` it drew on and takes an
 optional ``ax``. Without one, a new figure is created without pyplot (no global figure
 state, nothing is shown); save it with ``fig.savefig(path)`` or display it in a notebook
-by returning it. Functions taking interactions also accept an :class:`~jinter.interactions.
-Interactions` object in place of ``i_and`` (its ``i_or`` and ``tau`` are then used).
+by returning it. Functions taking interactions also accept a result in place of ``i_and``
+(:class:`~jinter.AndOrResult`, :class:`~jinter.SharedAndOrResult`,
+:class:`~jinter.sweep.SweepResult` or :class:`~jinter.interactions.Interactions`, whose ``tau``
+and player names are then used too) or an ``(i_and, i_or)`` tuple; anything else is a
+``TypeError`` (:func:`jinter.statistics.interaction_arrays`).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import sys
 from typing import Any, Mapping, Sequence
 
+import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
+from jinter.masking import PatchPlayers
 from jinter.statistics import interaction_arrays, signed_order_strength
 from jinter.transforms import mask_to_players, num_players
 
@@ -54,11 +59,11 @@ def _root(ax: Axes) -> Figure:
 
 
 def _unpack(i_and: Any, i_or: Any, tau: Any) -> tuple[np.ndarray, np.ndarray | None, Any]:
-    """Arrays (and τ) from arrays or a result object (``I_and``/``I_or``; an
+    """Arrays (and τ) from arrays, a tuple or a result (:func:`interaction_arrays`; an
     :class:`~jinter.Interactions` also gives its τ)."""
     if tau is None:
         tau = i_and.tau if isinstance(i_and, Interactions) else 0.0
-    a, o = interaction_arrays(i_and, i_or)
+    a, o = interaction_arrays(i_and, i_or, what="i_and")
     return np.asarray(a), None if o is None else np.asarray(o), tau
 
 
@@ -191,12 +196,13 @@ def plot_order_distribution(
 
 def _membership(players: Any, shape: tuple[int, int]) -> np.ndarray:
     """Boolean (n, H, W) membership of patch players, scaled up to the image size."""
-    channels_last = bool(getattr(players, "channels_last", False))
-    for attr in ("membership", "masks", "player_masks"):
-        if not isinstance(players, np.ndarray) and hasattr(players, attr):
-            players = getattr(players, attr)
-            players = players() if callable(players) else players
-            break
+    channels_last = False
+    if isinstance(players, PatchPlayers):
+        channels_last, players = players.channels_last, players.membership
+    elif not isinstance(players, (np.ndarray, jax.Array, list, tuple)):
+        raise TypeError(
+            f"players must be a PatchPlayers or a boolean (n, H, W) membership array, got {type(players).__name__}"
+        )
     m = np.asarray(players).astype(bool)
     if m.ndim == 4:  # (n, C, H, W) or, with channels_last, (n, H, W, C): a patch spans channels
         m = m.any(axis=-1 if channels_last else 1)
@@ -225,9 +231,9 @@ def plot_top_interactions_image(
         image: ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` image (floats, rescaled to [0, 1]
             for display if outside it, or uint8).
         players: boolean membership ``(n, h, w)`` of the patch players (``(h, w)`` may be a
-            coarser grid dividing ``(H, W)``, e.g. a feature-map grid), or an object with a
-            ``membership`` attribute ``(n, h, w)`` / ``(n, C, h, w)`` (``(n, h, w, C)`` if its
-            ``channels_last`` is true), such as ``jinter.masking.PatchPlayers``.
+            coarser grid dividing ``(H, W)``, e.g. a feature-map grid), or a
+            :class:`~jinter.masking.PatchPlayers` (its ``membership``, ``(n, C, h, w)`` or, with
+            ``channels_last``, ``(n, h, w, C)``); anything else is a ``TypeError``.
         records: from :func:`~jinter.interactions.top_interactions` (or dicts with ``players``
             or ``mask``, ``type`` and ``value``).
         ax: optional axes, one per record.
@@ -396,8 +402,8 @@ def _one_sample(
     k: int,
     what: str,
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], int]:
-    """One sample's AND (and OR) arrays, player names and ``k``, from arrays or a result object
-    (``I_and``/``I_or``; an ``Interactions`` object also gives its player names)."""
+    """One sample's AND (and OR) arrays, player names and ``k``, from arrays, a tuple or a result
+    (:func:`interaction_arrays`; an ``Interactions`` object also gives its player names)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{what}: k must be an integer >= 1, got {k!r}")
     if players is None and isinstance(i_and, Interactions):
@@ -458,7 +464,8 @@ def plot_upset(
 
     Args:
         i_and, i_or: interactions of one sample, shape ``(2**n,)``, or a batch with ``sample``
-            (an ``Interactions`` object or an ``AndOrResult`` may stand in for ``i_and``).
+            (a result, e.g. an ``Interactions`` or an ``AndOrResult``, or an ``(i_and, i_or)``
+            tuple may stand in for ``i_and``).
         k: number of interactions (>= 1; fewer if fewer exist).
         players: names of the n players (default the object's, else ``p0``, ``p1``, …).
         sample: index of the sample in the leading batch axes.

@@ -9,10 +9,13 @@ or an array broadcasting against the leading axes (one τ per sample); :func:`ta
 Every function here is pure and jit-able, and depends only on :mod:`jinter.transforms`: the
 decomposition (shared salient sets of :func:`jinter.and_or_shared`), the generalization power
 (:mod:`jinter.generalization`) and the result object (:mod:`jinter.interactions`) build on it.
+:func:`interaction_arrays` is the one converter of "a result or arrays" arguments, dispatching
+on the nominal type :class:`InteractionResult` of jinter's result objects.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from functools import partial
 from typing import Any
@@ -26,6 +29,7 @@ from jinter._checks import is_traced, safe_divide
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
+    "InteractionResult",
     "interaction_arrays",
     "salient_mask",
     "order_sums",
@@ -143,17 +147,64 @@ def _check_frac(frac: Any, what: str = "frac") -> Any:
     return f
 
 
-def interaction_arrays(x: Any, i_or: Any = None) -> tuple[Any, Any]:
-    """``(i_and, i_or)`` from a result object or from arrays.
+class InteractionResult(abc.ABC):
+    """The jinter result types that hold AND-OR interactions as ``I_and`` and ``I_or``.
 
-    A result object is anything with the attributes ``I_and`` and ``I_or``, the one spelling of
-    every jinter result type (:class:`~jinter.AndOrResult`, :class:`~jinter.SharedAndOrResult`,
-    :class:`~jinter.sweep.SweepResult`, :class:`~jinter.Interactions`); its ``I_or`` is used
-    unless ``i_or`` is given. Anything else is returned as it is, with ``i_or``.
+    A nominal type, not a protocol: :func:`interaction_arrays` unpacks exactly its (virtual)
+    subclasses, never whatever happens to have an ``I_and`` attribute. The library's result
+    types are registered where they meet this module: :class:`~jinter.AndOrResult`,
+    :class:`~jinter.SharedAndOrResult` and :class:`~jinter.Interactions` in
+    :mod:`jinter.interactions`, :class:`~jinter.sweep.SweepResult` in :mod:`jinter.sweep`.
+    Another type joins by subclassing or with ``InteractionResult.register(cls)``.
     """
-    if not isinstance(x, (np.ndarray, jax.Array)) and hasattr(x, "I_and"):
-        return x.I_and, (getattr(x, "I_or", None) if i_or is None else i_or)
-    return x, i_or
+
+    __slots__ = ()
+
+    @property
+    @abc.abstractmethod
+    def I_and(self) -> Any:
+        """AND interactions ``(..., 2**n)``; ``I_and[..., 0]`` holds the bias."""
+
+    @property
+    @abc.abstractmethod
+    def I_or(self) -> Any:
+        """OR interactions of the same shape, or ``None``."""
+
+
+_RESULT_NAMES = "an AndOrResult, SharedAndOrResult, SweepResult or Interactions"
+_ARRAY_TYPES = (np.ndarray, np.generic, jax.Array, list, int, float)
+
+
+def interaction_arrays(x: Any, i_or: Any = None, *, what: str = "i_and") -> tuple[Any, Any]:
+    """``(i_and, i_or)`` from a result object, an ``(i_and, i_or)`` tuple or arrays.
+
+    The one converter of the functions that take "a result or arrays" (plots,
+    :func:`~jinter.generalization_power`), dispatching on the type of ``x``:
+
+    - an :class:`InteractionResult` (:class:`~jinter.AndOrResult`,
+      :class:`~jinter.SharedAndOrResult`, :class:`~jinter.sweep.SweepResult`,
+      :class:`~jinter.Interactions`): its ``I_and`` and ``I_or``, unless ``i_or`` is given;
+    - a tuple ``(i_and,)`` or ``(i_and, i_or)`` (then ``i_or`` may not be given too);
+    - an array (numpy, JAX, a nested list or a number): ``(x, i_or)``, unchanged.
+
+    Raises:
+        TypeError: ``x`` is none of these; the message names ``what`` (the caller's argument).
+        ValueError: a tuple of another length, or OR interactions given twice.
+    """
+    if isinstance(x, InteractionResult):
+        return x.I_and, (x.I_or if i_or is None else i_or)
+    if isinstance(x, tuple):
+        if len(x) not in (1, 2):
+            raise ValueError(f"{what} as a tuple must be (i_and,) or (i_and, i_or), got {len(x)} entries")
+        if len(x) == 2 and i_or is not None:
+            raise ValueError(f"OR interactions given twice: in the pair {what} and as i_or")
+        return x[0], (x[1] if len(x) == 2 else i_or)
+    if isinstance(x, _ARRAY_TYPES):
+        return x, i_or
+    raise TypeError(
+        f"{what} must be {_RESULT_NAMES} (an InteractionResult), an (i_and, i_or) tuple or an array, "
+        f"got {type(x).__name__}"
+    )
 
 
 def _and_or_arrays(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:

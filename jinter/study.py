@@ -205,7 +205,9 @@ def analyze(
     """Analyze a training run's sweeps once (see the module docstring for the definitions).
 
     Args:
-        sweep: the main model's :class:`~jinter.sweep.SweepResult` (checkpoints × samples).
+        sweep: the main model's :class:`~jinter.sweep.SweepResult` (checkpoints × samples); of
+            it this reads ``epochs``, ``v``, ``I_and``, ``I_or`` and ``settings`` (and of
+            ``baseline`` and the noise sweeps ``v``, ``I_and`` and ``I_or``).
         history: its learning curves (``epoch``, ``train_loss``, ``test_loss``) for the
             gap-widening epoch; ``None`` leaves that epoch ``None``.
         baseline: the sweep of a baseline trained on the test split, on the same samples
@@ -219,8 +221,8 @@ def analyze(
             model's ``Δ̄``; computed once per setting and process, about 1–2 min at n = 10 on 2
             CPU cores) or ``"mobius"`` (:func:`jinter.theory.spindle_curve`).
         q_ratio: the ``q`` box of the sweeps' AND-OR split, for the pipeline template; ``None``:
-            the sweep's ``settings["q_ratio"]`` (0.02, the default of :func:`jinter.and_or`, if it
-            has none).
+            the sweep's ``settings["q_ratio"]`` (0.02, the default of :func:`jinter.and_or`, if its
+            settings have none).
     """
     check_option(spindle, "spindle", tuple(SPINDLE_TEMPLATES))
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
@@ -236,7 +238,7 @@ def analyze(
     fit = theory.fit_sigma2(dist, w_and, w_star_or=w_or)
     pos, neg = _signed(i_and, i_or, tau_b, axis=1)
     if q_ratio is None:
-        q_ratio = float((getattr(sweep, "settings", None) or {}).get("q_ratio", 0.02))
+        q_ratio = float(sweep.settings.get("q_ratio", 0.02))
     template = theory.pipeline_spindle(n, q_ratio=q_ratio, tau_frac=TAU_FRAC) if spindle == "pipeline" else None
 
     def split(a_pos, a_neg, tau_):

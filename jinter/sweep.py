@@ -67,7 +67,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike, Float, Int
 
-from jinter import decomposition, masking
+from jinter import decomposition, masking, statistics
 from jinter._checks import check_finite, check_option
 from jinter.training import atomic_write_bytes, list_checkpoints
 
@@ -135,6 +135,7 @@ def _delegate(name: str) -> property:
 for _name in _SPLIT_FIELDS:  # res.I_and, res.gap, res.converged, ...: the fields of res.and_or
     setattr(SweepResult, _name, _delegate(_name))
 del _name
+statistics.InteractionResult.register(SweepResult)  # res.I_and, res.I_or: a result of the analysis functions
 
 
 # --------------------------------------------------------------------------------------------

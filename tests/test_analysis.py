@@ -289,7 +289,7 @@ def test_interactions_from_and_or_and_tau_rules(batch):
     np.testing.assert_allclose(x.tau, tau_relative(r.I_and, r.I_or))
     assert x.metadata["decomposition"]["iterations"] == [7, 7, 7]
     np.testing.assert_array_equal(x.gamma, r.gamma)
-    assert not x.i_and.flags.writeable
+    assert not x.I_and.flags.writeable
     y = Interactions.from_and_or(r, v=v, tau="output", tau_frac=0.1)
     assert y.tau.shape == () and y.tau_rule.startswith("output(frac=0.1")
     assert float(y.tau) == pytest.approx(float(tau_output(v, 0.1)))
@@ -421,10 +421,10 @@ def test_from_real_and_or_result(rng):
     v = rng.normal(size=(2, M))
     r = decomposition.and_or(v)
     x = Interactions.from_and_or(r, v=v, tau="output")
-    np.testing.assert_allclose(x.i_and, r.I_and)
-    np.testing.assert_allclose(np.asarray(zeta(x.i_and) + or_zeta(x.i_or)), v + x.q, atol=1e-9)
+    np.testing.assert_allclose(x.I_and, r.I_and)
+    np.testing.assert_allclose(np.asarray(zeta(x.I_and) + or_zeta(x.I_or)), v + x.q, atol=1e-9)
     assert x.metadata["decomposition"]["converged"] == [True, True]
-    assert float(x.objective[0]) == pytest.approx(np.abs(x.i_and[0, 1:]).sum() + np.abs(x.i_or[0, 1:]).sum())
+    assert float(x.objective[0]) == pytest.approx(np.abs(x.I_and[0, 1:]).sum() + np.abs(x.I_or[0, 1:]).sum())
 
 
 def test_gap_widening_epoch_smooths_one_noisy_epoch():
@@ -463,3 +463,54 @@ def test_every_result_type_spells_the_interactions_I_and_I_or(tmp_path):
         assert {"i_and", "i_or"} <= set(z.files)
     np.testing.assert_array_equal(Interactions.load(path).I_and, x.I_and)
     assert interaction_arrays(r.I_and, r.I_or)[1] is r.I_or  # arrays pass through
+
+
+def test_result_or_arrays_dispatch_on_types_not_attributes():
+    """``interaction_arrays`` accepts the library's result types (nominal ``InteractionResult``),
+    an ``(i_and, i_or)`` tuple or arrays; a look-alike with ``I_and``/``I_or`` is a TypeError
+    naming the argument, in the converter and in ``generalization_power``."""
+    from types import SimpleNamespace
+
+    from jinter import and_or_shared
+    from jinter.statistics import InteractionResult, interaction_arrays
+    from jinter.sweep import SweepResult
+
+    v = np.random.default_rng(1).normal(size=(2, 8))
+    r = FakeAndOr(v, -v)
+    shared = and_or_shared(np.stack([v, v + 0.1]), q_ratio=0.0)
+    for cls in (AndOrResult, type(shared), SweepResult, Interactions):
+        assert issubclass(cls, InteractionResult), cls
+    a, o = interaction_arrays(shared)
+    assert a is shared.I_and and o is shared.I_or
+    assert interaction_arrays((v, -v))[1] is not None and interaction_arrays((v,))[1] is None
+    assert interaction_arrays(r, v)[1] is v  # an explicit i_or wins over the result's
+    with pytest.raises(ValueError, match="given twice"):
+        interaction_arrays((v, v), v)
+    with pytest.raises(ValueError, match=r"\(i_and,\) or \(i_and, i_or\)"):
+        interaction_arrays((v, v, v))
+    fake = SimpleNamespace(I_and=v, I_or=-v)
+    with pytest.raises(TypeError, match="i_base must be an AndOrResult.*got SimpleNamespace"):
+        generalization_power(r, fake, 0.1, 0.1)
+    with pytest.raises(TypeError, match="result must be an AndOrResult or a SharedAndOrResult"):
+        Interactions.from_and_or(fake)
+    g = generalization_power(r, (v, -v), 0.1, 0.1)
+    np.testing.assert_array_equal(g.fraction, generalization_power((v, -v), r, 0.1, 0.1).fraction)
+    x = Interactions.from_and_or(shared, tau=0.1)
+    assert x.gamma is None and x.metadata["decomposition"].keys() == {"lower_bound", "iterations", "converged"}
+
+
+def test_shapiq_io_is_the_method_of_interactions(batch):
+    from jinter import shapiq_io
+
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v, players=list("abcd"))
+    for kind in ("and", "or"):
+        doc = x.to_shapiq_json(kind, sample=1, salient_only=True)
+        own = shapiq_io.to_shapiq_json(r.I_and[1], r.I_or[1], kind, tau=float(x.tau[1]), salient_only=True,
+                                       tau_rule=x.tau_rule, players=x.players, sample=(1,),
+                                       created_from="jinter.Interactions")
+        assert {k: d for k, d in doc.items() if k != "timestamp"} == {k: d for k, d in own.items() if k != "timestamp"}
+    with pytest.raises(ValueError, match="one sample"):
+        shapiq_io.to_shapiq_json(r.I_and)
+    with pytest.raises(ValueError, match="no OR part"):
+        shapiq_io.to_shapiq_json(r.I_and[0], kind="or")

@@ -66,7 +66,7 @@ def test_analysis_facade_reexports_the_home_objects():
 LAYERS = [
     {"_version", "_checks", "_budget", "_host", "_records", "data", "models", "integrations"},
     {"transforms", "integrations.torch"},
-    {"statistics", "dynamics", "masking"},
+    {"statistics", "dynamics", "masking", "shapiq_io"},
     {"decomposition", "generalization", "integrations.hf"},
     {"interactions", "theory", "sparse"},
     {"analysis", "training", "study"},

@@ -44,7 +44,7 @@ def inter(rng):
 
 
 def test_sparsity_curve_plot(inter, tmp_path):
-    curve = sparsity_curve(inter.i_and, inter.i_or)
+    curve = sparsity_curve(inter.I_and, inter.I_or)
     fig = plot_sparsity_curve({"model": curve, "half": np.asarray(curve) / 2}, title="sparsity")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and len(ax.lines) == 2
@@ -67,7 +67,7 @@ def test_order_distribution_plot(inter, tmp_path):
     assert min(pos_heights) >= 0 and max(neg_heights) <= 0
     assert any(np.allclose(line.get_ydata(), theory) for line in ax.lines)
     save_png(fig, tmp_path / "orders.png")
-    fig2 = plot_order_distribution(inter.i_and, tau=0.3, theory=(theory, -theory))
+    fig2 = plot_order_distribution(inter.I_and, tau=0.3, theory=(theory, -theory))
     bars2 = [c for c in fig2.axes[0].containers if isinstance(c, BarContainer)]
     assert len(bars2) == 2
     save_png(fig2, tmp_path / "orders_and.png")
@@ -90,11 +90,16 @@ def test_top_interactions_image_plot(inter, rng, tmp_path):
         assert not np.allclose(shown[~inside], image[~inside])  # the rest is faded
     save_png(fig, tmp_path / "image.png")
 
-    class Players:  # duck-typed stand-in for masking.PatchPlayers
-        membership = np.kron(member, np.ones((1, 4, 4))).astype(bool)
-
+    players = jinter.PatchPlayers((8, 8), (4, 4))  # the same 2x2 grid as players of the 8x8 image
+    np.testing.assert_array_equal(players.membership, np.kron(member, np.ones((1, 4, 4))).astype(bool))
     dicts = [{"mask": 0b11, "type": "or", "value": -0.5}]
-    save_png(plot_top_interactions_image(image[..., 0], Players(), dicts), tmp_path / "image2.png")
+    save_png(plot_top_interactions_image(image[..., 0], players, dicts), tmp_path / "image2.png")
+
+    class Players:  # a look-alike is not sniffed for a membership attribute
+        membership = players.membership
+
+    with pytest.raises(TypeError, match="players must be a PatchPlayers or a boolean"):
+        plot_top_interactions_image(image, Players(), recs)
     with pytest.raises(ValueError, match="divide"):
         plot_top_interactions_image(image, np.zeros((N, 3, 3), bool), recs)
     with pytest.raises(ValueError, match="empty"):
@@ -103,7 +108,7 @@ def test_top_interactions_image_plot(inter, rng, tmp_path):
 
 def test_top_interactions_tokens_plot(inter, tmp_path):
     tokens = ["the", "cat", "sat", "down"]
-    recs = top_interactions(inter.i_and[1], inter.i_or[1], k=4)
+    recs = top_interactions(inter.I_and[1], inter.I_or[1], k=4)
     fig = plot_top_interactions_tokens(tokens, recs, title="tokens")
     ax = fig.axes[0]
     boxed = [t for t in ax.texts if t.get_bbox_patch() is not None]
@@ -115,10 +120,10 @@ def test_top_interactions_tokens_plot(inter, tmp_path):
 
 
 def test_and_or_pie(inter, tmp_path):
-    fig = plot_and_or_pie(inter.i_and, inter.i_or)
+    fig = plot_and_or_pie(inter.I_and, inter.I_or)
     wedges = fig.axes[0].patches
     assert len(wedges) == 2
-    a, o = np.abs(inter.i_and[..., 1:]).sum(), np.abs(inter.i_or[..., 1:]).sum()
+    a, o = np.abs(inter.I_and[..., 1:]).sum(), np.abs(inter.I_or[..., 1:]).sum()
     assert wedges[0].theta2 - wedges[0].theta1 == pytest.approx(360 * a / (a + o))
     save_png(fig, tmp_path / "pie.png")
     with pytest.raises(ValueError, match="zero"):

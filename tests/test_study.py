@@ -17,7 +17,8 @@ def _sweep(seed, checkpoints=C):
     rng = np.random.default_rng(seed)
     shape = (checkpoints, S, 2**N)
     sparse = lambda: rng.normal(size=shape) * (rng.random(shape) < 0.3)  # noqa: E731
-    return SimpleNamespace(epochs=np.arange(checkpoints) * 2, v=rng.normal(size=shape), I_and=sparse(), I_or=sparse())
+    return SimpleNamespace(epochs=np.arange(checkpoints) * 2, v=rng.normal(size=shape), I_and=sparse(), I_or=sparse(),
+                           settings={})
 
 
 def _history(seed):
@@ -45,7 +46,7 @@ def test_analysis_equals_the_per_checkpoint_statistics(runs):
         pos, neg = (np.asarray(x).mean(0) for x in statistics.signed_order_strength(main.I_and[c], main.I_or[c], tau[c]))
         np.testing.assert_allclose(a.signed_pos[c], pos, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(a.signed_neg[c], neg, rtol=1e-12, atol=1e-14)
-        tpl = theory.pipeline_spindle(N, q_ratio=0.02, tau_frac=0.03)  # the sweeps have no settings: q 0.02
+        tpl = theory.pipeline_spindle(N, q_ratio=0.02, tau_frac=0.03)  # the sweeps' settings have no q_ratio: 0.02
         d = theory.disentangle(pos, neg, N, spindle=tpl.scaled(tau[c] / 0.03))
         np.testing.assert_allclose(a.parts[c].decay_pos, d.decay_pos, rtol=1e-8, atol=1e-12)
         np.testing.assert_allclose(a.parts[c].spindle_pos, d.spindle_pos, rtol=1e-8, atol=1e-12)
@@ -94,7 +95,7 @@ def test_bad_sweeps_are_refused():
         study.analyze(bad)
     with pytest.raises(ValueError, match="baseline must hold the same samples"):
         study.analyze(_sweep(6), baseline=SimpleNamespace(**{k: v[:, :2] for k, v in vars(_sweep(7, 1)).items()
-                                                             if k != "epochs"}))
+                                                             if k not in ("epochs", "settings")}))
 
 
 def test_spindle_template_choice(runs):
