@@ -143,12 +143,12 @@ def check_finite(
     >>> check_finite(np.array([[0.0, 1.0, 2.0, 3.0], [0.0, np.inf, 2.0, np.nan]]), "v")
     Traceback (most recent call last):
     ...
-    ValueError: v: 2 non-finite value(s), the first (inf) at batch index (1,), mask 1 = players (0,)
+    ValueError: v: 2 non-finite (NaN or inf) value(s), the first (inf) at batch index (1,), mask 1 = players (0,)
     >>> check_finite(np.array([1.0, np.nan]), "value_fn's output", masks=np.array([[1, 0, 0], [0, 1, 1]], bool),
     ...              offset=10, index_name="mask row")
     Traceback (most recent call last):
     ...
-    ValueError: value_fn's output: 1 non-finite value(s), the first (nan) at mask row 11 = players (1, 2)
+    ValueError: value_fn's output: 1 non-finite (NaN or inf) value(s), the first (nan) at mask row 11 = players (1, 2)
     """
     if is_traced(x):
         return
@@ -158,7 +158,7 @@ def check_finite(
     bad = ~np.isfinite(a)
     if not bad.any():
         return
-    count = f"{int(bad.sum())} non-finite value(s)"
+    count = f"{int(bad.sum())} non-finite (NaN or inf) value(s)"
     if a.ndim == 0:
         raise error(f"{what}: {count} ({a.item()}){context}")
     m = a.shape[-1]

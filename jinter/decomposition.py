@@ -1323,8 +1323,7 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
             x = jnp.broadcast_to(x, v.shape).astype(v.dtype)
         except ValueError:
             raise ValueError(f"warm_start {name} has shape {x.shape}, which does not broadcast to v's {v.shape}") from None
-        if not is_traced(x) and not bool(jnp.all(jnp.isfinite(x))):
-            raise ValueError(f"warm_start {name} has non-finite values")
+        check_finite(x, f"warm_start {name}")
         out.append(x)
     return out[0].at[..., 0].set(0.0), out[1]
 

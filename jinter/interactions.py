@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_option
+from jinter._checks import check_finite, check_option
 from jinter._records import InteractionRecord
 from jinter.decomposition import AndOrResult, SharedAndOrResult
 from jinter.generalization import GeneralizationPower, generalization_power
@@ -91,9 +91,9 @@ def top_interactions(
         raise ValueError(f"k must be non-negative, got {k}")
     n = num_players(arrays[0])
     names = _player_names(players, n)
+    for name, a in zip(("I_and", "I_or"), arrays):
+        check_finite(a, name)
     flat = np.concatenate([np.abs(a[1:]) for a in arrays])
-    if not np.all(np.isfinite(flat)):
-        raise ValueError("interactions contain NaN or infinite values")
     cand = np.arange(flat.size)
     if tau is not None:
         cand = cand[flat >= float(tau)]
@@ -237,7 +237,9 @@ class Interactions:
             a = np.array(x)
             if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
                 raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-            if not np.all(np.isfinite(a)):
+            if name == "I_and" or name in _SUBSET_FIELDS:
+                check_finite(a, name)  # names the mask
+            elif not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} contains NaN or infinite values")
             a.setflags(write=False)
             put(name, a)
