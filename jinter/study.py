@@ -4,7 +4,9 @@ r"""The study behind ``jinter demo``: one pure analysis of a training run's swee
 baseline trained on the test split and models trained at several label-noise levels) into a
 frozen :class:`DemoAnalysis`: every number the report shows and ``results.json`` stores,
 computed once, vectorized over checkpoints. The report (:mod:`jinter.report`) and the
-notebooks present from it; nothing downstream recomputes a statistic.
+notebooks present from it; nothing downstream recomputes a statistic. Two of its parts also
+stand alone, for notebooks that need only them: :func:`label_noise_study` (the [G25] label-noise
+models) and :func:`generalization_study` (``N̄, H̄`` against a baseline [H25]).
 
 Definitions (docs/math.md §4–7):
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -38,10 +40,13 @@ from jinter._checks import check_option, tiny
 from jinter._checks import json_list as _json
 from jinter.transforms import num_players
 
-__all__ = ["DemoAnalysis", "NoiseLevelAnalysis", "analyze", "ground_truth", "part_strengths", "SPINDLE_TEMPLATES"]
+__all__ = ["DemoAnalysis", "NoiseLevelAnalysis", "analyze", "label_noise_study", "generalization_study",
+           "noise_peak_orders", "ground_truth", "part_strengths", "SPINDLE_TEMPLATES"]
 
 TAU_FRAC = 0.03
 """[D24]'s threshold fraction: ``τ = 0.03·E_x|v(x_N) − v(x_∅)|``."""
+
+_SpindleName = Literal["pipeline", "mobius"]  # a spindle template of analyze, by name
 
 SPINDLE_TEMPLATES = {
     "pipeline": "theory.pipeline_spindle: expected A^(k),± that iid noise on every v(x_S) adds to random order-1-3 "
@@ -93,7 +98,7 @@ class DemoAnalysis:
     h_bar: np.ndarray | None = None
     h_bar_weighted: np.ndarray | None = None
     noise: tuple[NoiseLevelAnalysis, ...] = ()
-    spindle: str = "pipeline"  # the template of the decay/spindle fits (a key of SPINDLE_TEMPLATES)
+    spindle: _SpindleName = "pipeline"  # the template of the decay/spindle fits (a key of SPINDLE_TEMPLATES)
 
     def to_json(self) -> dict[str, Any]:
         """The analysis part of the demo's ``results.json`` (lists, floats, ``None``)."""
@@ -199,7 +204,7 @@ def analyze(
     baseline: Any = None,
     noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]] | None = None,
     top_k: int = 8,
-    spindle: str = "pipeline",
+    spindle: _SpindleName = "pipeline",
     q_ratio: float | None = None,
 ) -> DemoAnalysis:
     """Analyze a training run's sweeps once (see the module docstring for the definitions).
@@ -224,7 +229,7 @@ def analyze(
             the sweep's ``settings["q_ratio"]`` (0.02, the default of :func:`jinter.and_or`, if its
             settings have none).
     """
-    check_option(spindle, "spindle", tuple(SPINDLE_TEMPLATES))
+    check_option(spindle, "spindle", get_args(_SpindleName))
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
     if i_and.ndim != 3 or i_or.shape != i_and.shape:
         raise ValueError(f"sweep must hold (checkpoints, samples, 2**n) interactions, got {i_and.shape}")
@@ -237,16 +242,7 @@ def analyze(
     w_and, w_or = ground_truth(i_and[-1], i_or[-1], tau[-1])
     fit = theory.fit_sigma2(dist, w_and, w_star_or=w_or)
     pos, neg = _signed(i_and, i_or, tau_b, axis=1)
-    if q_ratio is None:
-        q_ratio = float(sweep.settings.get("q_ratio", 0.02))
-    template = theory.pipeline_spindle(n, q_ratio=q_ratio, tau_frac=TAU_FRAC) if spindle == "pipeline" else None
-
-    def split(a_pos, a_neg, tau_):
-        if template is None:
-            return theory.disentangle(a_pos, a_neg, n)
-        delta = max(float(tau_) / TAU_FRAC, tiny(np.float64))  # Δ̄ = E_x|v(x_N) − v(x_∅)|
-        return theory.disentangle(a_pos, a_neg, n, spindle=template.scaled(delta))
-
+    split = _splitter(n, spindle, _sweep_q_ratio(sweep, q_ratio))
     parts = tuple(split(pos[c], neg[c], tau[c]) for c in range(len(epochs)))
     sparsity = np.asarray(statistics.sparsity_curve(i_and, i_or, sample_axis=1))
     gap = None
@@ -258,26 +254,101 @@ def analyze(
     top_or = tuple([r for r in ranked if r.type == "or"][:top_k])
     strength_and, strength_or = (np.asarray(statistics.order_strength(i, None, tau_b)).mean(axis=1)
                                  for i in (i_and, i_or))
-    gp = {}
-    if baseline is not None:
-        b_and, b_or = np.asarray(baseline.I_and)[0], np.asarray(baseline.I_or)[0]
-        if b_and.shape != i_and.shape[1:]:
-            raise ValueError(f"baseline must hold the same samples and players as sweep: {b_and.shape} vs "
-                             f"{i_and.shape[1:]}")
-        tau_base = np.asarray(statistics.tau_output(np.asarray(baseline.v)[0], TAU_FRAC))
-        shape = i_and.shape
-        g = generalization.generalization_power((i_and, i_or), (np.broadcast_to(b_and, shape),
-                                                np.broadcast_to(b_or, shape)), tau[:, None], tau_base, sample_axis=1)
-        gp = dict(n_bar=np.asarray(g.n_bar), h_bar=np.asarray(g.h_bar), h_bar_weighted=np.asarray(g.h_bar_weighted))
+    gp = {} if baseline is None else _generalization(i_and, i_or, tau, baseline)
+    levels = _noise_levels(noise or {}, split)
+    return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
+                        signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
+                        phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
+                        top_and=top_and, top_or=top_or, strength_and=strength_and, strength_or=strength_or,
+                        noise=levels, spindle=spindle, **gp)
+
+
+def label_noise_study(
+    noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]],
+    *,
+    spindle: _SpindleName = "pipeline",
+    q_ratio: float | None = None,
+) -> tuple[NoiseLevelAnalysis, ...]:
+    """The decay/spindle study of models trained at several label-noise levels [G25], as :func:`analyze`
+    makes it (``DemoAnalysis.noise``) but without a main model's sweep.
+
+    Per level: ``A^(k),±`` of the first checkpoint's salient interactions (τ rule :data:`TAU_FRAC`)
+    averaged over the samples, split by :func:`jinter.theory.disentangle` with the spindle
+    template ``spindle`` scaled to the model's ``Δ̄``; :func:`noise_peak_orders` locates its parts.
+
+    Args:
+        noise: label-noise level → ``(sweep, history)`` of a model trained at that level (its
+            first checkpoint is used; ``history`` has ``train_acc`` and ``test_acc``).
+        spindle, q_ratio: as in :func:`analyze`; ``q_ratio=None`` takes the first sweep's
+            ``settings["q_ratio"]`` (0.02 if it has none).
+    """
+    check_option(spindle, "spindle", get_args(_SpindleName))
+    if not noise:
+        return ()
+    first = next(iter(noise.values()))[0]
+    n = num_players(np.asarray(first.I_and))
+    return _noise_levels(noise, _splitter(n, spindle, _sweep_q_ratio(first, q_ratio)))
+
+
+def generalization_study(sweep: Any, baseline: Any) -> dict[str, np.ndarray]:
+    """``N̄``, ``H̄`` and the strength-weighted ``H̄`` of every checkpoint of ``sweep`` against a
+    baseline trained on the test split [H25], as :func:`analyze` computes them.
+
+    Args:
+        sweep: the model's sweep (checkpoints × samples); τ = :data:`TAU_FRAC` ``·Δ̄`` per checkpoint.
+        baseline: the baseline's sweep on the same samples (its first checkpoint is used).
+
+    Returns:
+        ``{"n_bar": (C,), "h_bar": (C,), "h_bar_weighted": (C,)}``, the fields of :class:`DemoAnalysis`.
+    """
+    i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
+    if i_and.ndim != 3 or i_or.shape != i_and.shape:
+        raise ValueError(f"sweep must hold (checkpoints, samples, 2**n) interactions, got {i_and.shape}")
+    tau = np.asarray(statistics.tau_output(sweep.v, TAU_FRAC, sample_axis=1))
+    return _generalization(i_and, i_or, tau, baseline)
+
+
+def _sweep_q_ratio(sweep: Any, q_ratio: float | None) -> float:
+    """``q_ratio``, or the ``q`` box of the sweep's AND-OR split if ``None`` (0.02 if it has no settings)."""
+    if q_ratio is None:
+        q_ratio = float(sweep.settings.get("q_ratio", 0.02))
+    return q_ratio
+
+
+def _splitter(n: int, spindle: _SpindleName, q_ratio: float):
+    """``split(a_pos, a_neg, tau) -> DisentangleResult``: the decay/spindle fit of one model with
+    threshold ``tau``, the spindle template ``spindle`` scaled to its ``Δ̄ = tau / TAU_FRAC``."""
+    template = theory.pipeline_spindle(n, q_ratio=q_ratio, tau_frac=TAU_FRAC) if spindle == "pipeline" else None
+
+    def split(a_pos, a_neg, tau_):
+        if template is None:
+            return theory.disentangle(a_pos, a_neg, n)
+        delta = max(float(tau_) / TAU_FRAC, tiny(np.float64))  # Δ̄ = E_x|v(x_N) − v(x_∅)|
+        return theory.disentangle(a_pos, a_neg, n, spindle=template.scaled(delta))
+
+    return split
+
+
+def _noise_levels(noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]], split) -> tuple[NoiseLevelAnalysis, ...]:
+    """One :class:`NoiseLevelAnalysis` per label-noise model (its first checkpoint), fitted by ``split``."""
     levels = []
-    for level, (r, h) in (noise or {}).items():
+    for level, (r, h) in noise.items():
         r_and, r_or = np.asarray(r.I_and)[0], np.asarray(r.I_or)[0]
         tl = np.asarray(statistics.tau_output(np.asarray(r.v)[0], TAU_FRAC))
         p_, n_ = _signed(r_and, r_or, tl, axis=0)
         levels.append(NoiseLevelAnalysis(float(level), float(h["train_acc"][-1]), float(h["test_acc"][-1]), p_, n_,
                                          split(p_, n_, tl)))
-    return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
-                        signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
-                        phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
-                        top_and=top_and, top_or=top_or, strength_and=strength_and, strength_or=strength_or,
-                        noise=tuple(levels), spindle=spindle, **gp)
+    return tuple(levels)
+
+
+def _generalization(i_and: np.ndarray, i_or: np.ndarray, tau: np.ndarray, baseline: Any) -> dict[str, np.ndarray]:
+    """:func:`generalization_study` of interactions ``(C, S, 2**n)`` with thresholds ``tau`` ``(C,)``."""
+    b_and, b_or = np.asarray(baseline.I_and)[0], np.asarray(baseline.I_or)[0]
+    if b_and.shape != i_and.shape[1:]:
+        raise ValueError(f"baseline must hold the same samples and players as sweep: {b_and.shape} vs "
+                         f"{i_and.shape[1:]}")
+    tau_base = np.asarray(statistics.tau_output(np.asarray(baseline.v)[0], TAU_FRAC))
+    shape = i_and.shape
+    g = generalization.generalization_power((i_and, i_or), (np.broadcast_to(b_and, shape),
+                                            np.broadcast_to(b_or, shape)), tau[:, None], tau_base, sample_axis=1)
+    return dict(n_bar=np.asarray(g.n_bar), h_bar=np.asarray(g.h_bar), h_bar_weighted=np.asarray(g.h_bar_weighted))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import jax.numpy as jnp
 import numpy as np
@@ -397,7 +397,8 @@ def spindle_curve(
 
 
 # --- the spindle of the pipeline that is used -----------------------------------------------
-_SIGNALS = ("low-order", "none")
+_Signal = Literal["low-order", "none"]  # the game that pipeline_spindle puts noise on
+_SIGNALS = get_args(_Signal)
 
 
 class SpindleTemplate(NamedTuple):
@@ -464,7 +465,7 @@ def pipeline_spindle(
     *,
     q_ratio: float = 0.02,
     tau_frac: float = 0.03,
-    signal: str = "low-order",
+    signal: _Signal = "low-order",
     rel_sigma: tuple[float, ...] | None = None,
     samples: int = 20,
     seed: int = 0,
@@ -601,6 +602,10 @@ def parametric_decay(n: int, rate: Float[ArrayLike, "*batch"]) -> Float[Array, "
     return jnp.exp(-r[..., None] * jnp.arange(n, dtype=r.dtype))
 
 
+_DecayFamily = Literal["log-quadratic", "geometric"]  # the decay shapes disentangle fits
+_DECAY_FAMILIES = get_args(_DecayFamily)
+
+
 class DisentangleResult(NamedTuple):
     """Result of :func:`disentangle`: the fitted parts, their parameters and the fit error."""
 
@@ -622,7 +627,7 @@ def disentangle(
     rate_bounds: tuple[float, float] = (0.0, 10.0),
     symmetric_spindle: bool = True,
     max_residual: float = 0.2,
-    decay_family: str = "log-quadratic",
+    decay_family: _DecayFamily = "log-quadratic",
     max_peak: float | None = None,
     spindle: SpindleTemplate | None = None,
 ) -> DisentangleResult:
@@ -673,6 +678,33 @@ def disentangle(
             poor fit are not a decomposition of the data and must not be read as one).
         spindle: ``None`` (the Möbius template) or a :class:`SpindleTemplate` for ``n`` players.
     """
+    ap, an, n = _measured_strengths(a_pos, a_neg, n, max_residual)
+    check_option(decay_family, "decay_family", _DECAY_FAMILIES)
+    scale = np.linalg.norm(np.concatenate([ap, -an])) or 1.0
+    solve, fit_spindle = _spindle_stage(ap, an, spindle, symmetric_spindle, scale)
+    if decay is None:
+        dpos, dneg, rate, shape_params = _fit_decay_family(solve, n, rate_bounds, decay_family, max_peak)
+    else:
+        (dpos, dneg), rate, shape_params = _given_decay(decay, n), None, {}
+    return _assemble_parts(ap, an, scale, dpos, dneg, fit_spindle(dpos, dneg), rate, shape_params, max_residual)
+
+
+# --- the stages of disentangle: measured data, spindle solver, decay shapes, spindle fit, result
+class _SpindleFit(NamedTuple):
+    """The spindle stage of :func:`disentangle` for given decay shapes: weights and curves."""
+
+    w: np.ndarray  # decay weights c⁺, c⁻ first (the Möbius solve also carries σ^± after them)
+    spin_pos: np.ndarray  # (n,) the spindle part of A^+
+    spin_neg: np.ndarray  # (n,) the spindle part of A^−
+    fit_pos: np.ndarray  # (n,) decay + spindle: the model of A^+
+    fit_neg: np.ndarray  # (n,) the model of A^−
+    sigma_pos: float  # σ⁺ (Möbius: a weight; template: the noise level in the units of v)
+    sigma_neg: float
+    params: dict  # extra entries of DisentangleResult.params (the template's rel_sigma_pos/neg, …)
+
+
+def _measured_strengths(a_pos, a_neg, n, max_residual) -> tuple[np.ndarray, np.ndarray, int]:
+    """The checked inputs of :func:`disentangle`: ``A^±`` as float64 vectors and the player count."""
     if not (math.isfinite(max_residual) and max_residual > 0):
         raise ValueError(f"max_residual must be a finite number > 0, got {max_residual!r}")
     ap = np.asarray(a_pos, dtype=np.float64)
@@ -684,101 +716,142 @@ def disentangle(
         raise ValueError(f"a_pos has {ap.shape[0]} orders but n={n}")
     if not (np.all(np.isfinite(ap)) and np.all(np.isfinite(an))):
         raise ValueError("a_pos / a_neg contain non-finite values")
-    y = np.concatenate([ap, -an])
-    scale = np.linalg.norm(y) or 1.0
-    zero = np.zeros(n)
-    if spindle is not None:
-        if not isinstance(spindle, SpindleTemplate):
-            raise ValueError(f"spindle must be a SpindleTemplate (theory.pipeline_spindle) or None, got {type(spindle).__name__}")
-        if spindle.n != n:
-            raise ValueError(f"spindle is a template for n={spindle.n} players, but n={n}")
-        solve, refine = _template_solver(ap, an, spindle, symmetric_spindle, scale)
-    else:
-        spin = np.asarray(spindle_curve(n, np.float64(1.0))[0])
-        spin_cols = [np.concatenate([spin, spin])] if symmetric_spindle else [
-            np.concatenate([spin, zero]), np.concatenate([zero, spin])]
+    return ap, an, n
 
-        def solve(dpos, dneg):
-            cols = [np.concatenate([dpos, zero]), np.concatenate([zero, dneg])] + spin_cols
-            b = np.stack(cols, axis=1)
-            norms = np.linalg.norm(b, axis=0)
-            norms = np.where(norms > 0, norms, 1)
-            w, res = scipy.optimize.nnls(b / norms, y / scale)
-            return w / norms * scale, res
 
-    rate = None
-    shape_params: dict = {}
-    if decay is None:
-        lo, hi = map(float, rate_bounds)
-        if not 0 <= lo < hi:
-            raise ValueError(f"rate_bounds must satisfy 0 <= lo < hi, got {rate_bounds}")
-        if decay_family not in ("log-quadratic", "geometric"):
-            raise ValueError(f"decay_family must be 'log-quadratic' or 'geometric', got {decay_family!r}")
-        km = np.arange(n, dtype=np.float64)  # k − 1
-        peak = max(2.0, n / 3) if max_peak is None else float(max_peak)
-        if not peak >= 1:
-            raise ValueError(f"max_peak must be ≥ 1 (an order), got {max_peak!r}")
+def _spindle_stage(ap, an, spindle, symmetric: bool, scale):
+    """``solve(dpos, dneg) -> (weights, residual)``, the inner solve of the decay fit, and
+    ``fit(dpos, dneg) -> _SpindleFit``, the final spindle fit, of :func:`disentangle` for the
+    Möbius template (``spindle=None``) or a :class:`SpindleTemplate` of the same ``n``."""
+    n = ap.shape[0]
+    if spindle is None:
+        return _mobius_stage(ap, an, symmetric, scale)
+    if not isinstance(spindle, SpindleTemplate):
+        raise ValueError(f"spindle must be a SpindleTemplate (theory.pipeline_spindle) or None, got {type(spindle).__name__}")
+    if spindle.n != n:
+        raise ValueError(f"spindle is a template for n={spindle.n} players, but n={n}")
+    solve, refine = _template_solver(ap, an, spindle, symmetric, scale)
 
-        def shape(r, c):
-            # the peak 1 − r/2c of a rising start (r < 0) is held at or below max_peak
-            r = max(r, -2.0 * c * (peak - 1.0))
-            return np.exp(-r * km - c * km * km)
-
-        if decay_family == "geometric":
-
-            def obj(r):
-                d = shape(r, 0.0)
-                return solve(d, d)[1]
-
-            rates = np.linspace(lo, hi, 201)
-            i = int(np.argmin([obj(r) for r in rates]))
-            res = scipy.optimize.minimize_scalar(
-                obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
-            )
-            rate = float(res.x) if res.fun <= obj(rates[i]) else float(rates[i])
-            dpos = dneg = shape(rate, 0.0)
-        else:
-            # log d_k = −r(k−1) − c(k−1)², c ≥ 0: geometric at c = 0, peaks at k = 1 − r/2c for r < 0.
-            # One shape for both signs on a grid, then both shapes refined (Nelder–Mead).
-            grid = [(r, c) for r in np.linspace(-hi, hi, 41) for c in (0.0, *np.geomspace(1e-3, 5.0, 24))]
-            r0, c0 = min(grid, key=lambda rc: solve(shape(*rc), shape(*rc))[1])
-
-            def obj4(p):
-                return solve(shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2))[1]  # c = p² ≥ 0
-
-            x0 = np.array([r0, np.sqrt(c0), r0, np.sqrt(c0)])
-            res = scipy.optimize.minimize(obj4, x0, method="Nelder-Mead",
-                                          options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 4000})
-            p = res.x if res.fun <= obj4(x0) else x0
-            dpos, dneg = shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2)
-            rp, rn = (max(float(p[i]), -2.0 * float(p[i + 1] ** 2) * (peak - 1.0)) for i in (0, 2))
-            shape_params = dict(rate_pos=rp, curvature_pos=float(p[1] ** 2), rate_neg=rn,
-                                curvature_neg=float(p[3] ** 2), max_peak=peak)
-    else:
-        d = np.asarray(decay, dtype=np.float64)
-        if d.shape == (n,):
-            dpos = dneg = np.abs(d)
-        elif d.shape == (2, n):
-            dpos, dneg = np.abs(d[0]), np.abs(d[1])
-        else:
-            raise ValueError(f"decay must have shape ({n},) or (2, {n}), got {d.shape}")
-    if spindle is not None:
+    def fit(dpos, dneg):
         w, spin_pos, spin_neg, sp, sn = refine(dpos, dneg)
-        fit_pos = w[0] * dpos + spin_pos
-        fit_neg = -w[1] * dneg + spin_neg
         top = float(spindle.sigma[-1])
-        shape_params.update(spindle="pipeline", rel_sigma_pos=sp / spindle.scale, rel_sigma_neg=sn / spindle.scale,
-                            sigma_at_grid_edge=bool(max(sp, sn) >= top * (1 - 1e-9)))
-    else:
+        extra = dict(spindle="pipeline", rel_sigma_pos=sp / spindle.scale, rel_sigma_neg=sn / spindle.scale,
+                     sigma_at_grid_edge=bool(max(sp, sn) >= top * (1 - 1e-9)))
+        return _SpindleFit(w, spin_pos, spin_neg, w[0] * dpos + spin_pos, -w[1] * dneg + spin_neg, sp, sn, extra)
+
+    return solve, fit
+
+
+def _mobius_stage(ap, an, symmetric: bool, scale):
+    """:func:`_spindle_stage` for the Möbius template ``s = spindle_curve(n, 1)``: the weights
+    ``c⁺, c⁻, σ^±`` of the stacked ``(A^+, −A^−)`` by non-negative least squares (columns
+    normalized, scipy ``nnls``), ``σ⁺ = σ⁻`` when ``symmetric``."""
+    n = ap.shape[0]
+    y = np.concatenate([ap, -an])
+    zero = np.zeros(n)
+    spin = np.asarray(spindle_curve(n, np.float64(1.0))[0])
+    spin_cols = [np.concatenate([spin, spin])] if symmetric else [
+        np.concatenate([spin, zero]), np.concatenate([zero, spin])]
+
+    def solve(dpos, dneg):
+        cols = [np.concatenate([dpos, zero]), np.concatenate([zero, dneg])] + spin_cols
+        b = np.stack(cols, axis=1)
+        norms = np.linalg.norm(b, axis=0)
+        norms = np.where(norms > 0, norms, 1)
+        w, res = scipy.optimize.nnls(b / norms, y / scale)
+        return w / norms * scale, res
+
+    def fit(dpos, dneg):
         w, _ = solve(dpos, dneg)
-        sp, sn = (w[2], w[2]) if symmetric_spindle else (w[2], w[3])
+        sp, sn = (w[2], w[2]) if symmetric else (w[2], w[3])
         spin_pos, spin_neg = sp * spin, -sn * spin
-        fit_pos = w[0] * dpos + spin_pos
-        fit_neg = -(w[1] * dneg + sn * spin)
-    resid = float(np.linalg.norm(np.concatenate([fit_pos - ap, fit_neg - an])) / scale)
-    params = dict(decay_weight_pos=float(w[0]), decay_weight_neg=float(w[1]), sigma_pos=float(sp),
-                  sigma_neg=float(sn), rate=rate, **shape_params)
-    return DisentangleResult(w[0] * dpos, -w[1] * dneg, spin_pos, spin_neg, params, resid, bool(resid > max_residual))
+        return _SpindleFit(w, spin_pos, spin_neg, w[0] * dpos + spin_pos, -(w[1] * dneg + sn * spin), sp, sn, {})
+
+    return solve, fit
+
+
+def _fit_decay_family(solve, n: int, rate_bounds, decay_family: _DecayFamily, max_peak):
+    """The decay stage of :func:`disentangle` without a given ``decay``: the shapes ``d^±`` of
+    ``decay_family`` that minimize ``solve``'s residual. Returns ``(dpos, dneg, rate, shape_params)``
+    (``rate``: the geometric family's, else ``None``; ``shape_params``: the log-quadratic's)."""
+    lo, hi = map(float, rate_bounds)
+    if not 0 <= lo < hi:
+        raise ValueError(f"rate_bounds must satisfy 0 <= lo < hi, got {rate_bounds}")
+    km = np.arange(n, dtype=np.float64)  # k − 1
+    peak = max(2.0, n / 3) if max_peak is None else float(max_peak)
+    if not peak >= 1:
+        raise ValueError(f"max_peak must be ≥ 1 (an order), got {max_peak!r}")
+
+    def shape(r, c):
+        # the peak 1 − r/2c of a rising start (r < 0) is held at or below max_peak
+        r = max(r, -2.0 * c * (peak - 1.0))
+        return np.exp(-r * km - c * km * km)
+
+    if decay_family == "geometric":
+        rate = _fit_geometric_rate(solve, shape, lo, hi)
+        d = shape(rate, 0.0)
+        return d, d, rate, {}
+    return _fit_log_quadratic(solve, shape, hi, peak)
+
+
+def _fit_geometric_rate(solve, shape, lo: float, hi: float) -> float:
+    """The rate of the geometric decay ``shape(r, 0)`` (one shape for both signs) on ``[lo, hi]``:
+    a grid of 201 rates, then a bounded scalar search between the best one's neighbours."""
+
+    def obj(r):
+        d = shape(r, 0.0)
+        return solve(d, d)[1]
+
+    rates = np.linspace(lo, hi, 201)
+    i = int(np.argmin([obj(r) for r in rates]))
+    res = scipy.optimize.minimize_scalar(
+        obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
+    )
+    return float(res.x) if res.fun <= obj(rates[i]) else float(rates[i])
+
+
+def _fit_log_quadratic(solve, shape, hi: float, peak: float):
+    """The log-quadratic decay ``log d_k = −r(k−1) − c(k−1)²``, ``c ≥ 0`` (geometric at ``c = 0``,
+    peaking at ``k = 1 − r/2c`` for ``r < 0``): one shape for both signs on a grid, then both
+    shapes refined by Nelder–Mead. Returns ``(dpos, dneg, None, shape_params)``."""
+    grid = [(r, c) for r in np.linspace(-hi, hi, 41) for c in (0.0, *np.geomspace(1e-3, 5.0, 24))]
+    r0, c0 = min(grid, key=lambda rc: solve(shape(*rc), shape(*rc))[1])
+
+    def obj4(p):
+        return solve(shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2))[1]  # c = p² ≥ 0
+
+    x0 = np.array([r0, np.sqrt(c0), r0, np.sqrt(c0)])
+    res = scipy.optimize.minimize(obj4, x0, method="Nelder-Mead",
+                                  options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 4000})
+    p = res.x if res.fun <= obj4(x0) else x0
+    dpos, dneg = shape(p[0], p[1] ** 2), shape(p[2], p[3] ** 2)
+    rp, rn = (max(float(p[i]), -2.0 * float(p[i + 1] ** 2) * (peak - 1.0)) for i in (0, 2))
+    shape_params = dict(rate_pos=rp, curvature_pos=float(p[1] ** 2), rate_neg=rn,
+                        curvature_neg=float(p[3] ** 2), max_peak=peak)
+    return dpos, dneg, None, shape_params
+
+
+def _given_decay(decay, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The decay stage of :func:`disentangle` with a given ``decay``: ``(n,)`` for both signs or
+    ``(2, n)`` for separate ``+``/``−`` shapes, as magnitudes."""
+    d = np.asarray(decay, dtype=np.float64)
+    if d.shape == (n,):
+        return np.abs(d), np.abs(d)
+    if d.shape == (2, n):
+        return np.abs(d[0]), np.abs(d[1])
+    raise ValueError(f"decay must have shape ({n},) or (2, {n}), got {d.shape}")
+
+
+def _assemble_parts(ap, an, scale, dpos, dneg, fit: _SpindleFit, rate, shape_params: dict,
+                    max_residual: float) -> DisentangleResult:
+    """The :class:`DisentangleResult` of the fitted shapes and weights: the parts, ``params``
+    and the relative residual of the stacked ``(A^+, A^−)`` (``poor_fit`` above ``max_residual``)."""
+    w = fit.w
+    resid = float(np.linalg.norm(np.concatenate([fit.fit_pos - ap, fit.fit_neg - an])) / scale)
+    params = dict(decay_weight_pos=float(w[0]), decay_weight_neg=float(w[1]), sigma_pos=float(fit.sigma_pos),
+                  sigma_neg=float(fit.sigma_neg), rate=rate, **shape_params, **fit.params)
+    return DisentangleResult(w[0] * dpos, -w[1] * dneg, fit.spin_pos, fit.spin_neg, params, resid,
+                             bool(resid > max_residual))
 
 
 def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float):

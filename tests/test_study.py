@@ -114,6 +114,31 @@ def test_spindle_template_choice(runs):
         study.analyze(main, spindle="white")
 
 
+def test_label_noise_and_generalization_studies_are_those_of_analyze(runs):
+    main, base, noise, a = runs
+    levels = study.label_noise_study(noise)
+    assert len(levels) == len(a.noise) == 2
+    for got, want in zip(levels, a.noise):
+        assert got[:3] == want[:3] and got.fit.params == want.fit.params and got.fit.residual == want.fit.residual
+        for x, y in zip((got.a_pos, got.a_neg, *got.fit[:4]), (want.a_pos, want.a_neg, *want.fit[:4])):
+            np.testing.assert_array_equal(x, y)
+    assert study.label_noise_study({}) == ()
+    assert study.label_noise_study(noise, spindle="mobius")[1].fit.params == \
+        study.analyze(main, noise=noise, spindle="mobius").noise[1].fit.params
+    with pytest.raises(ValueError, match="spindle must be 'pipeline' or 'mobius', got 'white'"):
+        study.label_noise_study(noise, spindle="white")
+    gp = study.generalization_study(main, base)
+    assert set(gp) == {"n_bar", "h_bar", "h_bar_weighted"}
+    for k, v in gp.items():
+        np.testing.assert_array_equal(v, getattr(a, k))
+
+
+def test_spindle_option_is_its_literal():
+    import typing
+
+    assert tuple(study.SPINDLE_TEMPLATES) == typing.get_args(study._SpindleName)
+
+
 def test_noise_peak_orders_locate_the_extra_strength_and_the_spindle():
     n = 6
     z = np.zeros(n)

@@ -281,6 +281,39 @@ def test_disentangle_flags_a_poor_fit(rng):
         T.disentangle(zig, -zig, n, max_residual=0.0)
 
 
+def test_disentangle_string_options_are_their_literals():
+    import typing
+
+    assert T._DECAY_FAMILIES == typing.get_args(T._DecayFamily) == ("log-quadratic", "geometric")
+    assert T._SIGNALS == typing.get_args(T._Signal) == ("low-order", "none")
+    n = 5
+    with pytest.raises(ValueError, match="decay_family must be 'log-quadratic' or 'geometric', got 'gamma'"):
+        T.disentangle(np.ones(n), -np.ones(n), n, decay=np.ones(n), decay_family="gamma")  # checked with a decay too
+
+
+def test_disentangle_stages_compose_to_the_result():
+    """The stages of disentangle, run by hand, give its result; each recovers what it fits."""
+    n = 7
+    d = np.exp(-0.8 * np.arange(n))
+    spin = np.asarray(T.spindle_curve(n, 1.0)[0])
+    ap, an = 2.0 * d + 0.01 * spin, -1.5 * d - 0.01 * spin
+    got_ap, got_an, got_n = T._measured_strengths(ap, an, None, 0.2)
+    assert got_n == n and np.array_equal(got_ap, ap) and np.array_equal(got_an, an)
+    scale = np.linalg.norm(np.concatenate([ap, -an]))
+    solve, fit = T._spindle_stage(ap, an, None, True, scale)
+    dpos, dneg, rate, shape_params = T._fit_decay_family(solve, n, (0.0, 10.0), "geometric", None)
+    assert abs(rate - 0.8) < 1e-5 and shape_params == {} and np.array_equal(dpos, dneg)
+    sf = fit(dpos, dneg)
+    np.testing.assert_allclose(sf.w, [2.0, 1.5, 0.01], rtol=1e-4)
+    res = T._assemble_parts(ap, an, scale, dpos, dneg, sf, rate, shape_params, 0.2)
+    want = T.disentangle(ap, an, n, decay_family="geometric")
+    assert res.params == want.params and res.residual == want.residual
+    np.testing.assert_array_equal(np.concatenate(res[:4]), np.concatenate(want[:4]))
+    assert [np.array_equal(a, b) for a, b in zip(T._given_decay(np.stack([d, 2 * d]), n), (d, 2 * d))] == [True] * 2
+    with pytest.raises(ValueError, match=r"decay must have shape \(7,\) or \(2, 7\)"):
+        T._given_decay(np.ones(3), n)
+
+
 # ---------------------------------------------------------------- sparsity bound [R24] -------
 def _check_bound(sb):
     assert np.all(sb.bound_identity >= sb.count - 1e-9)
