@@ -32,6 +32,7 @@ __all__ = [
     "InteractionResult",
     "interaction_arrays",
     "salient_mask",
+    "shared_salient",
     "order_sums",
     "order_strength",
     "signed_order_strength",
@@ -59,6 +60,45 @@ def salient_mask(
     a, t = jnp.abs(i), _tau(tau, i.dtype)
     sal = a > t if strict else a >= t
     return sal.at[..., 0].set(False)
+
+
+def shared_salient(
+    x: Any, i_or: ArrayLike | None = None, *, frac: float = 0.05, model_axis: int = 0
+) -> tuple[Array, Array]:
+    r"""Interactions salient in every model [C24]: ``(shared_and, shared_or)`` boolean masks.
+
+    ``Ω_shared = ∩_i {S ≠ ∅ : |I^(i)(S)| ≥ frac · max_{T≠∅} |I^(i)(T)|}``, the max taken over the AND
+    and the OR interactions of model ``i`` on the input together (docs/math.md §3.8).
+
+    Args:
+        x: a result with ``I_and``/``I_or`` (e.g. :func:`jinter.and_or_shared`'s), an
+            ``(i_and, i_or)`` pair or the AND array, shape ``(m, *batch, 2**n)``.
+        i_or: the OR array when ``x`` is one.
+        frac: threshold relative to each model's largest interaction on the input.
+        model_axis: the axis of the ``m`` models (0 for :func:`jinter.and_or_shared`).
+
+    Returns:
+        ``(shared_and, shared_or)``, boolean, shape ``(*batch, 2**n)`` (the model axis removed).
+
+    >>> import numpy as np
+    >>> i_and = np.array([[0.0, 1.0, 0.01, 0.5], [0.0, 2.0, 1.0, 0.01]])
+    >>> shared_and, shared_or = shared_salient(i_and, np.zeros_like(i_and), frac=0.05)
+    >>> shared_and.tolist(), bool(shared_or.any())
+    ([False, True, False, False], False)
+    """
+    i_and, i_or = interaction_arrays(x, i_or, what="x")
+    if i_or is None:
+        raise ValueError("shared_salient needs the OR interactions too (i_or)")
+    f = float(frac)
+    if not (math.isfinite(f) and 0 <= f <= 1):
+        raise ValueError(f"frac must be in [0, 1], got {frac!r}")
+    a = jnp.moveaxis(jnp.asarray(i_and), model_axis, 0)
+    o = jnp.moveaxis(jnp.asarray(i_or), model_axis, 0)
+    if a.shape != o.shape or a.ndim < 2:
+        raise ValueError(f"i_and and i_or must share a shape (m, *batch, 2**n), got {a.shape} and {o.shape}")
+    both = jnp.concatenate([jnp.abs(a[..., 1:]), jnp.abs(o[..., 1:])], axis=-1)
+    tau = f * jnp.max(both, axis=-1)  # per model and input (AND and OR together)
+    return jnp.all(salient_mask(a, tau), axis=0), jnp.all(salient_mask(o, tau), axis=0)
 
 
 def order_sums(values: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch n"]:

@@ -514,3 +514,31 @@ def test_shapiq_io_is_the_method_of_interactions(batch):
         shapiq_io.to_shapiq_json(r.I_and)
     with pytest.raises(ValueError, match="no OR part"):
         shapiq_io.to_shapiq_json(r.I_and[0], kind="or")
+
+
+def test_shared_salient_against_brute_force():
+    """Ω_shared [C24]: S ≠ ∅ salient (|I| ≥ frac·max over AND and OR) in every model."""
+    from jinter.statistics import shared_salient
+
+    rng = np.random.default_rng(4)
+    i_and, i_or = rng.normal(size=(2, 3, 5, 16)) ** 3  # (m, batch, 2**n), heavy-tailed
+    frac = 0.1
+    want_and = np.ones((5, 16), bool)
+    want_or = np.ones((5, 16), bool)
+    for i in range(3):
+        for b in range(5):
+            top = max(np.abs(i_and[i, b, 1:]).max(), np.abs(i_or[i, b, 1:]).max())
+            for s in range(1, 16):
+                want_and[b, s] &= abs(i_and[i, b, s]) >= frac * top
+                want_or[b, s] &= abs(i_or[i, b, s]) >= frac * top
+    want_and[:, 0] = want_or[:, 0] = False
+    got_and, got_or = shared_salient((i_and, i_or), frac=frac)
+    np.testing.assert_array_equal(got_and, want_and)
+    np.testing.assert_array_equal(got_or, want_or)
+    assert 0 < want_and.sum() < want_and.size  # the case is not trivial
+    moved = shared_salient(np.moveaxis(i_and, 0, 1), np.moveaxis(i_or, 0, 1), frac=frac, model_axis=1)
+    np.testing.assert_array_equal(moved[0], want_and)
+    with pytest.raises(ValueError, match="frac"):
+        shared_salient((i_and, i_or), frac=2.0)
+    with pytest.raises(ValueError, match="i_or"):
+        shared_salient(i_and)
