@@ -94,7 +94,6 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from jinter._budget import check_budget
 from jinter._budget import memory_budget as _memory_budget
 from jinter._checks import check_finite, default_tol, is_traced, kron_power
-from jinter.statistics import salient_mask
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
 __all__ = [
@@ -1428,7 +1427,9 @@ class SharedAndOrResult(NamedTuple):
         q: per-model noise ``(m, ..., 2**n)``.
         objective, lower_bound, gap: shared objective, certified dual bound, relative gap ``(...)``.
         iterations, converged: Douglas–Rachford iterations and ``gap ≤ tol``.
-        shared_and, shared_or: ``Ω_shared`` as boolean masks ``(..., 2**n)``.
+
+    The shared salient sets ``Ω_shared`` are an analysis of the result, not part of the solve:
+    :func:`jinter.statistics.shared_salient`.
     """
 
     I_and: Float[Array, "m *batch 2**n"]
@@ -1441,8 +1442,6 @@ class SharedAndOrResult(NamedTuple):
     gap: Float[Array, "*batch"]
     iterations: Int[Array, "*batch"]
     converged: Bool[Array, "*batch"]
-    shared_and: Bool[Array, "*batch 2**n"]
-    shared_or: Bool[Array, "*batch 2**n"]
 
 
 
@@ -1596,7 +1595,7 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
     return g * scale, (gamma - g) * scale, q * scale, lb * scale, it
 
 
-def _shared_impl(flat, gbf, q_ratio, alpha, salient_frac, tol, max_iter, check_every, rho):
+def _shared_impl(flat, gbf, q_ratio, alpha, tol, max_iter, check_every, rho):
     """Batch-first: ``flat`` (B, m, N), ``gbf`` (B, m); every result field has the batch axis first."""
     solve = lambda ab: _solve_shared(*ab, q_ratio, alpha, tol, max_iter, check_every, rho)  # noqa: E731
     g, gh, q, lb, it = jax.lax.map(solve, (flat, gbf))  # each input stops at its own certificate
@@ -1612,16 +1611,13 @@ def _shared_impl(flat, gbf, q_ratio, alpha, salient_frac, tol, max_iter, check_e
     p = jnp.sum(_phi(jnp.moveaxis(i_and[..., 1:], 1, 0), alpha) + _phi(jnp.moveaxis(i_or[..., 1:], 1, 0), alpha), -1)
     lb = jnp.clip(lb, 0.0, p)
     gap = _gap(p, lb, jnp.sum(_rounding_floor(flat), axis=-1))
-    both = jnp.concatenate([jnp.abs(i_and[..., 1:]), jnp.abs(i_or[..., 1:])], axis=-1)
-    tau = salient_frac * jnp.max(both, axis=-1)  # per model and input (AND and OR together)
     return SharedAndOrResult(
         I_and=i_and, I_or=i_or, gamma_shared=g, gamma_model=gh, q=q,
         objective=p, lower_bound=lb, gap=gap, iterations=it, converged=gap <= tol,
-        shared_and=jnp.all(salient_mask(i_and, tau), axis=1), shared_or=jnp.all(salient_mask(i_or, tau), axis=1),
     )
 
 
-_shared_jit = jax.jit(_shared_impl, static_argnums=(2, 3, 4, 5, 6, 7, 8))
+_shared_jit = jax.jit(_shared_impl, static_argnums=(2, 3, 4, 5, 6, 7))
 
 
 def and_or_shared(
@@ -1630,7 +1626,6 @@ def and_or_shared(
     q_ratio: float = 0.02,
     alpha: float = 0.1,
     gamma_bound: Float[ArrayLike, "m *batch"] | None = None,
-    salient_frac: float = 0.05,
     tol: float | None = None,
     max_iter: int = 200_000,
     check_every: int = 50,
@@ -1660,7 +1655,6 @@ def and_or_shared(
         alpha: weight of the sum in ``φ`` (0: max only, 1: sum only, i.e. separate ℓ1 problems
             coupled only through the γ set).
         gamma_bound: a number, ``(m,)`` or ``(m, ...)``: bound on ``|γ̂^(i)|`` (``inf``: none).
-        salient_frac: threshold of ``Ω^(i)`` relative to the model's max ``|I|`` on the input.
         tol: relative duality gap to stop at; default 1e-5 in float64, 1e-3 in float32 (see
             :func:`and_or`).
         max_iter: iteration cap per input (rounded up to a multiple of ``check_every``);
@@ -1671,8 +1665,9 @@ def and_or_shared(
         memory_budget: bytes (or "2G") a call may hold; default :func:`jinter.memory_budget`.
 
     Returns:
-        :class:`SharedAndOrResult` with ``Ω_shared = ∩_i {S : |I^(i)(S)| ≥ salient_frac·max_S|I^(i)(S)|}``
-        (the max over AND and OR of model i, ``S ≠ ∅``) as ``shared_and`` / ``shared_or``.
+        :class:`SharedAndOrResult`; the shared salient sets
+        ``Ω_shared = ∩_i {S : |I^(i)(S)| ≥ frac·max_S|I^(i)(S)|}`` follow from it by
+        :func:`jinter.statistics.shared_salient`.
         Universal matching ``v^(i) + q^(i) = zeta(I_and^(i)) + or_zeta(I_or^(i))`` holds per model.
 
     Raises:
@@ -1723,8 +1718,7 @@ def and_or_shared(
     )
     if tol is None:
         tol = default_tol(vs.dtype)
-    args = (float(q_ratio), float(alpha), float(salient_frac), float(tol), int(max_iter), int(check_every),
-            float(rho))
+    args = (float(q_ratio), float(alpha), float(tol), int(max_iter), int(check_every), float(rho))
     flat = jnp.moveaxis(vs.reshape((m, inputs, size)), 1, 0)  # (inputs, m, N)
     gbf = jnp.moveaxis(gb.reshape((m, inputs)), 1, 0)
     workers = _host_workers(vs, inputs, 1)

@@ -15,6 +15,7 @@ from oracles import lp_optimum, lp_shared, popcount
 
 from jinter import MemoryBudgetError, decomposition
 from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern, halpern_fixed_point
+from jinter.statistics import shared_salient
 from jinter.transforms import matching_error, mobius, or_zeta, zeta
 
 
@@ -254,13 +255,14 @@ def test_shared_matches_lp_and_recovers_planted_interaction():
     ws[:, 0] = 0.3
     vs = np.asarray(zeta(ws)) + 0.01 * rng.normal(size=(m, 2**n))
     res = and_or_shared(vs, q_ratio=0.02)
-    assert res.I_and.shape == (m, 2**n) and res.shared_and.shape == (2**n,)
+    shared_and, shared_or = shared_salient(res)
+    assert res.I_and.shape == (m, 2**n) and shared_and.shape == (2**n,)
     opt = _shared_lp(vs)
     assert bool(res.converged) and float(res.gap) <= 1e-5
     assert abs(float(res.objective) / opt - 1) < 2e-5
     assert float(res.lower_bound) <= opt * (1 + 1e-9)
-    assert bool(res.shared_and[planted])
-    assert int(res.shared_and.sum()) + int(res.shared_or.sum()) <= 4  # only a few shared sets
+    assert bool(shared_and[planted])
+    assert int(shared_and.sum()) + int(shared_or.sum()) <= 4  # only a few shared sets
     _check_shared(vs, res, 0.5 * np.abs(vs[:, -1] - vs[:, 0]), 0.02)
 
 
@@ -283,7 +285,7 @@ def test_shared_batched_jit_vmap_threads_and_errors(monkeypatch):
     rng = np.random.default_rng(8)
     vs = rng.normal(size=(3, 2, 2**4))  # 3 models, 2 inputs
     res = and_or_shared(vs, q_ratio=0.02)
-    assert res.I_and.shape == vs.shape and res.objective.shape == (2,) and res.shared_or.shape == (2, 16)
+    assert res.I_and.shape == vs.shape and res.objective.shape == (2,) and shared_salient(res)[1].shape == (2, 16)
     assert res.gamma_shared.shape == (2, 16) and res.gamma_model.shape == vs.shape
     assert bool(np.all(res.converged))
     for k in range(2):
