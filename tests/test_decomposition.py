@@ -345,7 +345,8 @@ def test_shared_degenerate_bounds_and_zero_optimum():
     # a dead input (all outputs equal) with a dataset-level bound; a batch mixing it with a live one
     dead = np.stack([np.zeros((2, 8)), rng.normal(size=(2, 8))], axis=1)  # (2 models, 2 inputs, 8)
     res = and_or_shared(dead, gamma_bound=[10.0, 10.0])
-    assert all(np.all(np.isfinite(np.asarray(x))) for x in res if np.asarray(x).dtype.kind == "f")
+    finite = [x for k, x in res._asdict().items() if np.asarray(x).dtype.kind == "f" and k != "canonical_distance"]
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in finite)  # canonical_distance: inf, not canonical
     assert bool(np.all(res.converged)) and float(res.objective[0]) == 0.0
     # zero optimum (q absorbs everything): certified at once, not after max_iter iterations
     res = and_or_shared(np.array([[0.0, 1.0]] * 4), q_ratio=0.5, alpha=0.0)
@@ -494,6 +495,76 @@ def test_canonical_constant_and_tiny_games():
         res = and_or(v, canonical=True)
         assert int(res.status) == decomposition.STATUS_CANONICAL, res.messages()
         assert np.all(np.isfinite(np.asarray(res.I_and))) and np.all(np.isfinite(np.asarray(res.gamma)))
+
+
+def _shared_salient(i_and, i_or, frac=0.05):
+    """Ω_shared of [C24] from per-model interactions (m, 2**n), and the per-model thresholds."""
+    tau = frac * np.maximum(np.abs(i_and[:, 1:]).max(1), np.abs(i_or[:, 1:]).max(1))
+    sal = lambda x: np.all(np.abs(x[:, 1:]) >= tau[:, None], axis=0)  # noqa: E731
+    return sal(i_and), sal(i_or), tau
+
+
+@pytest.mark.parametrize("n, m, q_ratio", [(6, 3, 0.0), (6, 2, 0.02), (5, 3, 0.02)])
+def test_shared_canonical_optimum_is_the_least_norm_qp(n, m, q_ratio):
+    """and_or_shared(canonical=True) returns the least ‖γ̄‖² + Σ_i ‖γ̂^(i)‖² + ‖q^(i)‖² optimum
+    (γ̄(∅) = 0): every interaction within 1e-4·max|I| of a least-norm QP over the shared LP's
+    optimal set (HiGHS, then Clarabel), the same shared salient sets, γ̄ and the (shifted) γ̂ of
+    the QP; the default (arbitrary) optimum differs."""
+    pytest.importorskip("cvxpy")
+    from oracles import least_norm_shared
+
+    rng = np.random.default_rng(300 + 10 * n + m)
+    vs = rng.normal(size=2**n) + 0.5 * rng.normal(size=(m, 2**n))
+    res = and_or_shared(vs, q_ratio=q_ratio, canonical=True)
+    assert int(res.status) == decomposition.STATUS_CANONICAL, res.messages()
+    assert bool(res.canonical) and bool(res.converged) and float(res.canonical_eps) > 0
+    plain = and_or_shared(vs, q_ratio=q_ratio)
+    assert int(plain.status) == decomposition.STATUS_ANY_OPTIMUM and not bool(plain.canonical)
+    ref = least_norm_shared(vs, q_ratio)
+    scale = max(np.abs(ref["I_and"][:, 1:]).max(), np.abs(ref["I_or"]).max())
+    tol = dict(atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(np.asarray(res.I_and)[:, 1:], ref["I_and"][:, 1:], **tol)
+    np.testing.assert_allclose(np.asarray(res.I_or), ref["I_or"], **tol)
+    np.testing.assert_allclose(np.asarray(res.q), ref["q"], **tol)
+    np.testing.assert_allclose(np.asarray(res.gamma_shared), ref["gamma_shared"], **tol)
+    # the reported γ̂ is the canonical one shifted to γ̂(∅) = 0 (the convention of every result)
+    np.testing.assert_allclose(np.asarray(res.gamma_model), ref["gamma_model"] - ref["gamma_model"][:, :1], **tol)
+    np.testing.assert_allclose(float(res.objective), ref["objective"], rtol=1e-8)
+    # equal shared salient sets (a set within the tolerance of some model's τ may fall either side)
+    want_and, want_or, tau = _shared_salient(ref["I_and"], ref["I_or"])
+    got_and, got_or = shared_salient(res)
+    for got, want, part in ((got_and, want_and, ref["I_and"]), (got_or, want_or, ref["I_or"])):
+        near = np.any(np.abs(np.abs(part[:, 1:]) - tau[:, None]) <= 2e-4 * scale, axis=0)
+        np.testing.assert_array_equal(np.asarray(got)[1:][~near], want[~near])
+    # the certified distance bound holds (on the parts of x the report leaves unshifted)
+    dist = np.sqrt(np.sum((np.asarray(res.q) - ref["q"]) ** 2) + np.sum((np.asarray(res.gamma_shared) - ref["gamma_shared"]) ** 2))
+    assert dist <= float(res.canonical_distance) + 1e-6 * scale
+    _check_shared(vs, res, 0.5 * np.abs(vs[:, -1] - vs[:, 0]), q_ratio)
+    far = max(np.abs(np.asarray(plain.I_and) - ref["I_and"])[:, 1:].max(), np.abs(np.asarray(plain.I_or) - ref["I_or"]).max())
+    assert far > 1e-3 * scale  # the test would catch an arbitrary optimum
+
+
+def test_shared_canonical_status_says_when_it_is_not_verified():
+    """An unverified or an uncertified canonical solve says so in ``status``, never silently
+    (same shapes and options as a case above: no new compilation but for ``max_iter``)."""
+    rng = np.random.default_rng(300 + 10 * 6 + 2)
+    vs = rng.normal(size=2**6) + 0.5 * rng.normal(size=(2, 2**6))
+    short = and_or_shared(vs, q_ratio=0.02, canonical=True, canonical_max_iter=50)  # no ε verified in 50
+    assert int(short.status) == decomposition.STATUS_NOT_CANONICAL and bool(short.converged)
+    assert not bool(short.canonical) and float(short.canonical_eps) == 0 and np.isinf(float(short.canonical_distance))
+    assert "NOT verified canonical" in short.messages()[0] and "canonical_max_iter" in short.messages()[0]
+    plain = and_or_shared(vs, q_ratio=0.02)
+    assert plain.messages() == [decomposition.STATUS_MESSAGES[decomposition.STATUS_ANY_OPTIMUM]]
+    np.testing.assert_allclose(float(short.objective), float(plain.objective), rtol=1e-5)  # the LP optimum
+    _check_shared(vs, short, 0.5 * np.abs(vs[:, -1] - vs[:, 0]), 0.02)
+    tiny = np.random.default_rng(4).normal(size=(2, 3, 4))  # 2 models, 3 inputs, n = 2
+    bad = and_or_shared(tiny, canonical=True, max_iter=1, check_every=1)  # inputs 0 and 1 not certified
+    uncertified = np.asarray(bad.status) == decomposition.STATUS_UNCERTIFIED
+    assert np.array_equal(uncertified, ~np.asarray(bad.converged)) and uncertified[:2].all(), bad.messages()
+    assert not np.any(np.asarray(bad.canonical)[uncertified]) and bad.status.shape == bad.canonical_distance.shape == (3,)
+    assert all("NOT certified" in msg for msg in np.asarray(bad.messages())[uncertified])
+    with pytest.raises(ValueError, match="check_every"):
+        and_or_shared(vs, canonical=True, canonical_max_iter=-1)
 
 
 @pytest.mark.parametrize("q_ratio", [0.5, 2.0, 5.0])
