@@ -306,6 +306,10 @@ STATUS_MESSAGES = {
 }
 
 
+def _status_messages(status: ArrayLike) -> list[str]:
+    return [STATUS_MESSAGES[int(c)] for c in np.ravel(np.asarray(status))]
+
+
 class AndOrResult(NamedTuple):
     """Result of :func:`and_or`; every field has the leading batch axes of ``v``.
 
@@ -347,7 +351,7 @@ class AndOrResult(NamedTuple):
 
     def messages(self) -> list[str]:
         """The status of every game in words (flattened over the batch axes)."""
-        return [STATUS_MESSAGES[int(c)] for c in np.ravel(np.asarray(self.status))]
+        return _status_messages(self.status)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1477,7 +1481,7 @@ class SharedAndOrResult(NamedTuple):
 
     def messages(self) -> list[str]:
         """The status of every input in words (flattened over the batch axes)."""
-        return [STATUS_MESSAGES[int(c)] for c in np.ravel(np.asarray(self.status))]
+        return _status_messages(self.status)
 
 
 

@@ -178,16 +178,7 @@ def least_norm_optimum(v: np.ndarray, q_ratio: float, slack: float = 1e-9) -> di
     w = 0.5 * (v + q)
     cost = cp.sum(cp.abs((m_and @ (w + g))[1:])) + cp.sum(cp.abs((m_or @ (w - g))[1:]))
     cons = [g[0] == 0, cp.abs(q) <= rq] if q_ratio > 0 else [g[0] == 0, q == 0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cvxpy's bound propagation on 0·inf
-        lp = cp.Problem(cp.Minimize(cost), cons)
-        lp.solve(solver=cp.HIGHS)
-        assert lp.status == cp.OPTIMAL, lp.status
-        fstar = float(lp.value)
-        qp = cp.Problem(cp.Minimize(cp.sum_squares(g) + cp.sum_squares(q)),
-                        cons + [cost <= fstar + slack * max(1.0, fstar)])
-        qp.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
-        assert qp.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), qp.status
+    fstar = _lp_then_least_norm(cost, cons, cp.sum_squares(g) + cp.sum_squares(q), slack)
     gv, qv = np.asarray(g.value), np.asarray(q.value)
     i_and = m_and @ (0.5 * (v + qv) + gv)
     i_or = m_or @ (0.5 * (v + qv) - gv)
@@ -232,14 +223,28 @@ def least_norm_shared(vs: np.ndarray, q_ratio: float, alpha: float = 0.1, gb: np
     cost = sum((1 - alpha) * cp.sum(cp.max(cp.abs(x), axis=0)) + alpha * cp.sum(cp.abs(x)) for x in (ia, io))
     cons = [gbar[0] == 0] + [cp.abs(ghat[i]) <= gb[i] for i in range(m)]
     cons += [cp.abs(q[i]) <= rq[i] for i in range(m)] if q_ratio > 0 else [q == 0]
+    fstar = _lp_then_least_norm(cost, cons, cp.sum_squares(gbar) + cp.sum_squares(ghat) + cp.sum_squares(q), slack)
+    gv, hv, qv = np.asarray(gbar.value), np.asarray(ghat.value), np.asarray(q.value)
+    w = vs + qv
+    i_and = np.stack([dense(mobius, size) @ (0.5 * w[i] + gv + hv[i]) for i in range(m)])
+    i_or = np.stack([dense(or_mobius, size) @ (0.5 * w[i] - gv - hv[i]) for i in range(m)])
+    i_and[:, 0], i_or[:, 0] = w[:, 0], 0.0
+    return {"objective": fstar, "gamma_shared": gv, "gamma_model": hv, "q": qv, "I_and": i_and, "I_or": i_or}
+
+
+def _lp_then_least_norm(cost, cons, norm, slack: float) -> float:
+    """Solve ``min cost`` (HiGHS), then ``min norm`` over ``cost ≤ F* + slack·max(1, F*)``
+    (Clarabel, retried at looser accuracies if it stalls); the variables hold the QP's point.
+    Returns ``F*``."""
+    import cvxpy as cp
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cvxpy's bound propagation on 0·inf
         lp = cp.Problem(cp.Minimize(cost), cons)
         lp.solve(solver=cp.HIGHS)
         assert lp.status == cp.OPTIMAL, lp.status
         fstar = float(lp.value)
-        qp = cp.Problem(cp.Minimize(cp.sum_squares(gbar) + cp.sum_squares(ghat) + cp.sum_squares(q)),
-                        cons + [cost <= fstar + slack * max(1.0, fstar)])
+        qp = cp.Problem(cp.Minimize(norm), cons + [cost <= fstar + slack * max(1.0, fstar)])
         for acc in (1e-10, 1e-9, 1e-8):  # Clarabel can stall at the tightest tolerances
             try:
                 qp.solve(solver=cp.CLARABEL, tol_gap_abs=acc, tol_gap_rel=acc, tol_feas=acc)
@@ -248,9 +253,4 @@ def least_norm_shared(vs: np.ndarray, q_ratio: float, alpha: float = 0.1, gb: np
             if qp.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
                 break
         assert qp.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), qp.status
-    gv, hv, qv = np.asarray(gbar.value), np.asarray(ghat.value), np.asarray(q.value)
-    w = vs + qv
-    i_and = np.stack([dense(mobius, size) @ (0.5 * w[i] + gv + hv[i]) for i in range(m)])
-    i_or = np.stack([dense(or_mobius, size) @ (0.5 * w[i] - gv - hv[i]) for i in range(m)])
-    i_and[:, 0], i_or[:, 0] = w[:, 0], 0.0
-    return {"objective": fstar, "gamma_shared": gv, "gamma_model": hv, "q": qv, "I_and": i_and, "I_or": i_or}
+    return fstar
