@@ -232,6 +232,14 @@ def least_norm_shared(vs: np.ndarray, q_ratio: float, alpha: float = 0.1, gb: np
     return {"objective": fstar, "gamma_shared": gv, "gamma_model": hv, "q": qv, "I_and": i_and, "I_or": i_or}
 
 
+
+def shared_salient_sets(i_and: np.ndarray, i_or: np.ndarray, frac: float = 0.05):
+    """Ω_shared of [C24] from per-model interactions ``(m, *batch, 2**n)``: ``(and, or)`` masks over
+    the non-empty sets ``(*batch, 2**n − 1)`` and the per-model thresholds ``τ (m, *batch)``."""
+    tau = frac * np.maximum(np.abs(i_and[..., 1:]).max(-1), np.abs(i_or[..., 1:]).max(-1))
+    sal = lambda x: np.all(np.abs(x[..., 1:]) >= tau[..., None], axis=0)  # noqa: E731
+    return sal(i_and), sal(i_or), tau
+
 def _lp_then_least_norm(cost, cons, norm, slack: float) -> float:
     """Solve ``min cost`` (HiGHS), then ``min norm`` over ``cost ≤ F* + slack·max(1, F*)``
     (Clarabel, retried at looser accuracies if it stalls); the variables hold the QP's point.

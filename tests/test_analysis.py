@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import popcount
+from oracles import popcount, shared_salient_sets
 
 from jinter import mobius, or_mobius, or_zeta, zeta
 from jinter.analysis import (
@@ -523,15 +523,9 @@ def test_shared_salient_against_brute_force():
     rng = np.random.default_rng(4)
     i_and, i_or = rng.normal(size=(2, 3, 5, 16)) ** 3  # (m, batch, 2**n), heavy-tailed
     frac = 0.1
-    want_and = np.ones((5, 16), bool)
-    want_or = np.ones((5, 16), bool)
-    for i in range(3):
-        for b in range(5):
-            top = max(np.abs(i_and[i, b, 1:]).max(), np.abs(i_or[i, b, 1:]).max())
-            for s in range(1, 16):
-                want_and[b, s] &= abs(i_and[i, b, s]) >= frac * top
-                want_or[b, s] &= abs(i_or[i, b, s]) >= frac * top
-    want_and[:, 0] = want_or[:, 0] = False
+    sal_and, sal_or, _ = shared_salient_sets(i_and, i_or, frac)
+    pad = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,), bool), x], axis=-1)  # noqa: E731  (∅ never)
+    want_and, want_or = pad(sal_and), pad(sal_or)
     got_and, got_or = shared_salient((i_and, i_or), frac=frac)
     np.testing.assert_array_equal(got_and, want_and)
     np.testing.assert_array_equal(got_or, want_or)

@@ -11,7 +11,7 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import lp_optimum, lp_shared, popcount
+from oracles import lp_optimum, lp_shared, popcount, shared_salient_sets
 
 from jinter import MemoryBudgetError, decomposition
 from jinter.decomposition import FixedPointIteration, and_or, and_or_shared, halpern, halpern_fixed_point
@@ -497,13 +497,6 @@ def test_canonical_constant_and_tiny_games():
         assert np.all(np.isfinite(np.asarray(res.I_and))) and np.all(np.isfinite(np.asarray(res.gamma)))
 
 
-def _shared_salient(i_and, i_or, frac=0.05):
-    """Ω_shared of [C24] from per-model interactions (m, 2**n), and the per-model thresholds."""
-    tau = frac * np.maximum(np.abs(i_and[:, 1:]).max(1), np.abs(i_or[:, 1:]).max(1))
-    sal = lambda x: np.all(np.abs(x[:, 1:]) >= tau[:, None], axis=0)  # noqa: E731
-    return sal(i_and), sal(i_or), tau
-
-
 @pytest.mark.parametrize("n, m, q_ratio", [(6, 3, 0.0), (6, 2, 0.02), (5, 3, 0.02)])
 def test_shared_canonical_optimum_is_the_least_norm_qp(n, m, q_ratio):
     """and_or_shared(canonical=True) returns the least ‖γ̄‖² + Σ_i ‖γ̂^(i)‖² + ‖q^(i)‖² optimum
@@ -531,7 +524,7 @@ def test_shared_canonical_optimum_is_the_least_norm_qp(n, m, q_ratio):
     np.testing.assert_allclose(np.asarray(res.gamma_model), ref["gamma_model"] - ref["gamma_model"][:, :1], **tol)
     np.testing.assert_allclose(float(res.objective), ref["objective"], rtol=1e-8)
     # equal shared salient sets (a set within the tolerance of some model's τ may fall either side)
-    want_and, want_or, tau = _shared_salient(ref["I_and"], ref["I_or"])
+    want_and, want_or, tau = shared_salient_sets(ref["I_and"], ref["I_or"])
     got_and, got_or = shared_salient(res)
     for got, want, part in ((got_and, want_and, ref["I_and"]), (got_or, want_or, ref["I_or"])):
         near = np.any(np.abs(np.abs(part[:, 1:]) - tau[:, None]) <= 2e-4 * scale, axis=0)
