@@ -32,9 +32,11 @@ duality gap is ≤ ``tol``.
   n = 10, vs 3·10³ / 2·10⁴ unpreconditioned), so preconditioned conjugate gradients (two
   butterflies a step), warm-started from the previous ``λ`` and stopped at a residual ≤ 0.2×
   the last fixed-point residual (inexact DR with errors that shrink with the residual), gives
-  the projection. On games of a trained MLP at n = 10 this converges to ``tol = 1e-5`` in
-  300–1500 iterations (≈ 0.1 s per game on a CPU); random Gaussian games are harder
-  (3–10k iterations, ≈ 1–2 s). (The semi-proximal ADMM used before stalled or diverged.)
+  the projection (≈ 10 CG steps per iteration; warm-starting CG at the extrapolation
+  ``2λ_k − λ_{k−1}`` saved 10% but left one random n = 6 game uncertified, so it is not used).
+  On games of a trained MLP at n = 10 this converges to ``tol = 1e-5`` in 300–1500 iterations
+  (≈ 0.1 s per game on a CPU); random Gaussian and planted-plus-noise games are harder
+  (3–10k iterations, 0.2–0.8 s at ≈ 80 µs an iteration; n = 12: 6–20k at ≈ 320 µs). (The semi-proximal ADMM used before stalled or diverged.)
 
 Active-set polish (``q_ratio > 0``, internal, off by default: ``_POLISH_EVERY = 0``): from an
 iterate, guess the support of the interactions and the rows where the ``q`` box binds, and
@@ -746,7 +748,8 @@ def _polish_candidate(vs: Array, rq: Array, sp: _Splitting, objective: Callable,
 
 
 def _certified_loop(
-    opt, z0, certificate, floor, tol, max_iter, check_every, polish=None, polish_every=0, adapt=None
+    opt, z0, certificate, floor, tol, max_iter, check_every, polish=None, polish_every=0, adapt=None, give_up=None,
+    with_state=False,
 ):
     """Run the fixed-point iteration ``opt`` (:class:`FixedPointIteration`) from ``z0`` in a ``lax.while_loop``.
 
@@ -755,7 +758,9 @@ def _certified_loop(
     gets worse, whatever the iteration does between checks) and stops when their relative gap
     is ≤ ``tol`` or at ``max_iter``. ``adapt = (ref_init, adapt)`` (:func:`_penalty_update`):
     after each check, ``adapt(z, state, ref) -> (z, state, ref)`` may change the operator.
-    Returns ``(objective, bound, primal, iterations, z)``.
+    ``give_up(objective, bound, primal) -> bool`` (optional) also stops the loop, e.g. once the
+    answer the caller needs is known before the gap is closed.
+    Returns ``(objective, bound, primal, iterations, z)`` (and the final state, ``with_state``).
     """
 
     def body(carry):
@@ -782,17 +787,18 @@ def _certified_loop(
         return z, st, it + check_every, best, (wait, every), ref
 
     def cond(carry):
-        _, _, it, (p, lb, _), _, _ = carry
-        return (it < max_iter) & (_gap(p, lb, floor) > tol)
+        _, _, it, (p, lb, x), _, _ = carry
+        go = (it < max_iter) & (_gap(p, lb, floor) > tol)
+        return go if give_up is None else go & ~give_up(p, lb, x)
 
     st0 = opt.init(z0)
     p0, lb0, *x0 = certificate(z0, st0)
     sched = (jnp.asarray(polish_every, jnp.int32),) * 2
     ref0 = adapt[0](z0, st0) if adapt is not None else ()
-    z, _, it, (p, lb, x), _, _ = jax.lax.while_loop(
+    z, st, it, (p, lb, x), _, _ = jax.lax.while_loop(
         cond, body, (z0, st0, jnp.zeros((), jnp.int32), (p0, lb0, x0), sched, ref0)
     )
-    return p, lb, tuple(x), it, z
+    return (p, lb, tuple(x), it, z, st) if with_state else (p, lb, tuple(x), it, z)
 
 
 def _better_candidate(cand, other, when):
@@ -908,7 +914,9 @@ def _polish_active_set(vs: Array, rq: Array, cols, col_val, rows, row_sign, k, m
 _EPS0 = 1.0  # first Tikhonov weight on the problem scaled to max|c| = 1
 _EPS_FACTOR = 0.25  # continuation: ε ← ε/4 while the regularized minimizer is not LP-optimal
 _EPS_STAGES = 8  # ε from 1 down to 4⁻⁷ ≈ 6e-5
-_EPS_RHO = 3.0  # Douglas–Rachford penalty ρ = max(1, 3·√ε) (measured on random n = 5, 6 games)
+_EPS_RHO = 20.0  # Douglas–Rachford penalty starts at ρ = max(1, 20·√ε), then adapts (see _tikhonov_stage)
+_COARSE_DIV = 8  # one coarse stage may use at most canonical_max_iter // 8 iterations
+_ADAPT_TIK = True  # the Tikhonov stages adapt their penalty too (n = 8, 3 games: 1.19M → 259k iterations)
 _STAGE_ACC = 1e-5  # stage accuracy: relative gap of G_ε ≤ max(_STAGE_ACC·tol, 10·eps)
 
 
@@ -974,26 +982,38 @@ class _TikhonovGame(NamedTuple):
         return jnp.sum(jnp.where(self.free, 0.0, jnp.abs(a))) + jnp.sum(jnp.where(self.free, 0.0, jnp.abs(o)))
 
 
-def _tikhonov_stage(d: _TikhonovGame, z: tuple, eps: Array, budget: Array, gtol: Array, check_every: int):
+def _tikhonov_stage(
+    d: _TikhonovGame, z: tuple, eps: Array, budget: Array, gtol: Array, check_every: int, above: Array | None = None
+):
     """One stage of the continuation: ``min F + ε/2(‖γ‖² + ‖q‖²)`` by Douglas–Rachford in
     ``(s, t, a, o)`` from ``z``, stopped at the relative gap ``gtol`` of the explicit dual
-    ``D_ε`` or after ``budget`` iterations; returns :func:`_certified_loop`'s tuple."""
-    free, rq, ca, co = d.free, d.rq, d.ca, d.co
-    rho = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps))
-    thr = 1.0 / rho
+    ``D_ε`` or after ``budget`` iterations; returns :func:`_certified_loop`'s tuple. The penalty
+    starts at ``max(1, _EPS_RHO·√ε)`` and adapts as in the LP solve (:func:`_penalty_update`).
 
-    def prox(r):
+    ``above``: also stop once ``F(x_ε) > above`` is proven. With ``N(x) = ‖γ‖² + ‖q‖²``,
+    ``G_ε`` is ε-strongly convex in ``√N``, so ``√N(x − x_ε) ≤ δ = √(2(G_ε(x) − D_ε)/ε)`` and
+    ``F(x_ε) = G_ε(x_ε) − ε/2·N(x_ε) ≥ D_ε − ε/2·(√N(x) + δ)²``."""
+    free, rq, ca, co = d.free, d.rq, d.ca, d.co
+
+    def prox(r, rho):
         rs, rt, ra, ro = r
         # argmin ε/2(γ² + q²) + ρ/2((s − r_s)² + (t − r_t)²): with γ = (s+t)/2, q = s − t the
         # quadratic is 2(γ − γ_r)² + ½(q − q_r)², separable; γ(∅) = 0, |q| ≤ ρ_q
         g = jnp.where(free, 0.0, 0.5 * (rs + rt) / (1.0 + eps / (2.0 * rho)))
         q = jnp.clip((rs - rt) / (1.0 + 2.0 * eps / rho), -rq, rq)
+        thr = 1.0 / rho
         return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
 
-    parts, fixed_point = _douglas_rachford(d.project, prox)
+    def split(z, aux):
+        x = d.project(z)
+        r = tuple(2 * a - b for a, b in zip(x, z))
+        return x, r, prox(r, aux[0]), aux
 
-    def certificate(z, _st):
-        _, r, pr = parts(z)
+    sp = _Splitting(split, after=lambda aux, res: aux, primal=None, start=None, inner0=())
+
+    def certificate(z, st):
+        _, r, pr, _ = split(z, st.aux)
+        rho = st.aux[0]
         s, t = pr[0], pr[1]  # feasible: γ(∅) = 0, q in its box
         g, q = 0.5 * (s + t), s - t
         big = d.cost(s, t) + 0.5 * eps * (jnp.sum(g * g) + jnp.sum(q * q))
@@ -1006,8 +1026,23 @@ def _tikhonov_stage(d: _TikhonovGame, z: tuple, eps: Array, budget: Array, gtol:
         dual = jnp.sum(ya * ca) + jnp.sum(yo * co) - jnp.sum(gg * gg) / (2 * eps) + jnp.sum(hq)
         return big, jnp.clip(dual, 0.0, big), s, t
 
-    opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
-    return _certified_loop(opt, z, certificate, d.floor, gtol, budget, check_every)
+    def give_up(big, dual, x):
+        s, t = x
+        norm = jnp.sqrt(jnp.sum((0.5 * (s + t)) ** 2) + jnp.sum((s - t) ** 2))
+        delta = jnp.sqrt(2.0 * jnp.maximum(big - dual, 0.0) / eps)
+        return dual - 0.5 * eps * (norm + delta) ** 2 > above
+
+    # z comes and goes at penalty 1 (z = x + y with x = P_V z): each stage rescales it to its own
+    # penalty, so the dual carried from the last stage survives the change of ρ
+    rho0 = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps)).astype(eps.dtype)
+    x0 = d.project(z)
+    z = tuple(a + (b - a) / rho0 for a, b in zip(x0, z))
+    opt = _dr_iteration(sp, rho0)
+    adapt = _penalty_update(sp, opt) if _ADAPT_TIK else None
+    p, lb, x, it, z, st = _certified_loop(opt, z, certificate, d.floor, gtol, budget, check_every, adapt=adapt,
+                                          give_up=None if above is None else give_up, with_state=True)
+    xe = d.project(z)
+    return p, lb, x, it, tuple(a + st.aux[0] * (b - a) for a, b in zip(xe, z))
 
 
 def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
@@ -1039,8 +1074,8 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
     lb_s = lb / scale
     cost = d.cost
 
-    def stage(z, eps, budget, gtol):
-        return _tikhonov_stage(d, z, eps, budget, gtol, check_every)
+    def stage(z, eps, budget, gtol, above=None):
+        return _tikhonov_stage(d, z, eps, budget, gtol, check_every, above)
 
     s0, t0 = (gamma0 + 0.5 * q0) / scale, (gamma0 - 0.5 * q0) / scale
     z0 = (s0, t0, M(s0) + ca, L(t0) + co)
@@ -1052,8 +1087,10 @@ def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
 def _tikhonov_continuation(stage, cost, z0, x0, lb, floor, tol, max_iter, check_every, accuracy=_STAGE_ACC):
     """The ε loop of :func:`_canonical_phase` and :func:`_shared_canonical_phase` (scaled units).
 
-    ``stage(z, eps, budget, gtol) -> (G_ε, D_ε, x, iterations, z)`` solves the regularized
-    problem from ``z`` to a relative gap ``gtol`` (a :func:`_certified_loop`); ``cost(*x)`` is
+    ``stage(z, eps, budget, gtol, above=None) -> (G_ε, D_ε, x, iterations, z)`` solves the
+    regularized problem from ``z`` to a relative gap ``gtol`` (a :func:`_certified_loop`), and
+    may stop early once ``F(x_ε) > above`` is proven (the coarse solve passes the level above
+    which ``ε`` is rejected anyway); ``cost(*x)`` is
     the unregularized objective ``F``; ``x0`` the optimum found before (warm start ``z0``) and
     ``lb`` its certified bound. ε = 1, 1/4, … 4⁻⁷: a coarse solve first (an ε too large shows as
     ``F(x_ε)`` clearly above the optimum), then a fine one (relative gap of ``G_ε`` ≤
@@ -1069,7 +1106,10 @@ def _tikhonov_continuation(stage, cost, z0, x0, lb, floor, tol, max_iter, check_
     def body(c):
         z, eps, k, it, _acc, _x, _d = c
         # a coarse solve first: an ε too large shows as F(x_ε) clearly above the optimum
-        big, dual, x, used, z = stage(z, eps, jnp.maximum(max_iter - it, check_every), coarse)
+        level = p_s + floor + 10 * coarse * p_s  # F(x_ε) above this: ε too large
+        # a coarse solve that stalls must not eat the budget of the smaller ε still to come
+        cap = jnp.maximum(jnp.minimum(max_iter - it, max_iter // _COARSE_DIV), check_every).astype(it.dtype)
+        big, dual, x, used, z = stage(z, eps, cap, coarse, level)
         it = it + used
         promising = cost(*x) <= p_s + floor + 10 * coarse * big
         big, dual, x, used, z = jax.lax.cond(
@@ -1185,9 +1225,10 @@ def and_or(
             interactions do not depend on the algorithm or its start. ``False`` (default, for
             now) returns whichever optimum the iteration reaches (deterministic, but not
             characterized). Measured: random games at n = 6, every interaction within
-            7e-8·max|I| of a least-norm QP (the default optimum: 0.24–0.30), 0.1–0.3 s per
-            game; at n = 8, 68k–187k iterations (≈ 1.5 s per game on a CPU core), which is why
-            it is not the default yet.
+            7e-8·max|I| of a least-norm QP (the default optimum: 0.24–0.30), 2k–13k
+            iterations; at n = 8, 18k–125k iterations (≈ 1–2 s per game on a CPU core; 16 of 16
+            games verified within 10⁶); at n = 10, 142k–417k (5–37 s), which is why it is not the
+            default yet.
         canonical_max_iter: iteration budget of the canonical phase (all Tikhonov stages
             together); a game that runs out keeps the LP optimum and says so in ``status``.
         warm_start: an earlier :class:`AndOrResult` for the same ``v`` (or a pair ``(gamma, q)``
@@ -1682,6 +1723,7 @@ def _box_quadratic_min(g: Array, b: Array, eps: Array) -> Array:
 # 20% fewer iterations at equal accuracy but ended farther from x* (the gap bounds the distance
 # only loosely).
 _SHARED_STAGE_ACC = 1e-6
+_SHARED_EPS_RHO = 3.0  # fixed penalty ρ = max(1, 3√ε) of the shared stages (the single game's adapts from 20√ε)
 
 
 def _shared_canonical_phase(vs, gb, gamma0, q0, lb, q_ratio, alpha, tol, max_iter, check_every):
@@ -1716,8 +1758,8 @@ def _shared_canonical_phase(vs, gb, gamma0, q0, lb, q_ratio, alpha, tol, max_ite
         g = gbar + ghat
         return jnp.sum(jnp.where(free, 0.0, _phi(M(g + 0.5 * q) + ca, alpha) + _phi(L(g - 0.5 * q) + co, alpha)))
 
-    def stage(z, eps, budget, gtol):
-        rho = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps))
+    def stage(z, eps, budget, gtol, above=None):  # noqa: ARG001 - runs to gtol (no early stop)
+        rho = jnp.maximum(1.0, _SHARED_EPS_RHO * jnp.sqrt(eps))
         thr = 1.0 / rho
 
         def split(r):  # (γ̄, γ̂, q) of the prox at r: Σ_i ρ/2‖·‖² in (s, t) is ρΣ(γ − γ_r)² + ρ/4 Σ(q − q_r)²
