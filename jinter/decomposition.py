@@ -36,7 +36,8 @@ duality gap is ≤ ``tol``.
   ``2λ_k − λ_{k−1}`` saved 10% but left one random n = 6 game uncertified, so it is not used).
   On games of a trained MLP at n = 10 this converges to ``tol = 1e-5`` in 300–1500 iterations
   (≈ 0.1 s per game on a CPU); random Gaussian and planted-plus-noise games are harder
-  (3–10k iterations, 0.2–0.8 s at ≈ 80 µs an iteration; n = 12: 6–20k at ≈ 320 µs). (The semi-proximal ADMM used before stalled or diverged.)
+  (3–10k iterations, 0.2–0.8 s at ≈ 80 µs an iteration; n = 12: 6–20k at ≈ 320 µs). (The
+  semi-proximal ADMM used before stalled or diverged.)
 
 Active-set polish (``q_ratio > 0``, internal, off by default: ``_POLISH_EVERY = 0``): from an
 iterate, guess the support of the interactions and the rows where the ``q`` box binds, and
@@ -665,6 +666,12 @@ _RHO_SMOOTH = 1.0  # log ρ ← (1 − θ) log ρ + θ log ω at each restart (�
 _RHO_MIN_CHANGE = 1.5  # a new ρ within this factor of the old keeps the old (no re-anchoring)
 
 
+def _at_penalty(x: tuple, z: tuple, ratio: Array) -> tuple:
+    """``x + ratio·(z − x)``: with ``x = P_V z`` and dual ``y = ρ(z − x)``, the point with the same
+    ``x`` and ``y`` under the penalty ``ρ/ratio`` (``P_V`` of it is ``x`` again: ``z − x ⊥ V``)."""
+    return tuple(a + ratio * (b - a) for a, b in zip(x, z))
+
+
 def _penalty_update(sp: _Splitting, opt: FixedPointIteration) -> tuple[Callable, Callable]:
     r"""Adaptive Douglas–Rachford penalty, the primal weight of restarted PDLP.
 
@@ -697,7 +704,7 @@ def _penalty_update(sp: _Splitting, opt: FixedPointIteration) -> tuple[Callable,
         new = jnp.clip(new, *_RHO_RANGE).astype(rho.dtype)
         change = ok & (jnp.abs(jnp.log(new / rho)) > math.log(_RHO_MIN_CHANGE))
         new = jnp.where(change, new, rho)
-        z2 = tuple(a + (rho / new) * (b - a) for a, b in zip(x, z))
+        z2 = _at_penalty(x, z, rho / new)
         st2 = opt.init(z2)._replace(aux=(new, st.aux[1]))
         z, st = jax.tree_util.tree_map(lambda a, b: jnp.where(change, a, b), (z2, st2), (z, st))
         res0 = jnp.where(change, jnp.inf, res0)  # the re-anchored state has not restarted yet
@@ -916,7 +923,6 @@ _EPS_FACTOR = 0.25  # continuation: ε ← ε/4 while the regularized minimizer 
 _EPS_STAGES = 8  # ε from 1 down to 4⁻⁷ ≈ 6e-5
 _EPS_RHO = 20.0  # Douglas–Rachford penalty starts at ρ = max(1, 20·√ε), then adapts (see _tikhonov_stage)
 _COARSE_DIV = 8  # one coarse stage may use at most canonical_max_iter // 8 iterations
-_ADAPT_TIK = True  # the Tikhonov stages adapt their penalty too (n = 8, 3 games: 1.19M → 259k iterations)
 _STAGE_ACC = 1e-5  # stage accuracy: relative gap of G_ε ≤ max(_STAGE_ACC·tol, 10·eps)
 
 
@@ -1035,14 +1041,12 @@ def _tikhonov_stage(
     # z comes and goes at penalty 1 (z = x + y with x = P_V z): each stage rescales it to its own
     # penalty, so the dual carried from the last stage survives the change of ρ
     rho0 = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps)).astype(eps.dtype)
-    x0 = d.project(z)
-    z = tuple(a + (b - a) / rho0 for a, b in zip(x0, z))
     opt = _dr_iteration(sp, rho0)
-    adapt = _penalty_update(sp, opt) if _ADAPT_TIK else None
-    p, lb, x, it, z, st = _certified_loop(opt, z, certificate, d.floor, gtol, budget, check_every, adapt=adapt,
-                                          give_up=None if above is None else give_up, with_state=True)
-    xe = d.project(z)
-    return p, lb, x, it, tuple(a + st.aux[0] * (b - a) for a, b in zip(xe, z))
+    p, lb, x, it, z, st = _certified_loop(
+        opt, _at_penalty(d.project(z), z, 1.0 / rho0), certificate, d.floor, gtol, budget, check_every,
+        adapt=_penalty_update(sp, opt), give_up=None if above is None else give_up, with_state=True,
+    )
+    return p, lb, x, it, _at_penalty(d.project(z), z, st.aux[0])
 
 
 def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
