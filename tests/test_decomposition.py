@@ -490,6 +490,74 @@ def test_canonical_optimum_does_not_depend_on_the_start(q_ratio):
     assert int(warm.iterations) <= int(and_or(v, q_ratio=q_ratio).iterations)
 
 
+def _tikhonov_game(v, q_ratio):
+    """The scaled data of one game's canonical phase, and the point of its graph at s = t = 0."""
+    ca, co, scale, free = decomposition._split_data(jnp.asarray(v))
+    scale = scale[0]
+    rq = q_ratio * abs(v[-1] - v[0]) / scale
+    d = decomposition._TikhonovGame(
+        ca, co, free, rq, decomposition._rounding_floor(jnp.asarray(v)) / scale, decomposition._graph_projection(ca, co)
+    )
+    return d, (jnp.zeros_like(ca), jnp.zeros_like(ca), ca, co)
+
+
+def _stage(d, z, eps, gtol, above=None, budget=200_000):
+    eps = jnp.asarray(eps)
+    return decomposition._tikhonov_stage(d, z, eps, jnp.asarray(budget), jnp.asarray(gtol), 50, above)
+
+
+def test_tikhonov_stage_hands_its_dual_to_the_next():
+    """A stage returns its iterate at penalty 1 (z = x + y): started again from it, at any
+    starting penalty, the same regularized problem is solved at once (its dual survives)."""
+    v = np.random.default_rng(21).normal(size=2**5)
+    d, z0 = _tikhonov_game(v, 0.02)
+    big, dual, _, it, z = _stage(d, z0, 0.05, 1e-9)
+    assert float(big - dual) <= 1e-9 * float(big) and int(it) > 200
+    for eps in (0.05, 0.05 * 1.000001):  # the same ε, and one that starts at another penalty ρ₀
+        big2, dual2, _, it2, _ = _stage(d, z, eps, 1e-9)
+        assert float(big2 - dual2) <= 1e-9 * float(big2)
+        assert int(it2) <= 50, int(it2)  # one check: the carried (x, y) is already optimal
+    assert float(abs(big2 - big)) <= 1e-8 * float(big)
+
+
+def test_tikhonov_stage_gives_up_only_when_f_of_the_minimizer_is_proven_above():
+    v = np.random.default_rng(22).normal(size=2**5)
+    d, z0 = _tikhonov_game(v, 0.02)
+    eps = 0.05
+    big, dual, x, it, _ = _stage(d, z0, eps, 1e-10)
+    f_min = float(d.cost(*x))  # F(x_ε), to the stage's accuracy
+    # a level above F(x_ε): never proven exceeded, the stage runs to its accuracy
+    b1, d1, _, it1, _ = _stage(d, z0, eps, 1e-10, above=jnp.asarray(f_min * (1 + 1e-6)))
+    assert int(it1) == int(it) and float(b1 - d1) <= 1e-10 * float(b1)
+    # a level clearly below it: the proof comes early, long before the gap is closed
+    b2, d2, x2, it2, _ = _stage(d, z0, eps, 1e-10, above=jnp.asarray(0.9 * f_min))
+    assert int(it2) < int(it) / 2
+    s, t = x2
+    norm = float(jnp.sqrt(jnp.sum((0.5 * (s + t)) ** 2) + jnp.sum((s - t) ** 2)))
+    delta = np.sqrt(2 * max(float(b2 - d2), 0.0) / eps)
+    assert float(d2) - 0.5 * eps * (norm + delta) ** 2 > 0.9 * f_min  # the bound it stopped on
+
+
+def test_coarse_stage_may_not_spend_the_whole_canonical_budget():
+    """A stage that never converges (here: one that spends every iteration it is given and
+    stays far from the optimum) gets at most canonical_max_iter // 8 in its coarse solve, so
+    the smaller ε still get their turn."""
+    budgets = []
+
+    def stage(z, eps, budget, gtol, above=None):
+        jax.debug.callback(lambda b: budgets.append(int(b)), budget)
+        return jnp.ones(()), jnp.zeros(()), (jnp.ones(4),), budget, z
+
+    max_iter = 8000
+    x0 = (jnp.zeros(4),)
+    _, acc, eps, _, it = decomposition._tikhonov_continuation(
+        stage, lambda x: jnp.sum(x), x0, x0, jnp.zeros(()), jnp.zeros(()), 1e-5, max_iter, 50
+    )
+    assert not bool(acc) and int(it) == max_iter
+    assert budgets == [max_iter // decomposition._COARSE_DIV] * decomposition._COARSE_DIV
+    assert float(eps) < 0.25**7  # every ε was tried
+
+
 def test_canonical_constant_and_tiny_games():
     for v in (np.full(16, 2.5), np.zeros(8), 1e-300 * np.random.default_rng(0).normal(size=16)):
         res = and_or(v, canonical=True)
