@@ -559,7 +559,7 @@ def test_coarse_stage_may_not_spend_the_whole_canonical_budget():
 
 
 def test_canonical_constant_and_tiny_games():
-    for v in (np.full(16, 2.5), np.zeros(8), 1e-300 * np.random.default_rng(0).normal(size=16)):
+    for v in (np.full(16, 2.5), np.zeros(16), 1e-300 * np.random.default_rng(0).normal(size=16)):  # one shape: one compile
         res = and_or(v, canonical=True)
         assert int(res.status) == decomposition.STATUS_CANONICAL, res.messages()
         assert np.all(np.isfinite(np.asarray(res.I_and))) and np.all(np.isfinite(np.asarray(res.gamma)))
