@@ -576,10 +576,11 @@ def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
     discovery's rounds that are prefixes of the columns (``rounds``: ``(prefix length,
     validation R²)``); on equal size the higher R² wins, then a lasso point (the ℓ1-cheaper
     representation). Returns the support, its columns in order of preference (earlier on the
-    lasso path first, then the discovery's order), and the floor ``best − r2_slack``."""
+    lasso path first, then the discovery's order), the floor ``best − r2_slack``, and all
+    columns in that order."""
     k, m = d.k, d.m
     if k == 0:
-        return [], best - r2_slack
+        return [], best - r2_slack, []
     g, c = d.g[:k, :k], d.c[:k]
     cands = []
     entry = np.full(k, np.inf)  # first point of the lasso path where each column is non-zero
@@ -600,7 +601,7 @@ def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
     floor = max(best, max(cv[1] for cv in cands)) - r2_slack
     ok = [cv for cv in cands if cv[1] >= floor]
     sel = min(ok, key=lambda cv: (len(cv[0]), -cv[1]))[0]
-    return sorted(sel, key=lambda j: (entry[j], j)), floor
+    return sorted(sel, key=lambda j: (entry[j], j)), floor, sorted(full, key=lambda j: (entry[j], j))
 
 
 def _independent(g: np.ndarray, tol: float = 1e-9) -> list[int]:
@@ -728,8 +729,10 @@ def sparse_and_or(
         max_terms: cap on the discovered support (default ``min(train rows / 3, 400)``).
         max_records: most interactions in the result (default: no cap). When the ``r2_slack``
             rule keeps more, the backward elimination goes on down to this many (the
-            validation R² may then fall further below the best): the best small model the
-            method finds, e.g. to compare with another method at an equal number of terms.
+            validation R² may then fall further below the best), once from the selected model
+            and once from the whole dictionary, and the one with the higher validation R² is
+            kept: the best small model the method finds, e.g. to compare with another method
+            at an equal number of terms.
             The exact path keeps the ``max_records`` strongest terms of the optimum.
         r2_slack: the ℓ1 selection and pruning keep the sparsest model whose validation R² is
             within this of the best.
@@ -813,8 +816,14 @@ def sparse_and_or(
     d.truncate(min((k for k, r2 in rounds if r2 >= best - r2_slack), default=0))  # the sparsest good round
     dictionary = _neighbors(d.terms)  # its terms first, then their alternatives
     d.add(dictionary[d.k :])
-    sel, floor = _select(d, y_val, rounds, best, r2_slack, int(lasso_iters))
-    terms = [dictionary[i] for i in _prune(d, sel, y_val, floor, max_records)]
+    sel, floor, order = _select(d, y_val, rounds, best, r2_slack, int(lasso_iters))
+    keep = _prune(d, sel, y_val, floor, max_records)
+    if max_records is not None and 0 < max_records < len(sel):
+        # the cap cuts below the selected model: a backward elimination from the whole
+        # dictionary may find a better small model; the higher validation R² wins
+        alt = _prune(d, order, y_val, np.inf, max_records)
+        keep = max((alt, keep), key=lambda c: d.val_r2(y_val, c, *d.fit(c)))
+    terms = [dictionary[i] for i in keep]
     s_tr, y_tr = masks[n_hold:], y[n_hold:]
     b, w = _lstsq(_features(s_tr, terms), y_tr)
     nz = np.abs(w) > 0

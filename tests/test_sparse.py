@@ -359,6 +359,40 @@ def test_lasso_path_meets_the_optimality_conditions():
         np.testing.assert_allclose(grad[on], lam * np.sign(w[on]), rtol=1e-3, atol=1e-7)
 
 
+@pytest.mark.parametrize("spoil", ["selection", "dictionary"])
+def test_max_records_below_the_selection_also_prunes_the_whole_dictionary(monkeypatch, spoil):
+    """A cap below the selected model: the backward elimination also starts from every column
+    of the dictionary (down to the cap), and of the two capped models the one with the higher
+    validation R² is the result (checked by spoiling one of them: the other one wins)."""
+    from jinter import sparse
+
+    calls, dictionaries = [], []
+    prune, neighbors = sparse._prune, sparse._neighbors
+
+    def spy_prune(d, idx, y_val, floor, max_records=None):
+        out = prune(d, idx, y_val, floor, max_records)
+        if (spoil == "selection") == np.isfinite(floor):  # the spoiled one: its weakest columns
+            out = list(idx)[-len(out):]
+        calls.append((len(idx), floor, out, d.val_r2(y_val, out, *d.fit(out)), d.k))
+        return out
+
+    monkeypatch.setattr(sparse, "_prune", spy_prune)
+    monkeypatch.setattr(sparse, "_neighbors", lambda terms: dictionaries.append(neighbors(terms)) or dictionaries[-1])
+    n = 40
+    game, _ = planted(n, 6, 6, 5)
+    res = sparse_and_or(game, n, budget=1500, max_records=4, progress=False)
+    assert len(calls) == 2, "one pruning from the selection, one from the whole dictionary"
+    (n_sel, floor, a, r2a, k), (n_all, top, b, r2b, _) = calls
+    assert 4 < n_sel <= n_all == k and np.isfinite(floor) and top == np.inf
+    assert len(a) == len(b) == 4 and r2a != r2b
+    good = b if spoil == "selection" else a
+    assert as_set(res.records) == {dictionaries[0][i] for i in good}
+    # without a cap only the selection is pruned
+    calls.clear()
+    sparse_and_or(game, n, budget=1500, progress=False)
+    assert len(calls) == 1
+
+
 def test_max_records_caps_the_result():
     """max_records: at most that many terms, the strongest kept, the rest of the game lost."""
     n = 40
