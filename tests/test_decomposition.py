@@ -605,6 +605,20 @@ def test_shared_canonical_optimum_is_the_least_norm_qp(n, m, q_ratio):
     assert far > 1e-3 * scale  # the test would catch an arbitrary optimum
 
 
+def test_shared_canonical_coarse_stages_adapt_and_give_up():
+    """The shared coarse stages adapt their penalty and stop once F(x_ε) is proven too high (as
+    the single game's): this input is verified with canonical_max_iter = 20k (it is from 15k;
+    with a fixed penalty throughout it took 30k), at the interactions of the default budget."""
+    rng = np.random.default_rng(300 + 10 * 6 + 3)
+    vs = rng.normal(size=2**6) + 0.5 * rng.normal(size=(3, 2**6))
+    full = and_or_shared(vs, q_ratio=0.0, canonical=True)
+    capped = and_or_shared(vs, q_ratio=0.0, canonical=True, canonical_max_iter=20_000)
+    assert int(capped.status) == decomposition.STATUS_CANONICAL, capped.messages()
+    scale = float(np.abs(np.asarray(full.I_and))[:, 1:].max())
+    np.testing.assert_allclose(np.asarray(capped.I_and), np.asarray(full.I_and), atol=1e-6 * scale)
+    np.testing.assert_allclose(np.asarray(capped.I_or), np.asarray(full.I_or), atol=1e-6 * scale)
+
+
 def test_shared_canonical_status_says_when_it_is_not_verified():
     """An unverified or an uncertified canonical solve says so in ``status``, never silently
     (same shapes and options as a case above: no new compilation but for ``max_iter``)."""
