@@ -988,6 +988,39 @@ class _TikhonovGame(NamedTuple):
         return jnp.sum(jnp.where(self.free, 0.0, jnp.abs(a))) + jnp.sum(jnp.where(self.free, 0.0, jnp.abs(o)))
 
 
+def _tikhonov_splitting(project: Callable, prox: Callable) -> _Splitting:
+    """Douglas–Rachford parts at the penalty ``ρ = aux[0]``: ``split(z, aux) = (P z, R z = 2P z − z,
+    prox(R z, ρ), aux)`` (the Tikhonov stages of one game and of the shared problem)."""
+
+    def split(z, aux):
+        x = project(z)
+        r = tuple(2 * a - b for a, b in zip(x, z))
+        return x, r, prox(r, aux[0]), aux
+
+    return _Splitting(split, after=lambda aux, res: aux, primal=None, start=None, inner0=())
+
+
+def _proven_above(big: Array, dual: Array, norm: Array, eps: Array, above: Array) -> Array:
+    """``F(x_ε) > above`` is proven: ``F(x_ε) ≥ D_ε − ε/2·(√N(x) + δ)²``, ``δ = √(2(G_ε − D_ε)/ε)``
+    (``norm = √N(x)``, see :func:`_tikhonov_stage`)."""
+    delta = jnp.sqrt(2.0 * jnp.maximum(big - dual, 0.0) / eps)
+    return dual - 0.5 * eps * (norm + delta) ** 2 > above
+
+
+def _run_tikhonov_stage(sp, project, certificate, eps, z, floor, gtol, budget, check_every, rho_factor,
+                        adaptive, give_up):
+    """Douglas–Rachford from ``z`` (at penalty 1) at the penalty ``max(1, rho_factor·√ε)``
+    (``adaptive``: then :func:`_penalty_update`), to :func:`_certified_loop`'s stop; returns
+    ``(G_ε, D_ε, x, iterations, z at penalty 1)``, so the dual survives a change of ρ."""
+    rho0 = jnp.maximum(1.0, rho_factor * jnp.sqrt(eps)).astype(eps.dtype)
+    opt = _dr_iteration(sp, rho0)
+    p, lb, x, it, z, st = _certified_loop(
+        opt, _at_penalty(project(z), z, 1.0 / rho0), certificate, floor, gtol, budget, check_every,
+        adapt=_penalty_update(sp, opt) if adaptive else None, give_up=give_up, with_state=True,
+    )
+    return p, lb, x, it, _at_penalty(project(z), z, st.aux[0])
+
+
 def _tikhonov_stage(
     d: _TikhonovGame, z: tuple, eps: Array, budget: Array, gtol: Array, check_every: int, above: Array | None = None
 ):
@@ -1010,15 +1043,10 @@ def _tikhonov_stage(
         thr = 1.0 / rho
         return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
 
-    def split(z, aux):
-        x = d.project(z)
-        r = tuple(2 * a - b for a, b in zip(x, z))
-        return x, r, prox(r, aux[0]), aux
-
-    sp = _Splitting(split, after=lambda aux, res: aux, primal=None, start=None, inner0=())
+    sp = _tikhonov_splitting(d.project, prox)
 
     def certificate(z, st):
-        _, r, pr, _ = split(z, st.aux)
+        _, r, pr, _ = sp.split(z, st.aux)
         rho = st.aux[0]
         s, t = pr[0], pr[1]  # feasible: γ(∅) = 0, q in its box
         g, q = 0.5 * (s + t), s - t
@@ -1034,19 +1062,12 @@ def _tikhonov_stage(
 
     def give_up(big, dual, x):
         s, t = x
-        norm = jnp.sqrt(jnp.sum((0.5 * (s + t)) ** 2) + jnp.sum((s - t) ** 2))
-        delta = jnp.sqrt(2.0 * jnp.maximum(big - dual, 0.0) / eps)
-        return dual - 0.5 * eps * (norm + delta) ** 2 > above
+        return _proven_above(big, dual, jnp.sqrt(jnp.sum((0.5 * (s + t)) ** 2) + jnp.sum((s - t) ** 2)), eps, above)
 
     # z comes and goes at penalty 1 (z = x + y with x = P_V z): each stage rescales it to its own
     # penalty, so the dual carried from the last stage survives the change of ρ
-    rho0 = jnp.maximum(1.0, _EPS_RHO * jnp.sqrt(eps)).astype(eps.dtype)
-    opt = _dr_iteration(sp, rho0)
-    p, lb, x, it, z, st = _certified_loop(
-        opt, _at_penalty(d.project(z), z, 1.0 / rho0), certificate, d.floor, gtol, budget, check_every,
-        adapt=_penalty_update(sp, opt), give_up=None if above is None else give_up, with_state=True,
-    )
-    return p, lb, x, it, _at_penalty(d.project(z), z, st.aux[0])
+    return _run_tikhonov_stage(sp, d.project, certificate, eps, z, d.floor, gtol, budget, check_every, _EPS_RHO,
+                               True, None if above is None else give_up)
 
 
 def _canonical_phase(v, gamma0, q0, lb, q_ratio, tol, max_iter, check_every):
@@ -1783,15 +1804,10 @@ def _shared_canonical_phase(vs, gb, gamma0, q0, lb, q_ratio, alpha, tol, max_ite
             o = jnp.where(free, r[3], _prox_phi(r[3], thr, alpha))
             return g + 0.5 * q, g - 0.5 * q, a, o
 
-        def split(z, aux):
-            x = project(z)
-            r = tuple(2 * a - b for a, b in zip(x, z))
-            return x, r, prox(r, aux[0]), aux
-
-        sp = _Splitting(split, after=lambda aux, res: aux, primal=None, start=None, inner0=())
+        sp = _tikhonov_splitting(project, prox)
 
         def certificate(z, st):
-            _, r, pr, _ = split(z, st.aux)
+            _, r, pr, _ = sp.split(z, st.aux)
             rho = st.aux[0]
             gbar, ghat, q = split_r(r, rho)  # feasible: γ̄(∅) = 0, γ̂ and q in their boxes
             big = cost(gbar, ghat, q) + 0.5 * eps * (jnp.sum(gbar * gbar) + jnp.sum(ghat * ghat) + jnp.sum(q * q))
@@ -1805,19 +1821,12 @@ def _shared_canonical_phase(vs, gb, gamma0, q0, lb, q_ratio, alpha, tol, max_ite
                     + jnp.sum(_box_quadratic_min(gg, rg, eps)) + jnp.sum(_box_quadratic_min(gq, rq, eps)))
             return big, jnp.clip(dual, 0.0, big), gbar, ghat, q
 
-        def give_up(big, dual, x):  # F(x_ε) ≥ D_ε − ε/2·(‖x‖ + δ)², δ = √(2(G_ε − D_ε)/ε)
-            norm = jnp.sqrt(sum(jnp.sum(a * a) for a in x))
-            delta = jnp.sqrt(2.0 * jnp.maximum(big - dual, 0.0) / eps)
-            return dual - 0.5 * eps * (norm + delta) ** 2 > above
+        def give_up(big, dual, x):
+            return _proven_above(big, dual, jnp.sqrt(sum(jnp.sum(a * a) for a in x)), eps, above)
 
         coarse = above is not None
-        rho0 = jnp.maximum(1.0, (_EPS_RHO if coarse else _SHARED_EPS_RHO) * jnp.sqrt(eps)).astype(eps.dtype)
-        opt = _dr_iteration(sp, rho0)
-        p, lb, x, it, z, st = _certified_loop(
-            opt, _at_penalty(project(z), z, 1.0 / rho0), certificate, floor, gtol, budget, check_every,
-            adapt=_penalty_update(sp, opt) if coarse else None, give_up=give_up if coarse else None, with_state=True,
-        )
-        return p, lb, x, it, _at_penalty(project(z), z, st.aux[0])
+        return _run_tikhonov_stage(sp, project, certificate, eps, z, floor, gtol, budget, check_every,
+                                   _EPS_RHO if coarse else _SHARED_EPS_RHO, coarse, give_up if coarse else None)
 
     g0, q0 = gamma0 / scale, q0 / scale
     s0, t0 = g0 + 0.5 * q0, g0 - 0.5 * q0
