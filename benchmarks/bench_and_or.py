@@ -88,7 +88,7 @@ def _canonical_section(games, res, rows):
     out = {}
     for q_ratio in (0.0, 0.02):
         vs = np.random.default_rng(6).normal(size=(games, 64))
-        and_or(vs[:1], q_ratio=q_ratio, canonical=True)  # compile
+        and_or(vs, q_ratio=q_ratio, canonical=True)  # compile this batch shape (a slice of it compiles another)
         t0 = time.perf_counter()
         can = and_or(vs, q_ratio=q_ratio, canonical=True)
         t_can = time.perf_counter() - t0
@@ -111,6 +111,7 @@ def _canonical_section(games, res, rows):
                      t_qp / t_can, f"max |ΔI|/max|I| {max(d_can):.1e} (default optimum {max(d_plain):.2f}); "
                      f"{out[f'q{q_ratio:g}']['verified']}/{games} verified"))
     vs8 = np.random.default_rng(8).normal(size=(4, 256))
+    and_or(vs8, q_ratio=0.02, canonical=True)  # compile
     t0 = time.perf_counter()
     r8 = and_or(vs8, q_ratio=0.02, canonical=True)
     out["n8"] = {"games": 4, "verified": int(np.sum(np.asarray(r8.status) == 0)),
