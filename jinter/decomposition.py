@@ -1743,10 +1743,10 @@ def _box_quadratic_min(g: Array, b: Array, eps: Array) -> Array:
 # Stage accuracy of the shared Tikhonov stages, tighter than the single game's _STAGE_ACC: the
 # shared optimal sets are flatter (the max in φ leaves entries free), and the distance to x_ε is
 # only bounded by √(2·gap/ε). Measured on three hard n = 6 inputs (accepted at ε = 6e-5 and 1e-3):
-# 1e-5 left interactions 5e-5 to 3.4e-4·max|I| from the least-norm QP, 1e-6 (with the single
-# game's penalty ρ = max(1, 3√ε)) 1e-6 to 8e-5, at ≈ 1.3–1.4× the iterations. A fixed ρ = 3 took
-# 20% fewer iterations at equal accuracy but ended farther from x* (the gap bounds the distance
-# only loosely).
+# 1e-5 left interactions 5e-5 to 3.4e-4·max|I| from the least-norm QP, 1e-6 (with the fixed
+# penalty ρ = max(1, 3√ε), which the fine stages still use) 1e-6 to 8e-5, at ≈ 1.3–1.4× the
+# iterations. A fixed ρ = 3 took 20% fewer iterations at equal accuracy but ended farther from
+# x* (the gap bounds the distance only loosely).
 _SHARED_STAGE_ACC = 1e-6
 # The shared stages: a coarse stage as the single game's (penalty from max(1, _EPS_RHO·√ε),
 # adaptive, stopped once F(x_ε) is proven too high); a fine stage at the fixed penalty
