@@ -29,8 +29,8 @@ held-out R² ≥ both anchors' in all 16 rows (planted: R² 1.0 and F1 1.0 from 
 n = 64 / 256 / 1024, from 1k at n = 64; digits 0.92 / 0.96 / 0.98, token 0.996 / 0.998 /
 0.998 at 1k / 3k / 10k); it keeps more terms than the anchors on digits and token (its
 default is the sparsest model within 0.001 of the best validation R²; at the anchors' term
-counts its R² is at least theirs in 28 of 29 matched cells); fitting is slower than SPEX in 5
-rows. ProxySPEX raises at n = 1024; SPEX's output varies between runs with the same
+counts its R² is at least theirs in 28 of 29 matched cells, with the swap search of
+``max_records``); fitting is slower than SPEX in 4 rows. ProxySPEX raises at n = 1024; SPEX's output varies between runs with the same
 ``random_state``."""
 
 from __future__ import annotations

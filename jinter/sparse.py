@@ -666,6 +666,65 @@ def _prune(d: _Design, idx, y_val, floor, max_records=None):
     return keep.tolist()
 
 
+def _swap(d: _Design, keep, max_swaps: int = 200) -> list[int]:
+    """Local search for the best subset of ``len(keep)`` columns of ``d`` (least squares on the
+    fit rows): replace one column of ``keep`` by one other column when that lowers the fit
+    residual, the best such swap first, until none lowers it by more than ``1e-9·‖ȳ‖²`` (or
+    after ``max_swaps``). This is the swap step of best-subset local search (Miller, *Subset
+    Selection in Regression*, 2002, §3.5; Bertsimas, King & Mazumder, Ann. Statist. 2016);
+    backward elimination alone can end in a subset one swap away from a better one.
+
+    All ``k·(K − k)`` swaps are scored at once from the Gram, in ``O(K·k²)``: with
+    ``A = G_SS⁻¹``, ``w = A c_S``, ``B = G_{:S} A``, residual correlations ``r = c − G_{:S} w``
+    and residual norms ``δ_j = G_jj − (B ⊙ G_{:S})_j 1``, dropping ``p`` raises the residual
+    by ``w_p²/A_pp`` and then adding ``j`` lowers it by ``(r_j + B_jp w_p/A_pp)² /
+    (δ_j + B_jp²/A_pp)`` (the rank-one downdate of the projection on ``S``). A column that is a
+    combination of the others (``δ_j + B_jp²/A_pp ≤ 1e-9·G_jj``) is never added."""
+    keep = list(keep)
+    k, K = len(keep), d.k
+    if not 0 < k < K:
+        return keep
+    g, c = d.g[:K, :K], d.c[:K]
+    gdiag = np.diag(g)
+    yy = float(d.yc @ d.yc)
+    for _ in range(max_swaps):
+        gs = g[np.ix_(keep, keep)].copy()
+        gs[np.diag_indices_from(gs)] += 1e-10 * max(float(np.trace(gs)) / k, 1e-300)
+        a = np.linalg.inv(gs)
+        w = a @ c[keep]
+        cols = g[:, keep]
+        bmat = cols @ a
+        r = c - cols @ w
+        delta = gdiag - np.einsum("ij,ij->i", bmat, cols)
+        ad = np.diag(a)
+        den = delta[:, None] + bmat**2 / ad[None, :]
+        num = r[:, None] + bmat * (w / ad)[None, :]
+        ok = den > 1e-9 * np.maximum(gdiag, 1e-300)[:, None]
+        ok[keep] = False
+        change = np.where(ok, (w**2 / ad)[None, :] - num**2 / np.where(ok, den, 1.0), np.inf)
+        j, p = np.unravel_index(int(np.argmin(change)), change.shape)
+        if not change[j, p] < -1e-9 * yy:
+            break
+        keep[p] = int(j)
+    return keep
+
+
+def _final_support(d: _Design, y_val, sel, order, floor, max_records=None) -> list[int]:
+    """The result's columns: the selection ``sel`` pruned (:func:`_prune`). When ``max_records``
+    cuts below it, also a backward elimination from the whole dictionary (``order``) down to
+    the cap, since it may find a better small model; of the two the higher validation R² wins,
+    and then swaps at that size (:func:`_swap`) replace it if they raise the validation R²."""
+    keep = _prune(d, sel, y_val, floor, max_records)
+    if max_records is not None and 0 < max_records < len(sel):
+
+        def val(c):
+            return d.val_r2(y_val, c, *d.fit(c))
+
+        keep = max((_prune(d, order, y_val, np.inf, max_records), keep), key=val)
+        keep = max((keep, _swap(d, keep)), key=val)  # ties keep the unswapped model
+    return keep
+
+
 def _records(terms, values, n) -> list[InteractionRecord]:
     recs = [
         InteractionRecord(players=t, type=k, value=float(v), mask=sum(1 << i for i in t), order=len(t))
@@ -731,8 +790,10 @@ def sparse_and_or(
             rule keeps more, the backward elimination goes on down to this many (the
             validation R² may then fall further below the best), once from the selected model
             and once from the whole dictionary, and the one with the higher validation R² is
-            kept: the best small model the method finds, e.g. to compare with another method
-            at an equal number of terms.
+            kept; then swaps of one term for another at that size lower the fit residual
+            (best-subset local search) and replace it if they raise the validation R². The
+            best small model the method finds, e.g. to compare with another method at an
+            equal number of terms.
             The exact path keeps the ``max_records`` strongest terms of the optimum.
         r2_slack: the ℓ1 selection and pruning keep the sparsest model whose validation R² is
             within this of the best.
@@ -817,12 +878,7 @@ def sparse_and_or(
     dictionary = _neighbors(d.terms)  # its terms first, then their alternatives
     d.add(dictionary[d.k :])
     sel, floor, order = _select(d, y_val, rounds, best, r2_slack, int(lasso_iters))
-    keep = _prune(d, sel, y_val, floor, max_records)
-    if max_records is not None and 0 < max_records < len(sel):
-        # the cap cuts below the selected model: a backward elimination from the whole
-        # dictionary may find a better small model; the higher validation R² wins
-        alt = _prune(d, order, y_val, np.inf, max_records)
-        keep = max((alt, keep), key=lambda c: d.val_r2(y_val, c, *d.fit(c)))
+    keep = _final_support(d, y_val, sel, order, floor, max_records)
     terms = [dictionary[i] for i in keep]
     s_tr, y_tr = masks[n_hold:], y[n_hold:]
     b, w = _lstsq(_features(s_tr, terms), y_tr)
