@@ -17,7 +17,8 @@ iterations, relative gap, status; HiGHS (scipy ``linprog``, the LP of ``tests/or
 the game shifted to v(∅) = 0 and scaled to unit range, since its tolerances are absolute) time
 and its optimum beside and_or's objective. Per class: medians and the HiGHS/and_or ratio.
 ``--large 16 20``: one planted game at each n with a cap of ``--large-iter`` iterations (time incl.
-compile, iterations, gap, status; default: n = 16 to a certificate, n = 20 capped).
+compile, iterations, gap, status; default: n = 16 to a certificate, n = 20 capped); each is
+printed when it starts and ends and saved at once (an n = 20 run takes ~0.9 s per iteration).
 ``--quick``: n = 8, two games per class, for a smoke run (results/ left as recorded).
 ``--classes constant --no-network``: re-measure some classes only; they replace their entries of
 the recorded file (each class entry says when it was ``measured``), the rest is kept.
@@ -149,6 +150,7 @@ def main() -> None:
     ap.add_argument("--large-iter", type=int, nargs="*", default=[100_000, 2000],
                     help="iteration cap per --large n (the last one repeats)")
     args = ap.parse_args()
+    args.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     n1 = 8 if args.quick else 10
     count = 2 if args.quick else args.games
     res: dict = {"q_ratio": Q_RATIO, "tol": "default (1e-5 in float64)", "device": str(jax.devices()[0]),
@@ -170,15 +172,21 @@ def main() -> None:
                             highs_limit=args.highs_limit)
                 res["n12"][cls] = out
                 table.append((12, cls, out["summary"]))
+    partial = args.no_network or set(args.classes) != set(CLASSES)
     for k, n_big in enumerate(args.large):
         cap = args.large_iter[min(k, len(args.large_iter) - 1)]
         v = synthetic_games("planted", n_big, 1, seed=2)[0]
+        print(f"n={n_big}: one planted game, at most {cap} iterations ({time.strftime('%H:%M:%S')})", flush=True)
         t = time.perf_counter()
         r = and_or(v[None], q_ratio=Q_RATIO, max_iter=cap)
         jax.block_until_ready(r.I_and)
         res[f"large_n{n_big}"] = {"seconds_incl_compile": time.perf_counter() - t, "max_iter": cap,
                                   "iterations": int(r.iterations[0]), "gap": float(r.gap[0]),
-                                  "converged": bool(r.converged[0]), "status": r.messages()[0]}
+                                  "converged": bool(r.converged[0]), "status": r.messages()[0],
+                                  "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        print(f"n={n_big}:", res[f"large_n{n_big}"], flush=True)
+        if not args.quick:  # on record at once: a later --large n may run for hours
+            save_results("and_or_classes", _merged(res, args) if partial else res, quick=args.quick)
     print(f"{'n':>3} {'class':<18} {'games':>5} {'cert':>4} {'med s':>8} {'max s':>8} {'med it':>8} "
           f"{'max it':>8} {'HiGHS s':>8} {'ratio':>7} {'min':>7}")
     for n, cls, s in table:
@@ -186,21 +194,25 @@ def main() -> None:
               if "highs_median_seconds" in s else f"{'—':>8} {'—':>7} {'—':>7}")
         print(f"{n:>3} {cls:<18} {s['games']:>5} {s['certified']:>4} {s['median_seconds']:8.3f} {s['max_seconds']:8.3f} "
               f"{s['median_iterations']:>8.0f} {s['max_iterations']:>8} {hs}")
-    for n_big in args.large:
-        print(f"n={n_big}:", res[f"large_n{n_big}"])
-    partial = args.no_network or set(args.classes) != set(CLASSES)
-    if partial and not args.quick and (RESULTS / "and_or_classes.json").exists():
-        old = json.loads((RESULTS / "and_or_classes.json").read_text())
-        for key in [k for k in old if k.startswith("n") and isinstance(old[k], dict)]:
-            for entry in old[key].values():  # entries of the last full run: measured then
-                entry.setdefault("measured", old.get("full_run_time", old.get("time")))
-        for key in [k for k in res if k.startswith("n") and isinstance(res[k], dict)]:
-            res[key] = old.get(key, {}) | res[key]
-        res = old | res | {"full_run_time": old.get("full_run_time", old.get("time")),
-                           "partial_runs": old.get("partial_runs", []) + [
-                               {"classes": args.classes, "network": not args.no_network,
-                                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]}
-    save_results("and_or_classes", res, quick=args.quick)
+    save_results("and_or_classes", _merged(res, args) if partial and not args.quick else res, quick=args.quick)
+
+
+def _merged(res: dict, args) -> dict:
+    """A partial run's results merged into the recorded file, per class (and per large n)."""
+    path = RESULTS / "and_or_classes.json"
+    if not path.exists():
+        return res
+    old = json.loads(path.read_text())
+    for key in [k for k in old if k.startswith("n") and isinstance(old[k], dict)]:
+        for entry in old[key].values():  # entries of the last full run: measured then
+            entry.setdefault("measured", old.get("full_run_time", old.get("time")))
+    res = dict(res)
+    for key in [k for k in res if k.startswith("n") and isinstance(res[k], dict)]:
+        res[key] = old.get(key, {}) | res[key]
+    run = {"classes": args.classes, "network": not args.no_network, "large": args.large,
+           "time": args.started}
+    runs = [r for r in old.get("partial_runs", []) if r != run]  # this run saved before (a large n)
+    return old | res | {"full_run_time": old.get("full_run_time", old.get("time")), "partial_runs": runs + [run]}
 
 
 if __name__ == "__main__":
