@@ -1233,7 +1233,11 @@ def and_or(
             default 1e-5 in float64 and 1e-3 in float32 (whose rounding stalls the gap near
             1e-4: pass float64 ``v`` with ``jax_enable_x64`` on for tighter certificates).
         max_iter: iteration cap (rounded up to a multiple of ``check_every``); ``converged``
-            is False if it is hit first.
+            is False if it is hit first. Cost per iteration with the noise term, measured on
+            two CPU cores in float64: about 0.1 ms at n = 10, 13 ms at n = 16 and 0.9 s at
+            n = 20, where the q-projection's conjugate gradients run into their step cap
+            (docs/math.md §3.5). So a planted game at n = 16 took 14,450 iterations (194 s),
+            and at n = 20 it was still at gap 8.5e-4 after 2,500 iterations (40 min).
         check_every: iterations between certificate checks.
         rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``. ``None``
             (default): start at 30 without the noise term and 50 with it, then adapt it at
