@@ -679,12 +679,13 @@ def _swap(d: _Design, keep, max_swaps: int = 200) -> list[int]:
     and residual norms ``δ_j = G_jj − (B ⊙ G_{:S})_j 1``, dropping ``p`` raises the residual
     by ``w_p²/A_pp`` and then adding ``j`` lowers it by ``(r_j + B_jp w_p/A_pp)² /
     (δ_j + B_jp²/A_pp)`` (the rank-one downdate of the projection on ``S``). A column that is a
-    combination of the others (``δ_j + B_jp²/A_pp ≤ 1e-9·G_jj``) is never added."""
+    combination of the others (``δ_j + B_jp²/A_pp ≤ 1e-9·G_jj``) is never added, and a
+    ``keep`` whose own columns are dependent (or constant) is returned as it is."""
     keep = list(keep)
     k, K = len(keep), d.k
-    if not 0 < k < K:
-        return keep
     g, c = d.g[:K, :K], d.c[:K]
+    if not 0 < k < K or len(_independent(g[np.ix_(keep, keep)])) < k:
+        return keep
     gdiag = np.diag(g)
     yy = float(d.yc @ d.yc)
     for _ in range(max_swaps):

@@ -429,6 +429,26 @@ def test_swap_reaches_a_subset_no_single_swap_improves():
             assert _rss(d, trial) >= best * (1 - 1e-9)
     assert _swap(d, kept) == kept  # a fixed point
     assert _swap(d, list(range(d.k))) == list(range(d.k)) and _swap(d, []) == []
+    # one step takes the best single swap, as found by refitting every one from scratch
+    starts = [start] + [sorted(rng.choice(d.k, 4, replace=False).tolist()) for _ in range(12)]
+    for s0 in starts:
+        if np.linalg.matrix_rank(d.xc[:, s0].T @ d.xc[:, s0]) < len(s0):
+            continue
+        trials = []
+        for p in range(len(s0)):
+            for j in set(range(d.k)) - set(s0):
+                trial = s0[:p] + [j] + s0[p + 1 :]
+                xs = d.xc[:, trial]
+                if np.linalg.matrix_rank(xs.T @ xs) == len(trial):
+                    trials.append((_rss(d, trial), trial))
+        if min(trials)[0] < _rss(d, s0) * (1 - 1e-6):
+            assert _swap(d, s0, max_swaps=1) == min(trials)[1]
+    # a kept set with dependent columns ([a∨b], [a], [b], [a∧b]) or a constant one is left alone
+    dependent = [n + 3, 0, 1, n]
+    assert _swap(d, dependent) == dependent
+    d0 = _Design(np.ones((m, n), bool), y, sv, capacity=4)
+    d0.add(terms)
+    assert _swap(d0, [0, 1]) == [0, 1]
 
 
 @pytest.mark.parametrize("seed, swap, kept", [(1, "search", "swapped"), (18, "search", "eliminated"),
