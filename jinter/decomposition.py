@@ -956,22 +956,6 @@ def _graph_projection(ca: Array, co: Array) -> Callable[[tuple], tuple]:
     return project
 
 
-def _douglas_rachford(project: Callable, prox: Callable) -> tuple[Callable, Callable]:
-    """``(parts, step)`` of Douglas–Rachford: ``parts(z) = (P z, R z = 2P z − z, prox(R z))`` and the
-    firmly nonexpansive step ``T z = z + prox(R z) − P z`` (for :func:`halpern_fixed_point`)."""
-
-    def parts(z):
-        pj = project(z)
-        r = tuple(2 * a - b for a, b in zip(pj, z))
-        return pj, r, prox(r)
-
-    def step(z):
-        pj, _, pr = parts(z)
-        return tuple(a + b - e for a, b, e in zip(z, pr, pj))
-
-    return parts, step
-
-
 class _TikhonovGame(NamedTuple):
     """One game's data for :func:`_canonical_phase` (scaled by :func:`_split_data`)."""
 
@@ -988,9 +972,10 @@ class _TikhonovGame(NamedTuple):
         return jnp.sum(jnp.where(self.free, 0.0, jnp.abs(a))) + jnp.sum(jnp.where(self.free, 0.0, jnp.abs(o)))
 
 
-def _tikhonov_splitting(project: Callable, prox: Callable) -> _Splitting:
+def _dr_splitting(project: Callable, prox: Callable) -> _Splitting:
     """Douglas–Rachford parts at the penalty ``ρ = aux[0]``: ``split(z, aux) = (P z, R z = 2P z − z,
-    prox(R z, ρ), aux)`` (the Tikhonov stages of one game and of the shared problem)."""
+    prox(R z, ρ), aux)``, for an exact projection ``P`` (the Tikhonov stages of one game and of
+    the shared problem, and the shared LP)."""
 
     def split(z, aux):
         x = project(z)
@@ -1043,7 +1028,7 @@ def _tikhonov_stage(
         thr = 1.0 / rho
         return g + 0.5 * q, g - 0.5 * q, _soft(ra, thr, free), _soft(ro, thr, free)
 
-    sp = _tikhonov_splitting(d.project, prox)
+    sp = _dr_splitting(d.project, prox)
 
     def certificate(z, st):
         _, r, pr, _ = sp.split(z, st.aux)
@@ -1667,7 +1652,7 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
     rho = jnp.asarray(rho, dt)
     thr = 1.0 / rho
 
-    def prox(r):
+    def prox(r, _rho):  # at the fixed penalty rho
         rs, rt, ra, ro = r
         gamma, _ = _proj_shared_box(0.5 * (rs + rt), rg)
         q = jnp.clip(rs - rt, -rq, rq)
@@ -1675,10 +1660,10 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
         o = jnp.where(free, ro, _prox_phi(ro, thr, alpha))
         return gamma + 0.5 * q, gamma - 0.5 * q, a, o
 
-    parts, fixed_point = _douglas_rachford(_graph_projection(ca, co), prox)
+    sp = _dr_splitting(_graph_projection(ca, co), prox)
 
     def certificate(z):
-        _, r, pr = parts(z)
+        _, r, pr, _ = sp.split(z, (rho,))
         s, t = pr[0], pr[1]  # feasible: γ in the [C24] set, q in its box
         p = jnp.sum(jnp.where(free, 0.0, _phi(M(s) + ca, alpha) + _phi(L(t) + co, alpha)))
         # dual point from the φ prox, corrected so that Σ_i Aᵀy vanishes on γ̄ (free), then
@@ -1708,7 +1693,7 @@ def _solve_shared(vs, gb, q_ratio, alpha, tol, max_iter, check_every, rho):
             pen = pen + jnp.sum(jnp.where(jnp.isinf(rg), 0.0, rg * jnp.abs(ma + lo)))
         return jnp.maximum(lin - pen, -lin - pen)
 
-    opt = halpern_fixed_point(fixed_point, restart_factor=0.2)
+    opt = _dr_iteration(sp, rho)
     z0 = tuple(jnp.zeros((m, size), dt) for _ in range(4))
     p, lb, (s, t), it, _ = _certified_loop(opt, z0, lambda z, st: certificate(z), floor, tol, max_iter, check_every)
     gamma, q = 0.5 * (s + t), s - t
@@ -1808,7 +1793,7 @@ def _shared_canonical_phase(vs, gb, gamma0, q0, lb, q_ratio, alpha, tol, max_ite
             o = jnp.where(free, r[3], _prox_phi(r[3], thr, alpha))
             return g + 0.5 * q, g - 0.5 * q, a, o
 
-        sp = _tikhonov_splitting(project, prox)
+        sp = _dr_splitting(project, prox)
 
         def certificate(z, st):
             _, r, pr, _ = sp.split(z, st.aux)
