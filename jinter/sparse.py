@@ -626,6 +626,14 @@ def _independent(g: np.ndarray, tol: float = 1e-9) -> list[int]:
     return kept
 
 
+def _ridged_inverse(d: _Design, keep) -> tuple[np.ndarray, np.ndarray]:
+    """``(G + δI, (G + δI)⁻¹)`` for the Gram ``G`` of the columns ``keep`` of ``d``, ``δ`` = 1e-10 ×
+    its mean diagonal (a tie-breaker for columns that are combinations of the others up to rounding)."""
+    g = d.g[np.ix_(keep, keep)].copy()
+    g[np.diag_indices_from(g)] += 1e-10 * max(float(np.trace(g)) / g.shape[0], 1e-300)
+    return g, np.linalg.inv(g)
+
+
 def _prune(d: _Design, idx, y_val, floor, max_records=None):
     """Drop the columns of ``idx`` (in order of preference) that are linear combinations of
     preferred ones (:func:`_independent`), then backward elimination: drop the column whose
@@ -640,9 +648,7 @@ def _prune(d: _Design, idx, y_val, floor, max_records=None):
     probe = np.random.default_rng(0).standard_normal(keep.size)
 
     def fresh(keep):
-        g = d.g[np.ix_(keep, keep)].copy()
-        g[np.diag_indices_from(g)] += 1e-10 * max(float(np.trace(g)) / g.shape[0], 1e-300)
-        inv = np.linalg.inv(g)
+        g, inv = _ridged_inverse(d, keep)
         return g, inv, inv @ d.c[keep]
 
     g, inv, w = fresh(keep)
@@ -689,9 +695,7 @@ def _swap(d: _Design, keep, max_swaps: int = 200) -> list[int]:
     gdiag = np.diag(g)
     yy = float(d.yc @ d.yc)
     for _ in range(max_swaps):
-        gs = g[np.ix_(keep, keep)].copy()
-        gs[np.diag_indices_from(gs)] += 1e-10 * max(float(np.trace(gs)) / k, 1e-300)
-        a = np.linalg.inv(gs)
+        _, a = _ridged_inverse(d, keep)
         w = a @ c[keep]
         cols = g[:, keep]
         bmat = cols @ a
