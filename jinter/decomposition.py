@@ -165,6 +165,7 @@ class HalpernState(NamedTuple):
     anchor: Any  # pytree like params: Halpern anchor (last restart point)
     k: Int[Array, ""]  # iterations since the last restart
     res0: Float[Array, ""]  # fixed-point residual at the last restart
+    prev: Float[Array, ""]  # fixed-point residual of the last step
 
 
 class FixedPointState(NamedTuple):
@@ -188,7 +189,7 @@ def _tree_norm(t: Any) -> Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(t)))
 
 
-def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
+def halpern(restart_factor: float = 0.2, necessary_factor: float | None = 0.8) -> optax.GradientTransformation:
     r"""Reflected Halpern anchoring with adaptive restarts, as an optax transformation.
 
     The incoming ``updates`` are a fixed-point step ``d = T z − z`` of an operator ``T`` at
@@ -201,13 +202,21 @@ def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
 
     with anchor ``z_0`` the point of the last restart. For a firmly nonexpansive ``T`` (a
     Douglas–Rachford or PDHG step), ``2T − I`` is nonexpansive and the anchored iteration has an
-    O(1/k) fixed-point residual; restarting the anchor at ``T z`` whenever ``‖d‖`` falls below
-    ``restart_factor`` times its value at the last restart gives linear convergence on sharp
-    problems such as LPs (restarted PDLP / r2HPDHG; docs/math.md §3.6). ``restart_factor = inf``
-    passes ``d`` through unchanged: the plain iteration ``z ← T z``.
+    O(1/k) fixed-point residual; restarting the anchor at ``T z`` gives linear convergence on
+    sharp problems such as LPs (restarted PDLP / r2HPDHG [Lu & Yang 2024]; docs/math.md §3.6).
+    The anchor restarts at the residual ``r = ‖d‖`` when, with ``r₀`` its value at the last
+    restart, ``r ≤ restart_factor·r₀`` (sufficient decay) or ``r ≤ necessary_factor·r₀`` and
+    ``r`` grew since the last step (necessary decay and no local progress; r2HPDHG's defaults
+    0.2 and 0.8). ``restart_factor = inf`` passes ``d`` through unchanged: the plain iteration
+    ``z ← T z``.
 
     Args:
         restart_factor: restart when the residual is ≤ this fraction of the last restart's.
+        necessary_factor: also restart when the residual is ≤ this fraction of the last
+            restart's and larger than the last step's; ``None``: sufficient decay only.
+            Measured on the AND-OR LP (q_ratio 0.02, 2-core CPU): the 1e6-range planted game
+            at n = 12 took 5,300 iterations instead of 71,950; n = 10 synthetic classes 1.0–3.4×
+            fewer (docs/math.md §3.6).
 
     Returns:
         An ``optax.GradientTransformation``; ``update(d, state, params)`` needs ``params``.
@@ -227,13 +236,14 @@ def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
     restart_factor = float(restart_factor)
     if not restart_factor > 0:
         raise ValueError(f"restart_factor must be > 0 (inf: no anchoring), got {restart_factor!r}")
+    if necessary_factor is not None:
+        necessary_factor = float(necessary_factor)
+        if not 0 < necessary_factor <= 1:
+            raise ValueError(f"necessary_factor must be in (0, 1] or None, got {necessary_factor!r}")
 
     def init(params):
-        return HalpernState(
-            anchor=params,
-            k=jnp.zeros((), jnp.int32),
-            res0=jnp.asarray(jnp.inf, dtype=jax.tree_util.tree_leaves(params)[0].dtype),
-        )
+        inf = jnp.asarray(jnp.inf, dtype=jax.tree_util.tree_leaves(params)[0].dtype)
+        return HalpernState(anchor=params, k=jnp.zeros((), jnp.int32), res0=inf, prev=inf)
 
     def update(updates, state, params=None):
         if params is None:
@@ -242,6 +252,8 @@ def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
             return updates, state
         res = _tree_norm(updates)
         restart = res <= restart_factor * state.res0
+        if necessary_factor is not None:  # necessary decay, and no progress since the last step
+            restart = restart | ((res <= necessary_factor * state.res0) & (res > state.prev))
         w = (state.k + 1).astype(res.dtype) / (state.k + 2).astype(res.dtype)
         # z_new − z = 2w·d + (1 − w)(anchor − z); at a restart z_new = T z = z + d
         out = jax.tree_util.tree_map(
@@ -249,7 +261,7 @@ def halpern(restart_factor: float = 0.2) -> optax.GradientTransformation:
         )
         anchor = jax.tree_util.tree_map(lambda d, z, a: jnp.where(restart, z + d, a), updates, params, state.anchor)
         return out, HalpernState(
-            anchor=anchor, k=jnp.where(restart, 0, state.k + 1), res0=jnp.where(restart, res, state.res0)
+            anchor=anchor, k=jnp.where(restart, 0, state.k + 1), res0=jnp.where(restart, res, state.res0), prev=res
         )
 
     return optax.GradientTransformation(init, update)
@@ -259,19 +271,20 @@ def halpern_fixed_point(
     operator: Callable[..., Any],
     *,
     restart_factor: float = 0.2,
+    necessary_factor: float | None = 0.8,
     aux_init: Callable[[Any], Any] | None = None,
 ) -> FixedPointIteration:
     r"""The fixed-point iteration of ``operator`` driven by the optax transform :func:`halpern`.
 
-    ``step(z, state)`` evaluates ``d = T z − z``, transforms it with ``halpern(restart_factor)``
-    and applies it with ``optax.apply_updates``.
+    ``step(z, state)`` evaluates ``d = T z − z``, transforms it with
+    ``halpern(restart_factor, necessary_factor)`` and applies it with ``optax.apply_updates``.
 
     With ``aux_init``, the operator is ``operator(z, aux) -> (T z, aux)`` and ``aux`` (started
     at ``aux_init(z0)``) is carried in the state, e.g. the warm start of an inner solver
     that evaluates ``T`` inexactly. It is neither anchored nor counted in the residual.
     """
     with_aux = aux_init is not None
-    transform = halpern(restart_factor)
+    transform = halpern(restart_factor, necessary_factor)
 
     def init(params):
         return FixedPointState(transform.init(params), aux_init(params) if with_aux else None)
@@ -1240,9 +1253,9 @@ def and_or(
             now) returns whichever optimum the iteration reaches (deterministic, but not
             characterized). Measured: random games at n = 6, every interaction within
             7e-8·max|I| of a least-norm QP (the default optimum: 0.24–0.30), 2k–13k
-            iterations; at n = 8, 18k–125k iterations (≈ 1–2 s per game on a CPU core; 16 of 16
-            games verified within 10⁶); at n = 10, 142k–417k (5–37 s), which is why it is not the
-            default yet.
+            iterations; at n = 8, 27k–66k iterations (0.4–0.8 s per game; 8 of 8 Gaussian and
+            planted games verified); at n = 10, 105k–161k (4–21 s; 4 of 4 verified), which is
+            why it is not the default yet (docs/math.md §3.7.1).
         canonical_max_iter: iteration budget of the canonical phase (all Tikhonov stages
             together); a game that runs out keeps the LP optimum and says so in ``status``.
         warm_start: an earlier :class:`AndOrResult` for the same ``v`` (or a pair ``(gamma, q)``
