@@ -35,9 +35,11 @@ Method (:func:`sparse_and_or`):
    (discovery rounds, lasso points, the full fit) minus ``r2_slack``. The discovery is cut at
    its sparsest round above that floor; its terms and their alternatives (the other type on
    the same players, every term one player smaller) form a dictionary, on which a lasso path
-   ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` is computed (FISTA on the Gram matrix; unweighted ℓ1 on
-   the raw coefficients, i.e. the ``and_or`` objective), each point debiased by least squares
-   on its support. The sparsest candidate above the floor (lasso points, discovery rounds, the
+   ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` is computed (unweighted ℓ1 on the raw coefficients, i.e.
+   the ``and_or`` objective; FISTA with restarts on the Gram matrix, each point on a working
+   set of its columns checked by the optimality conditions on all of them), each point
+   debiased by least squares on its support; the path stops three points after its best
+   validation R² (larger supports that no longer fit better). The sparsest candidate above the floor (lasso points, discovery rounds, the
    full dictionary) is pruned: columns that are linear combinations of preferred ones (earlier
    on the lasso path, i.e. cheaper in ℓ1) are dropped, e.g. one of ``[a], [b], [a∨b], [a∧b]``
    since ``[a∨b] = [a] + [b] − [a∧b]``; then backward elimination drops the term whose removal
@@ -48,10 +50,11 @@ Method (:func:`sparse_and_or`):
    feature: it is reported as AND (as in ``and_or``).
 
    Cost: discovery ``O(m·n·#terms)`` per round (plus ``O(m·#terms)`` per new term for the
-   Gram); selection ``O(m·K²)`` for the dictionary's Gram (``K`` columns) and ``O(K³)`` per
-   lasso point. ``r2_slack`` sets the trade-off: the default keeps the model within 0.001 of
-   the best R², which on dense games (many small terms, e.g. trained networks) means many
-   terms; a larger ``r2_slack`` gives fewer terms at a lower R².
+   Gram); selection ``O(m·K²)`` for the dictionary's Gram (``K`` columns), ``O(lasso_iters·W²)``
+   per lasso point (``W`` columns in its working set) and ``O(|support|³)`` per debiasing.
+   ``r2_slack`` sets the trade-off: the default keeps the model within 0.001 of the best R²,
+   which on dense games (many small terms, e.g. trained networks) means many terms; a larger
+   ``r2_slack`` gives fewer terms at a lower R².
 
 **Exact path.** When ``budget ≥ 2**n`` (and ``n ≤ exact_max_n``), all masks are evaluated
 (``2**n`` calls) and :func:`jinter.and_or` gives the certified optimum; ``records`` then lists
@@ -91,7 +94,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_finite, tiny
+from jinter._checks import check_finite
 from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
 from jinter.masking import (
@@ -318,8 +321,13 @@ class _Design:
         return self.ybar - float(self.mean[idx] @ w), w
 
     def val_r2(self, y_val, idx, b, w) -> float:
+        """Validation R² of the fit ``(b, w)`` on the columns ``idx``."""
         idx = np.asarray(idx, dtype=np.intp)
-        return _r2(y_val, b + self.xv[:, idx] @ w)
+        if 4 * idx.size < self.k:
+            return _r2(y_val, b + self.xv[:, idx] @ w)
+        full = np.zeros(self.k)  # many columns: one product with all of them beats copying them
+        full[idx] = w
+        return _r2(y_val, b + self.xv[:, : self.k] @ full)
 
 
 def _top_eigenvalue(g: np.ndarray) -> float:
@@ -333,57 +341,64 @@ def _top_eigenvalue(g: np.ndarray) -> float:
     return 1.01 * float(scipy.sparse.linalg.eigsh(g, k=1, which="LA", v0=v0, tol=1e-8)[0][0])
 
 
-@functools.partial(jax.jit, static_argnames=("iters",))
-def _fista_path(g, c, lams, lip, *, iters):
-    """FISTA on ``½wᵀGw − cᵀw + λ‖w‖₁`` for every λ of ``lams`` (warm-started in order); each
-    λ stops after ``iters`` iterations or once an iteration moves ``w`` by less than 1e-10 of
-    its size."""
-
-    def solve(w, lam):
-        def step(st):
-            w, z, t, i, _ = st
-            w_new = z - (g @ z - c) / lip
-            w_new = jnp.sign(w_new) * jnp.maximum(jnp.abs(w_new) - lam / lip, 0.0)
-            t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
-            moved = jnp.max(jnp.abs(w_new - w)) > 1e-10 * jnp.maximum(jnp.max(jnp.abs(w_new)), 1e-300)
-            return w_new, w_new + (t - 1) / t_new * (w_new - w), t_new, i + 1, moved
-
-        def more(st):
-            return (st[3] < iters) & st[4]
-
-        one = jnp.ones((), g.dtype)
-        w, *_ = jax.lax.while_loop(more, step, (w, w, one, jnp.zeros((), jnp.int32), jnp.ones((), bool)))
-        return w, w
-
-    _, ws = jax.lax.scan(solve, jnp.zeros_like(c), lams)
-    return ws
-
-
-def _padded(k: int) -> int:
-    """Padded size of a ``k``-column Gram for :func:`_fista_path`: the next of 64·2^(i/2)
-    rounded up to a multiple of 64 (64, 128, 192, 256, 384, 512, 768, …), so that calls on
-    dictionaries of similar size share one compiled shape (at most ~1.5× the columns)."""
-    size = 64.0
-    while -(-int(size) // 64) * 64 < k:
-        size *= 2**0.5
-    return -(-int(size) // 64) * 64
+def _fista(g: np.ndarray, c: np.ndarray, w: np.ndarray, lam: float, iters: int) -> tuple[np.ndarray, int]:
+    """FISTA on ``½wᵀGw − cᵀw + λ‖w‖₁`` from ``w`` (Beck & Teboulle, SIAM J. Imaging Sci.
+    2009) on the Jacobi-scaled problem (``w = Dv``, ``D = diag(G)^−½``: the penalty on ``vⱼ``
+    is ``λ·Dⱼⱼ``, the same minimizer, a better-conditioned Gram), step ``1/L`` with ``L`` from
+    :func:`_top_eigenvalue` (so it never diverges), the momentum restarted whenever it points
+    uphill (``(z − w⁺)·(w⁺ − w) > 0``: O'Donoghue & Candès, Found. Comput. Math. 2015). Stops
+    after ``iters`` iterations or once an iteration moves ``w`` by less than 1e-10 of its size.
+    Returns the solution and the iterations run."""
+    dg = np.diag(g)
+    scale = 1 / np.sqrt(np.where(dg > 0, dg, 1.0))
+    lip = max(_top_eigenvalue(g * scale[:, None] * scale[None, :]), 1e-300)
+    g, c, w = g * (scale[:, None] * scale[None, :] / lip), c * scale / lip, w / scale
+    z, t, thr = w.copy(), 1.0, lam * scale / lip
+    i = 0
+    while i < iters:
+        i += 1
+        u = z - (g @ z - c)
+        w_new = np.sign(u) * np.maximum(np.abs(u) - thr, 0.0)
+        step = w_new - w
+        if float((z - w_new) @ step) > 0:  # restart: a plain proximal gradient step from here
+            t = 1.0
+        t_new = 0.5 * (1 + np.sqrt(1 + 4 * t * t))
+        z = w_new + (t - 1) / t_new * step
+        w, t = w_new, t_new
+        if np.max(np.abs(step), initial=0.0) <= 1e-10 * max(float(np.max(np.abs(w), initial=0.0)), 1e-300):
+            break
+    return w * scale, i
 
 
-def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int) -> list[np.ndarray]:
+def _lasso_path(g: np.ndarray, c: np.ndarray, lams: np.ndarray, iters: int):
     """Lasso ``½wᵀGw − cᵀw + λ‖w‖₁`` (``G = X̄ᵀX̄/m``, ``c = X̄ᵀȳ/m``: the centered
-    ``½‖ȳ − X̄w‖²/m + λ‖w‖₁``) along ``lams``, by :func:`_fista_path` (float64 when x64 is on;
-    the Gram is padded to :func:`_padded` columns so that few shapes compile)."""
+    ``½‖ȳ − X̄w‖²/m + λ‖w‖₁``) along the decreasing ``lams``: yields the solution ``w`` (all
+    columns) at each λ in turn (each warm-started from the last), so that a caller can stop.
+
+    Each point is solved on a working set, as in working-set lasso solvers (Johnson &
+    Guestrin, *Blitz*, ICML 2015; Massias et al., *Celer*, ICML 2018): the last support and
+    the columns that violate the optimality conditions ``|cⱼ − (Gw)ⱼ| ≤ λ`` at the new λ;
+    FISTA (:func:`_fista`) on that set, then the conditions are checked on every other
+    column and the violators join the set until none is left or the point's ``iters``
+    iterations (over all its rounds) are spent. A point then costs what its working set
+    costs, not the whole dictionary, and the smaller Gram has a smaller Lipschitz constant
+    (longer steps)."""
     k = g.shape[0]
-    lip = max(_top_eigenvalue(g), tiny(jnp.result_type(float)))  # a positive step size on the device
-    kp = _padded(k)
-    gp = np.zeros((kp, kp))
-    gp[:k, :k] = g
-    cp = np.zeros(kp)
-    cp[:k] = c
-    dt = jnp.result_type(float)
-    ws = _fista_path(jnp.asarray(gp, dt), jnp.asarray(cp, dt), jnp.asarray(lams, dt), jnp.asarray(lip, dt),
-                     iters=int(iters))
-    return list(np.asarray(ws, dtype=np.float64)[:, :k])
+    w = np.zeros(k)
+    for lam in np.asarray(lams, dtype=np.float64):
+        work, left, solved = w != 0, int(iters), False
+        while left > 0 or not solved:
+            on = np.flatnonzero(w)
+            viol = ~work & (np.abs(c - g[:, on] @ w[on]) > lam * (1 + 1e-6))
+            if solved and not viol.any():
+                break
+            work |= viol
+            idx = np.flatnonzero(work)
+            w_ws, used = _fista(g[np.ix_(idx, idx)], c[idx], w[idx], float(lam), left) if idx.size else (w[idx], 0)
+            w = np.zeros(k)
+            w[idx] = w_ws
+            left, solved = left - max(used, 1), True
+        yield w
 
 
 def _count_sd(c: np.ndarray, m: int) -> np.ndarray:
@@ -569,6 +584,9 @@ def _neighbors(terms):
     return out
 
 
+_PATH_PATIENCE = 3  # lasso points that do not raise the validation R² by 0.1·r2_slack before the path stops
+
+
 def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
     """Step 3: the sparsest support over the columns of ``d`` whose validation R² is within
     ``r2_slack`` of the best (of the candidates and of ``best``, the discovery's). Candidates:
@@ -587,13 +605,20 @@ def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
     lam_max = float(np.max(np.abs(c))) / m
     if lam_max > 0:
         lams = lam_max * np.geomspace(0.5, 1e-6, 25)
+        top, since = -np.inf, 0
         for i, w in enumerate(_lasso_path(g / m, c / m, lams, lasso_iters)):
             sup = tuple(np.flatnonzero(np.abs(w) > 1e-12 * max(1.0, float(np.max(np.abs(w))))).tolist())
             entry[list(sup)] = np.minimum(entry[list(sup)], i)
             if cands and cands[-1][0] == sup:
-                continue
-            b, wd = d.fit(sup)
-            cands.append((sup, d.val_r2(y_val, sup, b, wd)))
+                since += 1  # the same support: the same debiased fit
+            else:
+                b, wd = d.fit(sup)
+                cands.append((sup, d.val_r2(y_val, sup, b, wd)))
+                r2 = cands[-1][1]
+                since = 0 if r2 > top + 0.1 * r2_slack + 1e-12 else since + 1
+                top = max(top, r2)
+            if since >= _PATH_PATIENCE:  # past the validation peak: later points are larger and no better
+                break
     full = tuple(range(k))
     b, wd = d.fit(full)
     cands.append((full, d.val_r2(y_val, full, b, wd)))

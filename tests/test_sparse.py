@@ -524,13 +524,75 @@ def test_max_records_caps_the_result():
             sparse_and_or(game, n, budget=1200, max_records=bad, progress=False)
 
 
-def test_padded_sizes_are_few_and_cover():
-    from jinter.sparse import _padded
+def test_lasso_path_working_sets_on_a_dependent_dictionary():
+    """The working-set path on a dictionary with exact dependencies (duplicate columns and
+    ``[a∨b] = [a] + [b] − [a∧b]``, as the selection's dictionary has): every point meets the
+    optimality conditions on all columns, including those never in its working set, and the
+    objective equals that of FISTA on the whole dictionary (the minimizer is not unique)."""
+    from jinter.sparse import _fista, _lasso_path
 
-    sizes = {_padded(k) for k in range(1, 3000)}
-    assert all(_padded(k) >= k and _padded(k) % 64 == 0 for k in range(1, 3000))
-    assert all(_padded(k) <= max(64, 1.5 * k + 64) for k in range(1, 3000))
-    assert len(sizes) <= 12
+    rng = np.random.default_rng(5)
+    s = rng.random((800, 12)) < 0.5
+    cols = [s[:, j] for j in range(12)] + [s[:, 0] | s[:, 1], s[:, 0] & s[:, 1], s[:, 2], s[:, 3] & s[:, 4]]
+    x = np.stack(cols, axis=1).astype(float)
+    x = np.concatenate([x, (rng.random((800, 40)) < 0.3).astype(float)], axis=1)  # 40 idle columns
+    y = 2 * x[:, 12] - 1.5 * x[:, 15] + 0.7 * x[:, 5] + 0.05 * rng.normal(size=800)
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    g, c = xc.T @ xc / 800, xc.T @ yc / 800
+    lams = np.max(np.abs(c)) * np.geomspace(0.5, 1e-3, 8)
+    path = list(_lasso_path(g, c, lams, 20000))
+    assert len(path) == len(lams)
+
+    def objective(w, lam):
+        return 0.5 * w @ g @ w - c @ w + lam * np.abs(w).sum()
+
+    for lam, w in zip(lams, path):
+        grad = c - g @ w
+        assert np.all(np.abs(grad) <= lam * (1 + 1e-4) + 1e-8)
+        full, _ = _fista(g, c, np.zeros_like(c), float(lam), 20000)
+        assert objective(w, lam) <= objective(full, lam) + 1e-9 * max(1.0, abs(objective(full, lam)))
+    assert np.count_nonzero(path[0]) < 10  # the first point's working set was small
+
+
+def test_lasso_path_stops_after_the_validation_peak(monkeypatch):
+    """The selection stops consuming the lasso path once ``_PATH_PATIENCE`` points in a row do
+    not raise the validation R² (by 0.1·r2_slack), and on a game whose path plateaus at R² = 1
+    that stop changes nothing: the same terms as with the whole path."""
+    from jinter import sparse
+
+    game, _ = planted(40, 3, 2, 7, orders=(1, 2), disjoint=True)
+    consumed = []
+    path = sparse._lasso_path
+
+    def counting(*args):
+        consumed.append(0)
+        for w in path(*args):
+            consumed[-1] += 1
+            yield w
+
+    monkeypatch.setattr(sparse, "_lasso_path", counting)
+    early = sparse_and_or(game, 40, budget=1500, progress=False)
+    monkeypatch.setattr(sparse, "_PATH_PATIENCE", 10**6)
+    whole = sparse_and_or(game, 40, budget=1500, progress=False)
+    assert consumed[0] < consumed[1] == 25
+    assert early.records == whole.records and early.bias == whole.bias
+
+
+def test_validation_r2_by_columns_or_by_all_columns():
+    """``_Design.val_r2`` gives the same R² from the chosen columns (few) and from a product
+    with all columns (many)."""
+    from jinter.sparse import _Design
+
+    rng = np.random.default_rng(2)
+    s_fit, s_val = rng.random((200, 10)) < 0.5, rng.random((60, 10)) < 0.5
+    d = _Design(s_fit, rng.normal(size=200), s_val, capacity=4)
+    d.add([("and", (j,)) for j in range(10)] + [("or", (0, 1)), ("and", (2, 3))])
+    y_val = rng.normal(size=60)
+    for idx in ([3], list(range(12)), [0, 5, 11]):
+        b, w = d.fit(idx)
+        x = d.xv[:, idx]
+        assert d.val_r2(y_val, idx, b, w) == pytest.approx(1 - np.sum((y_val - b - x @ w) ** 2)
+                                                           / np.sum((y_val - y_val.mean()) ** 2), rel=1e-12)
 
 
 def test_discovery_stages():
