@@ -406,17 +406,41 @@ def _count_sd(c: np.ndarray, m: int) -> np.ndarray:
     return np.sqrt(np.maximum(c - c**2 / m, 1e-12))
 
 
+class _Columns:
+    """A matrix of ``m`` rows to which columns are appended (amortized doubling); ``.x`` is the
+    filled part."""
+
+    def __init__(self, m: int):
+        self._buf, self.k = np.zeros((m, 8)), 0
+
+    def append(self, col: np.ndarray) -> None:
+        if self.k == self._buf.shape[1]:
+            buf = np.zeros((self._buf.shape[0], 2 * self.k))
+            buf[:, : self.k] = self._buf
+            self._buf = buf
+        self._buf[:, self.k] = col
+        self.k += 1
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._buf[:, : self.k]
+
+
 @dataclasses.dataclass
 class _Pool:
     """The discovery's candidate pool: the fit rows ``sf`` (float), the scale ``sd1`` of the
-    single players, the parents whose children are scored (their columns in the design) with
-    their children's scale ``(n, #parents)`` (a child's number of ones on the fit rows: it
-    does not depend on the residual), and the terms already taken."""
+    single players, the parents whose children are scored (their columns in the design; the
+    AND parents' features ``f_T`` and the OR parents' ``ā_T = 1 − f_T`` kept side by side, so
+    scoring reads them without a copy) with their children's scale ``(n, #parents)`` (a
+    child's number of ones on the fit rows: it does not depend on the residual), and the
+    terms already taken."""
 
     sf: np.ndarray
     sd1: np.ndarray
     sd_and: np.ndarray
     sd_or: np.ndarray
+    f_and: _Columns
+    a_or: _Columns
     par_and: list[int] = dataclasses.field(default_factory=list)
     par_or: list[int] = dataclasses.field(default_factory=list)
     seen: set[tuple[str, tuple[int, ...]]] = dataclasses.field(default_factory=set)
@@ -426,23 +450,27 @@ class _Pool:
         """The pool of the single players on the fit rows ``s_fit`` (no parents yet)."""
         m, n = s_fit.shape
         sf = s_fit.astype(np.float64)
-        return cls(sf, _count_sd(sf.sum(axis=0), m), np.zeros((n, 0)), np.zeros((n, 0)))
+        return cls(sf, _count_sd(sf.sum(axis=0), m), np.zeros((n, 0)), np.zeros((n, 0)), _Columns(m), _Columns(m))
 
 
 def _child_scores(pool: _Pool, d: _Design, r: np.ndarray) -> list[tuple[np.ndarray, str, tuple[int, ...]]]:
     """``(scores (n,), type, parent players)`` per block: the normalized correlation of the
     residual ``r`` with every single player (parent ``()``) and every child ``T ∪ {j}`` of
-    each parent ``T`` (one matrix product per type, module docstring step 2)."""
+    each parent ``T`` (one matrix product per type, module docstring step 2; ``Sᵀ(f_T ⊙ r) =
+    (S ⊙ r)ᵀf_T``, whichever of ``S ⊙ r`` and ``F ⊙ r`` is smaller is formed)."""
     sf = pool.sf
+    sr = sf * r[:, None] if sf.shape[1] <= max(pool.f_and.k, pool.a_or.k) else None
+
+    def weighted(x):  # Sᵀ(x ⊙ r), through the smaller m-row temporary
+        return sr.T @ x if sr is not None else sf.T @ (x * r[:, None])
+
     blocks = [(np.abs(sf.T @ r) / pool.sd1, "and", ())]
     if pool.par_and:
-        f = d.raw[:, pool.par_and]
-        sc = np.abs(sf.T @ (f * r[:, None])) / pool.sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
+        sc = np.abs(weighted(pool.f_and.x)) / pool.sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
         blocks += [(sc[:, p], "and", d.terms[i][1]) for p, i in enumerate(pool.par_and)]
     if pool.par_or:
-        a = 1.0 - d.raw[:, pool.par_or]  # all of T absent
-        ar = a * r[:, None]
-        sc = np.abs(ar.sum(axis=0)[None] - sf.T @ ar) / pool.sd_or  # child = 1 − ā_T(1 − s_j)
+        a = pool.a_or.x  # all of T absent
+        sc = np.abs((r @ a)[None] - weighted(a)) / pool.sd_or  # child = 1 − ā_T(1 − s_j)
         blocks += [(sc[:, p], "or", d.terms[i][1]) for p, i in enumerate(pool.par_or)]
     return blocks
 
@@ -481,22 +509,29 @@ def _grow(pool: _Pool, d: _Design, first: int, max_order: int) -> None:
     order below ``max_order`` becomes a parent (its type's children; a single player's
     children of both types)."""
     m = pool.sf.shape[0]
+    new_and, new_or = [], []
     for i in range(first, d.k):
         key = d.terms[i]
         pool.seen.add(key)
         kind, t = key
         if len(t) >= max_order:
             continue
-        f = d.raw[:, i]
         if kind == "and" or len(t) == 1:
-            c = pool.sf.T @ f
-            pool.par_and.append(i)
-            pool.sd_and = np.concatenate([pool.sd_and, _count_sd(c, m)[:, None]], axis=1)
+            new_and.append(i)
         if kind == "or" or len(t) == 1:
-            a = 1.0 - f
-            c = m - (a.sum() - pool.sf.T @ a)
-            pool.par_or.append(i)
-            pool.sd_or = np.concatenate([pool.sd_or, _count_sd(c, m)[:, None]], axis=1)
+            new_or.append(i)
+    if new_and:
+        f = d.raw[:, new_and]
+        for col in f.T:
+            pool.f_and.append(col)
+        pool.par_and += new_and
+        pool.sd_and = np.concatenate([pool.sd_and, _count_sd(pool.sf.T @ f, m)], axis=1)
+    if new_or:
+        a = 1.0 - d.raw[:, new_or]
+        for col in a.T:
+            pool.a_or.append(col)
+        pool.par_or += new_or
+        pool.sd_or = np.concatenate([pool.sd_or, _count_sd(m - (a.sum(axis=0)[None] - pool.sf.T @ a), m)], axis=1)
 
 
 def _validate(d: _Design, y_val: np.ndarray, b: float, w: np.ndarray) -> tuple[float, float]:
