@@ -186,7 +186,7 @@ def main() -> None:
                                   "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         print(f"n={n_big}:", res[f"large_n{n_big}"], flush=True)
         if not args.quick:  # on record at once: a later --large n may run for hours
-            save_results("and_or_classes", _merged(res, args) if partial else res, quick=args.quick)
+            save_results("and_or_classes", _merged(res, args) if partial else _with_old_large(res), quick=args.quick)
     print(f"{'n':>3} {'class':<18} {'games':>5} {'cert':>4} {'med s':>8} {'max s':>8} {'med it':>8} "
           f"{'max it':>8} {'HiGHS s':>8} {'ratio':>7} {'min':>7}")
     for n, cls, s in table:
@@ -194,7 +194,19 @@ def main() -> None:
               if "highs_median_seconds" in s else f"{'—':>8} {'—':>7} {'—':>7}")
         print(f"{n:>3} {cls:<18} {s['games']:>5} {s['certified']:>4} {s['median_seconds']:8.3f} {s['max_seconds']:8.3f} "
               f"{s['median_iterations']:>8.0f} {s['max_iterations']:>8} {hs}")
-    save_results("and_or_classes", _merged(res, args) if partial and not args.quick else res, quick=args.quick)
+    if not args.quick:
+        res = _merged(res, args) if partial else _with_old_large(res)
+    save_results("and_or_classes", res, quick=args.quick)
+
+
+def _with_old_large(res: dict) -> dict:
+    """A full run's results plus the recorded ``large_n*`` entries it did not re-run (each keeps
+    its own ``measured`` time), so that a full run without ``--large`` does not drop them."""
+    path = RESULTS / "and_or_classes.json"
+    if not path.exists():
+        return res
+    old = json.loads(path.read_text())
+    return {k: v for k, v in old.items() if k.startswith("large_n") and k not in res} | res
 
 
 def _merged(res: dict, args) -> dict:
@@ -210,7 +222,7 @@ def _merged(res: dict, args) -> dict:
     for key in [k for k in res if k.startswith("n") and isinstance(res[k], dict)]:
         res[key] = old.get(key, {}) | res[key]
     run = {"classes": args.classes, "network": not args.no_network, "large": args.large,
-           "time": args.started}
+           "large_iter": args.large_iter[: len(args.large)] if args.large else [], "time": args.started}
     runs = [r for r in old.get("partial_runs", []) if r != run]  # this run saved before (a large n)
     return old | res | {"full_run_time": old.get("full_run_time", old.get("time")), "partial_runs": runs + [run]}
 

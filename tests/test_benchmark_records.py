@@ -1,0 +1,41 @@
+"""The benchmarks' record keeping: what a run writes into ``benchmarks/results`` and what it keeps."""
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def classes(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_and_or_classes as mod
+
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    yield mod
+    sys.modules.pop("bench_and_or_classes", None)
+
+
+def test_full_run_keeps_the_large_n_records_it_did_not_rerun(classes, tmp_path):
+    old = {"n10": {"gaussian": {"summary": {"median_seconds": 1.0}}}, "time": "t0",
+           "large_n16": {"iterations": 5, "measured": "t0"}, "large_n20": {"iterations": 7, "measured": "t0"}}
+    (tmp_path / "and_or_classes.json").write_text(json.dumps(old))
+    new = {"n10": {"gaussian": {"summary": {"median_seconds": 0.5}}}, "large_n16": {"iterations": 4, "measured": "t1"}}
+    out = classes._with_old_large(new)
+    assert out["large_n16"] == new["large_n16"] and out["large_n20"] == old["large_n20"]
+    assert out["n10"] == new["n10"] and "time" not in out  # only large-n records are carried over
+    (tmp_path / "and_or_classes.json").unlink()
+    assert classes._with_old_large(new) == new
+
+
+def test_partial_run_records_its_iteration_caps(classes, tmp_path):
+    (tmp_path / "and_or_classes.json").write_text(json.dumps({"n10": {}, "time": "t0"}))
+    args = SimpleNamespace(classes=["gaussian"], no_network=True, large=[16], large_iter=[100_000, 2000],
+                           started="t1")
+    out = classes._merged({"n10": {"gaussian": {"summary": {}}}}, args)
+    assert out["partial_runs"] == [{"classes": ["gaussian"], "network": False, "large": [16],
+                                    "large_iter": [100_000], "time": "t1"}]
