@@ -258,6 +258,13 @@ def main() -> int:
         print(f"shapiq unavailable ({e}); timing jinter only")
         shapiq = None
         args.methods = ["jinter"]
+    if "ProxySPEX" in args.methods:
+        try:
+            import lightgbm  # noqa: F401 - ProxySPEX's decoder
+        except ImportError:  # refused up front: a row of errors would replace its recorded results
+            print("ProxySPEX needs lightgbm (pip install -e '.[benchmarks]'); install it or pass "
+                  "--methods without ProxySPEX", file=sys.stderr)
+            return 2
     results = {}
     for case in args.cases:
         truth = truth_m = None
