@@ -38,8 +38,10 @@ Method (:func:`sparse_and_or`):
    ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` is computed (unweighted ℓ1 on the raw coefficients, i.e.
    the ``and_or`` objective; FISTA with restarts on the Gram matrix, each point on a working
    set of its columns checked by the optimality conditions on all of them), each point
-   debiased by least squares on its support; the path stops three points after its best
-   validation R² (larger supports that no longer fit better). The sparsest candidate above the floor (lasso points, discovery rounds, the
+   debiased by least squares on its support; the path stops once three new supports in a row
+   have together raised the validation R² by no more than ``r2_slack/10``, or at a perfect fit
+   (the later, mostly larger supports are not computed; their columns come last in the order of
+   preference). The sparsest candidate above the floor (lasso points, discovery rounds, the
    full dictionary) is pruned: columns that are linear combinations of preferred ones (earlier
    on the lasso path, i.e. cheaper in ℓ1) are dropped, e.g. one of ``[a], [b], [a∨b], [a∧b]``
    since ``[a∨b] = [a] + [b] − [a∧b]``; then backward elimination drops the term whose removal
@@ -347,7 +349,8 @@ def _fista(g: np.ndarray, c: np.ndarray, w: np.ndarray, lam: float, iters: int) 
     is ``λ·Dⱼⱼ``, the same minimizer, a better-conditioned Gram), step ``1/L`` with ``L`` from
     :func:`_top_eigenvalue` (so it never diverges), the momentum restarted whenever it points
     uphill (``(z − w⁺)·(w⁺ − w) > 0``: O'Donoghue & Candès, Found. Comput. Math. 2015). Stops
-    after ``iters`` iterations or once an iteration moves ``w`` by less than 1e-10 of its size.
+    after ``iters`` iterations or once an iteration moves the scaled iterate ``v`` by less than
+    1e-10 of its size.
     Returns the solution and the iterations run."""
     dg = np.diag(g)
     scale = 1 / np.sqrt(np.where(dg > 0, dg, 1.0))
@@ -459,7 +462,7 @@ def _child_scores(pool: _Pool, d: _Design, r: np.ndarray) -> list[tuple[np.ndarr
     each parent ``T`` (one matrix product per type, module docstring step 2; ``Sᵀ(f_T ⊙ r) =
     (S ⊙ r)ᵀf_T``, whichever of ``S ⊙ r`` and ``F ⊙ r`` is smaller is formed)."""
     sf = pool.sf
-    sr = sf * r[:, None] if sf.shape[1] <= max(pool.f_and.k, pool.a_or.k) else None
+    sr = sf * r[:, None] if sf.shape[1] <= pool.f_and.k + pool.a_or.k else None
 
     def weighted(x):  # Sᵀ(x ⊙ r), through the smaller m-row temporary
         return sr.T @ x if sr is not None else sf.T @ (x * r[:, None])
@@ -619,7 +622,8 @@ def _neighbors(terms):
     return out
 
 
-_PATH_PATIENCE = 3  # lasso points that do not raise the validation R² by 0.1·r2_slack before the path stops
+_PATH_PATIENCE = 3  # new lasso supports in a row that together raise the validation R² by ≤ 0.1·r2_slack
+_PERFECT_R2 = 1 - 1e-12  # a validation R² no later point can improve on
 
 
 def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
@@ -640,19 +644,17 @@ def _select(d: _Design, y_val, rounds, best: float, r2_slack, lasso_iters):
     lam_max = float(np.max(np.abs(c))) / m
     if lam_max > 0:
         lams = lam_max * np.geomspace(0.5, 1e-6, 25)
-        top, since = -np.inf, 0
+        ref, since = -np.inf, 0  # R² of the last point that raised it by more than 0.1·r2_slack
         for i, w in enumerate(_lasso_path(g / m, c / m, lams, lasso_iters)):
             sup = tuple(np.flatnonzero(np.abs(w) > 1e-12 * max(1.0, float(np.max(np.abs(w))))).tolist())
             entry[list(sup)] = np.minimum(entry[list(sup)], i)
             if cands and cands[-1][0] == sup:
-                since += 1  # the same support: the same debiased fit
-            else:
-                b, wd = d.fit(sup)
-                cands.append((sup, d.val_r2(y_val, sup, b, wd)))
-                r2 = cands[-1][1]
-                since = 0 if r2 > top + 0.1 * r2_slack + 1e-12 else since + 1
-                top = max(top, r2)
-            if since >= _PATH_PATIENCE:  # past the validation peak: later points are larger and no better
+                continue  # the same support: the same debiased fit
+            b, wd = d.fit(sup)
+            cands.append((sup, d.val_r2(y_val, sup, b, wd)))
+            r2 = cands[-1][1]
+            ref, since = (r2, 0) if r2 > ref + 0.1 * r2_slack else (ref, since + 1)
+            if since >= _PATH_PATIENCE or r2 >= _PERFECT_R2:  # past the validation peak, or a perfect fit
                 break
     full = tuple(range(k))
     b, wd = d.fit(full)
@@ -869,7 +871,8 @@ def sparse_and_or(
         exact_max_n: largest ``n`` of the automatic exact path.
         q_ratio: noise box of the exact path (:func:`jinter.and_or`); unused by the sampled fit.
         progress: tqdm progress bars on the model calls and the discovery.
-        lasso_iters: FISTA iterations per point of the lasso path.
+        lasso_iters: FISTA iterations per point of the lasso path (over all rounds of its
+            working set), ≥ 1.
 
     Returns:
         :class:`SparseAndOrResult`.
@@ -900,6 +903,8 @@ def sparse_and_or(
         if isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer)) or max_records < 0:
             raise ValueError(f"max_records must be an integer ≥ 0 or None, got {max_records!r}")
         max_records = int(max_records)
+    if isinstance(lasso_iters, bool) or not isinstance(lasso_iters, (int, np.integer)) or lasso_iters < 1:
+        raise ValueError(f"lasso_iters must be an integer ≥ 1, got {lasso_iters!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
     batch_size = int(batch_size)

@@ -174,6 +174,9 @@ def test_value_fn_errors():
         sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, exact=True, progress=False)
     with pytest.raises(ValueError, match="keep_rates"):
         sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, keep_rates=[0.0, 0.5], progress=False)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="lasso_iters must be an integer ≥ 1"):
+            sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, lasso_iters=bad, progress=False)
     with pytest.raises(TypeError, match="value_fn must be callable"):
         sparse_and_or(None, 12, budget=1000, progress=False)
 
@@ -555,9 +558,9 @@ def test_lasso_path_working_sets_on_a_dependent_dictionary():
 
 
 def test_lasso_path_stops_after_the_validation_peak(monkeypatch):
-    """The selection stops consuming the lasso path once ``_PATH_PATIENCE`` points in a row do
-    not raise the validation R² (by 0.1·r2_slack), and on a game whose path plateaus at R² = 1
-    that stop changes nothing: the same terms as with the whole path."""
+    """The selection stops consuming the lasso path at a perfect validation fit (or once
+    ``_PATH_PATIENCE`` new supports in a row add ≤ 0.1·r2_slack), and on a game whose path
+    reaches R² = 1 that stop changes nothing: the same terms as with the whole path."""
     from jinter import sparse
 
     game, _ = planted(40, 3, 2, 7, orders=(1, 2), disjoint=True)
@@ -573,9 +576,28 @@ def test_lasso_path_stops_after_the_validation_peak(monkeypatch):
     monkeypatch.setattr(sparse, "_lasso_path", counting)
     early = sparse_and_or(game, 40, budget=1500, progress=False)
     monkeypatch.setattr(sparse, "_PATH_PATIENCE", 10**6)
+    monkeypatch.setattr(sparse, "_PERFECT_R2", np.inf)
     whole = sparse_and_or(game, 40, budget=1500, progress=False)
     assert consumed[0] < consumed[1] == 25
     assert early.records == whole.records and early.bias == whole.bias
+
+
+def test_lasso_path_early_stop_waits_past_a_dominant_term(monkeypatch):
+    """A dominant term keeps the path's first points on one support; repeated supports do not
+    count towards the stop, so the selection is the one the whole path gives (the four true
+    columns), in the same order of preference."""
+    from jinter import sparse
+
+    rng = np.random.default_rng(1)
+    s = rng.random((2000, 8)) < 0.5
+    y = 50 * s[:, 0] + 3 * s[:, 1] + 2.5 * s[:, 2] + 2 * s[:, 3] + 0.01 * rng.normal(size=2000)
+    d = sparse._Design(s[:1500], y[:1500], s[1500:], capacity=8)
+    d.add([("and", (j,)) for j in range(8)])
+    early = sparse._select(d, y[1500:], [], -np.inf, 1e-3, 500)
+    monkeypatch.setattr(sparse, "_PATH_PATIENCE", 10**6)
+    whole = sparse._select(d, y[1500:], [], -np.inf, 1e-3, 500)
+    assert sorted(early[0]) == sorted(whole[0]) == [0, 1, 2, 3]
+    assert early[0] == whole[0] and early[1] == whole[1]
 
 
 def test_validation_r2_by_columns_or_by_all_columns():
