@@ -39,3 +39,28 @@ def test_partial_run_records_its_iteration_caps(classes, tmp_path):
     out = classes._merged({"n10": {"gaussian": {"summary": {}}}}, args)
     assert out["partial_runs"] == [{"classes": ["gaussian"], "network": False, "large": [16],
                                     "large_iter": [100_000], "time": "t1"}]
+
+
+@pytest.fixture
+def sparse_bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_sparse as mod
+
+    yield mod
+    sys.modules.pop("bench_sparse", None)
+
+
+def test_match_terms_finds_the_fewest_terms_by_bisection(sparse_bench, monkeypatch):
+    """``jinter@match``: with R² rising in the cap, the bisection returns the smallest cap that
+    reaches the target, records the target, and says when even the default's count falls short."""
+    calls = []
+
+    def fake(game, n, budget, s_eval, y_eval, truth, max_records=None, warm=True):
+        calls.append(max_records)
+        return {"r2": 1 - 1 / (1 + max_records), "terms": max_records}
+
+    monkeypatch.setattr(sparse_bench, "run_jinter", fake)
+    out = sparse_bench.match_terms(None, 8, 100, None, None, None, target=0.9, most=40)
+    assert out["terms"] == 9 and out["r2"] >= 0.9 > 1 - 1 / 9 and out["target_r2"] == 0.9
+    assert out["bisection_runs"] == len(set(calls)) <= 8
+    assert sparse_bench.match_terms(None, 8, 100, None, None, None, target=0.99, most=40) is None
