@@ -354,8 +354,9 @@ def _fista(g: np.ndarray, c: np.ndarray, w: np.ndarray, lam: float, iters: int) 
     Returns the solution and the iterations run."""
     dg = np.diag(g)
     scale = 1 / np.sqrt(np.where(dg > 0, dg, 1.0))
-    lip = max(_top_eigenvalue(g * scale[:, None] * scale[None, :]), 1e-300)
-    g, c, w = g * (scale[:, None] * scale[None, :] / lip), c * scale / lip, w / scale
+    g = g * scale[:, None] * scale[None, :]
+    lip = max(_top_eigenvalue(g), 1e-300)
+    g, c, w = g / lip, c * scale / lip, w / scale
     z, t, thr = w.copy(), 1.0, lam * scale / lip
     i = 0
     while i < iters:
@@ -410,19 +411,20 @@ def _count_sd(c: np.ndarray, m: int) -> np.ndarray:
 
 
 class _Columns:
-    """A matrix of ``m`` rows to which columns are appended (amortized doubling); ``.x`` is the
-    filled part."""
+    """A matrix of ``m`` rows to which blocks of columns are appended (amortized doubling);
+    ``.x`` is the filled part."""
 
     def __init__(self, m: int):
         self._buf, self.k = np.zeros((m, 8)), 0
 
-    def append(self, col: np.ndarray) -> None:
-        if self.k == self._buf.shape[1]:
-            buf = np.zeros((self._buf.shape[0], 2 * self.k))
-            buf[:, : self.k] = self._buf
+    def extend(self, cols: np.ndarray) -> None:
+        a, b = self.k, self.k + cols.shape[1]
+        if b > self._buf.shape[1]:
+            buf = np.zeros((self._buf.shape[0], max(b, 2 * self._buf.shape[1])))
+            buf[:, :a] = self._buf[:, :a]
             self._buf = buf
-        self._buf[:, self.k] = col
-        self.k += 1
+        self._buf[:, a:b] = cols
+        self.k = b
 
     @property
     def x(self) -> np.ndarray:
@@ -525,14 +527,12 @@ def _grow(pool: _Pool, d: _Design, first: int, max_order: int) -> None:
             new_or.append(i)
     if new_and:
         f = d.raw[:, new_and]
-        for col in f.T:
-            pool.f_and.append(col)
+        pool.f_and.extend(f)
         pool.par_and += new_and
         pool.sd_and = np.concatenate([pool.sd_and, _count_sd(pool.sf.T @ f, m)], axis=1)
     if new_or:
         a = 1.0 - d.raw[:, new_or]
-        for col in a.T:
-            pool.a_or.append(col)
+        pool.a_or.extend(a)
         pool.par_or += new_or
         pool.sd_or = np.concatenate([pool.sd_or, _count_sd(m - (a.sum(axis=0)[None] - pool.sf.T @ a), m)], axis=1)
 
