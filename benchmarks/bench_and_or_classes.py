@@ -173,8 +173,7 @@ def main() -> None:
                 res["n12"][cls] = out
                 table.append((12, cls, out["summary"]))
     partial = args.no_network or set(args.classes) != set(CLASSES)
-    for k, n_big in enumerate(args.large):
-        cap = args.large_iter[min(k, len(args.large_iter) - 1)]
+    for n_big, cap in zip(args.large, _large_caps(args)):
         v = synthetic_games("planted", n_big, 1, seed=2)[0]
         print(f"n={n_big}: one planted game, at most {cap} iterations ({time.strftime('%H:%M:%S')})", flush=True)
         t = time.perf_counter()
@@ -199,22 +198,29 @@ def main() -> None:
     save_results("and_or_classes", res, quick=args.quick)
 
 
+def _large_caps(args) -> list[int]:
+    """The iteration cap of each ``--large`` n (the last ``--large-iter`` repeats)."""
+    return [args.large_iter[min(k, len(args.large_iter) - 1)] for k in range(len(args.large))]
+
+
+def _recorded() -> dict | None:
+    """The recorded results file, or None before the first run."""
+    path = RESULTS / "and_or_classes.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _with_old_large(res: dict) -> dict:
     """A full run's results plus the recorded ``large_n*`` entries it did not re-run (each keeps
     its own ``measured`` time), so that a full run without ``--large`` does not drop them."""
-    path = RESULTS / "and_or_classes.json"
-    if not path.exists():
+    if (old := _recorded()) is None:
         return res
-    old = json.loads(path.read_text())
     return {k: v for k, v in old.items() if k.startswith("large_n") and k not in res} | res
 
 
 def _merged(res: dict, args) -> dict:
     """A partial run's results merged into the recorded file, per class (and per large n)."""
-    path = RESULTS / "and_or_classes.json"
-    if not path.exists():
+    if (old := _recorded()) is None:
         return res
-    old = json.loads(path.read_text())
     for key in [k for k in old if k.startswith("n") and isinstance(old[k], dict)]:
         for entry in old[key].values():  # entries of the last full run: measured then
             entry.setdefault("measured", old.get("full_run_time", old.get("time")))
@@ -222,7 +228,7 @@ def _merged(res: dict, args) -> dict:
     for key in [k for k in res if k.startswith("n") and isinstance(res[k], dict)]:
         res[key] = old.get(key, {}) | res[key]
     run = {"classes": args.classes, "network": not args.no_network, "large": args.large,
-           "large_iter": args.large_iter[: len(args.large)] if args.large else [], "time": args.started}
+           "large_iter": _large_caps(args), "time": args.started}
     runs = [r for r in old.get("partial_runs", []) if r != run]  # this run saved before (a large n)
     return old | res | {"full_run_time": old.get("full_run_time", old.get("time")), "partial_runs": runs + [run]}
 

@@ -292,13 +292,7 @@ def main() -> int:
             print("ProxySPEX needs lightgbm (pip install -e '.[benchmarks]'); install it or pass "
                   "--methods without ProxySPEX", file=sys.stderr)
             return 2
-    recorded = {}
-    if args.match_only:
-        import json
-
-        from _common import RESULTS
-
-        recorded = json.loads((RESULTS / "bench_sparse.json").read_text())["results"]
+    recorded = _recorded() if args.match_only else {}
     results = {}
     for case in args.cases:
         truth = truth_m = None
@@ -318,29 +312,36 @@ def main() -> int:
         s_eval = rng.random((2000, n)) < p[:, None]
         y_eval = game(s_eval)
         for budget in args.budgets:
-            row = {}
-            for meth in ([] if args.match_only else args.methods):
-                if meth == "jinter":
-                    row[meth] = run_jinter(game, n, budget, s_eval, y_eval, truth)
-                else:
-                    row[meth] = run_anchor(getattr(shapiq, meth), game, n, budget, s_eval, y_eval, truth_m,
-                                           args.anchor_timeout)
-                _show(case, budget, meth, row[meth])
-            if "jinter" in row and not args.no_matched and not args.match_only:  # jinter capped at each anchor's number of terms
-                for meth in [m for m in args.methods if m != "jinter" and "terms" in row.get(m, {})]:
-                    key = f"jinter@{meth}"
-                    row[key] = run_jinter(game, n, budget, s_eval, y_eval, truth, max_records=row[meth]["terms"],
-                                          warm=False)
-                    _show(case, budget, key, row[key])
             if args.match_only:  # the recorded row, with jinter@match (re)computed
-                row = recorded.get(f"{case}/{budget}")
-                if row is None:
+                if f"{case}/{budget}" not in recorded:
                     continue
-                row = {k: v for k, v in row.items() if k != "jinter@match"}
+                row = {k: v for k, v in recorded[f"{case}/{budget}"].items() if k != "jinter@match"}
+            else:
+                row = _run_row(args, shapiq, case, game, n, budget, s_eval, y_eval, truth, truth_m)
             _add_match(row, game, n, budget, s_eval, y_eval, truth)
             results[f"{case}/{budget}"] = row
             _merge(results, args.quick)
     return 0
+
+
+def _run_row(args, shapiq, case, game, n, budget, s_eval, y_eval, truth, truth_m) -> dict:
+    """One case and budget: every method of ``args.methods``, then (unless ``--no-matched``)
+    jinter capped at each anchor's number of terms."""
+    row = {}
+    for meth in args.methods:
+        if meth == "jinter":
+            row[meth] = run_jinter(game, n, budget, s_eval, y_eval, truth)
+        else:
+            row[meth] = run_anchor(getattr(shapiq, meth), game, n, budget, s_eval, y_eval, truth_m,
+                                   args.anchor_timeout)
+        _show(case, budget, meth, row[meth])
+    if "jinter" in row and not args.no_matched:  # jinter capped at each anchor's number of terms
+        for meth in [m for m in args.methods if m != "jinter" and "terms" in row.get(m, {})]:
+            key = f"jinter@{meth}"
+            row[key] = run_jinter(game, n, budget, s_eval, y_eval, truth, max_records=row[meth]["terms"],
+                                  warm=False)
+            _show(case, budget, key, row[key])
+    return row
 
 
 def _add_match(row, game, n, budget, s_eval, y_eval, truth):
@@ -405,14 +406,18 @@ def _show(case, budget, meth, out):
     print(case, budget, meth, {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}, flush=True)
 
 
-def _merge(results, quick):
+def _recorded() -> dict:
+    """The recorded results, per case and budget (empty before the first run)."""
     import json
 
     from _common import RESULTS
 
     path = RESULTS / "bench_sparse.json"
-    old = json.loads(path.read_text()).get("results", {}) if path.exists() else {}
-    merged = old | results
+    return json.loads(path.read_text()).get("results", {}) if path.exists() else {}
+
+
+def _merge(results, quick):
+    merged = _recorded() | results
     save_results("bench_sparse", {"results": merged, "scaling": scaling(merged),
                                   "note": "2-core machine shared with other jobs (timings noisy; fit_cpu_s is "
                                           "the process CPU time, all threads, minus the game's)"}, quick=quick)

@@ -1,5 +1,6 @@
 """The benchmarks' record keeping: what a run writes into ``benchmarks/results`` and what it keeps."""
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -10,14 +11,18 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def _bench(monkeypatch, name):
+    """The benchmark script ``name`` imported as a module (dropped again after the test)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.delitem(sys.modules, name, raising=False)  # restored (absent) after the test
+    return importlib.import_module(name)
+
+
 @pytest.fixture
 def classes(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_and_or_classes as mod
-
+    mod = _bench(monkeypatch, "bench_and_or_classes")
     monkeypatch.setattr(mod, "RESULTS", tmp_path)
-    yield mod
-    sys.modules.pop("bench_and_or_classes", None)
+    return mod
 
 
 def test_full_run_keeps_the_large_n_records_it_did_not_rerun(classes, tmp_path):
@@ -43,11 +48,7 @@ def test_partial_run_records_its_iteration_caps(classes, tmp_path):
 
 @pytest.fixture
 def sparse_bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_sparse as mod
-
-    yield mod
-    sys.modules.pop("bench_sparse", None)
+    return _bench(monkeypatch, "bench_sparse")
 
 
 def test_match_terms_finds_the_fewest_terms_by_bisection(sparse_bench, monkeypatch):
