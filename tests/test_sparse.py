@@ -527,13 +527,21 @@ def test_max_records_caps_the_result():
             sparse_and_or(game, n, budget=1200, max_records=bad, progress=False)
 
 
-def test_lasso_path_working_sets_on_a_dependent_dictionary():
+def test_lasso_path_working_sets_on_a_dependent_dictionary(monkeypatch):
     """The working-set path on a dictionary with exact dependencies (duplicate columns and
     ``[a∨b] = [a] + [b] − [a∧b]``, as the selection's dictionary has): every point meets the
     optimality conditions on all columns, including those never in its working set, and the
     objective equals that of FISTA on the whole dictionary (the minimizer is not unique)."""
+    from jinter import sparse
     from jinter.sparse import _fista, _lasso_path
 
+    sizes = []
+
+    def recording(g, *args):
+        sizes.append(g.shape[0])
+        return _fista(g, *args)
+
+    monkeypatch.setattr(sparse, "_fista", recording)
     rng = np.random.default_rng(5)
     s = rng.random((800, 12)) < 0.5
     cols = [s[:, j] for j in range(12)] + [s[:, 0] | s[:, 1], s[:, 0] & s[:, 1], s[:, 2], s[:, 3] & s[:, 4]]
@@ -554,7 +562,8 @@ def test_lasso_path_working_sets_on_a_dependent_dictionary():
         assert np.all(np.abs(grad) <= lam * (1 + 1e-4) + 1e-8)
         full, _ = _fista(g, c, np.zeros_like(c), float(lam), 20000)
         assert objective(w, lam) <= objective(full, lam) + 1e-9 * max(1.0, abs(objective(full, lam)))
-    assert np.count_nonzero(path[0]) < 10  # the first point's working set was small
+    assert np.count_nonzero(path[0]) < 10
+    assert sizes[0] < x.shape[1] // 2  # the first point was solved on a working set, not all 56 columns
 
 
 def test_lasso_path_stops_after_the_validation_peak(monkeypatch):
