@@ -720,8 +720,8 @@ def _prune(d: _Design, idx, y_val, floor, max_records=None):
         w_new = np.delete(w - inv[:, p] * (w[p] / inv[p, p]), p)
         rest = np.delete(keep, p)
         b = d.ybar - float(d.mean[rest] @ w_new)
-        capped = max_records is None or keep.size <= max_records  # above the cap it drops regardless
-        if capped and d.val_r2(y_val, rest, b, w_new) < floor:
+        within_cap = max_records is None or keep.size <= max_records  # above the cap it drops regardless
+        if within_cap and d.val_r2(y_val, rest, b, w_new) < floor:
             break
         keep, since = rest, since + 1
         if not keep.size:
