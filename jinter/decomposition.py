@@ -521,6 +521,7 @@ class _ScaledGame(NamedTuple):
     floor: Array  # rounding level of the objective, / scale
     rq: Array  # box radius of q, / scale (0 without the noise term)
     free: Array  # the ∅ entry, which carries no cost
+    ca: Array  # offset of I_and = M s + c_a in s = γ + ½q: ½ mobius(v), ∅ dropped, / scale
 
 
 def _scaled_game(v: Array, q_ratio: float, with_q: bool) -> _ScaledGame:
@@ -531,7 +532,8 @@ def _scaled_game(v: Array, q_ratio: float, with_q: bool) -> _ScaledGame:
     c_raw = jnp.where(free, 0.0, -kron_apply(v, _L))
     scale = jnp.maximum(jnp.max(jnp.abs(c_raw)), jnp.finfo(dt).tiny)
     rq = (q_ratio * jnp.abs(v[-1] - v[0]) / scale).astype(dt) if with_q else jnp.zeros((), dt)
-    return _ScaledGame(c_raw / scale, scale, _rounding_floor(v) / scale, rq, free)
+    ca = jnp.where(free, 0.0, 0.5 * kron_apply(v, _M)) / scale
+    return _ScaledGame(c_raw / scale, scale, _rounding_floor(v) / scale, rq, free, ca)
 
 
 class _Splitting(NamedTuple):
@@ -548,6 +550,7 @@ class _Splitting(NamedTuple):
     primal: Callable[[tuple], tuple[Array, Array]]  # x -> (u, q)
     start: Callable[[Array, Array], tuple]  # scaled (u0, q0) -> z0
     inner0: Any  # the inner state at the start
+    q_reflection: Callable[[tuple], Array] | None = None  # r -> the q part of r (the polish's guess)
 
 
 def _splitting_without_q(g: _ScaledGame, n: int) -> _Splitting:
@@ -626,7 +629,54 @@ def _splitting_with_q(g: _ScaledGame, n: int) -> _Splitting:
         q0 = jnp.clip(q0, -g.rq, g.rq)
         return u0, kron_apply(u0, _K) + g.c - kron_apply(q0, _L), q0
 
-    return _Splitting(split, after, lambda x: (x[0], x[2]), start, (jnp.zeros_like(g.c), jnp.ones((), dt)))
+    return _Splitting(split, after, lambda x: (x[0], x[2]), start, (jnp.zeros_like(g.c), jnp.ones((), dt)),
+                      lambda r: r[2])
+
+
+def _splitting_graph(g: _ScaledGame, n: int) -> _Splitting:
+    """``q`` in its box, in the variables of :func:`_solve_shared`: ``z = (z_a, z_o, z_s, z_t)``
+    with ``s = γ + ½q``, ``t = γ − ½q``, ``a = M s + c_a = u`` (AND) and ``o = L t + c_o = w``
+    (OR, ``c_o = ½c``). The projection on the graph ``{a = M s + c_a, o = L t + c_o}`` is exact
+    (two butterfly solves, :func:`_graph_projection`) and the prox stays separable: soft
+    thresholds on ``a``, ``o``; on ``(s, t)``, ``γ = ½(s + t)`` passes and ``q = s − t`` is
+    clipped to its box (docs/math.md §3.5). No inner solver: cheaper iterations than
+    :func:`_splitting_with_q`, but more of them, a number that grows faster with ``n`` (see
+    ``_GRAPH_MAX_N``)."""
+    proj = _graph_projection(g.ca, 0.5 * g.c)
+
+    def split(z, aux):
+        za, zo, zs, zt = z
+        s, t, a, o = proj((zs, zt, za, zo))
+        x = (a, o, s, t)
+        r = tuple(2 * b - e for b, e in zip(x, z))
+        ra, ro, rs, rt = r
+        thr = 1.0 / aux[0]
+        gm, q = 0.5 * (rs + rt), jnp.clip(rs - rt, -g.rq, g.rq)
+        return x, r, (_soft(ra, thr, g.free), _soft(ro, thr, g.free), gm + 0.5 * q, gm - 0.5 * q), aux
+
+    def start(u0, q0):
+        q0 = jnp.clip(q0, -g.rq, g.rq)
+        s = zeta(u0 - g.ca)
+        t = s - q0
+        return u0, kron_apply(t, _L) + 0.5 * g.c, s, t
+
+    return _Splitting(split, lambda aux, res: aux, lambda x: (x[0], x[2] - x[3]), start, (),
+                      lambda r: r[2] - r[3])
+
+
+# The with-q splitting: the exact graph projection (_splitting_graph) up to this n, the CG
+# projection (_splitting_with_q) above. Measured (2 cores, float64, q_ratio 0.02, tol 1e-5, games
+# of bench_and_or_classes.py seed 0), graph vs CG: n = 10, Gaussian median 0.50 vs 0.66 s
+# (12k–17k vs 3k–6k iterations), planted + 2% noise 0.34 vs 0.56 s; n = 12, Gaussian 8.2/6.0 vs
+# 8.8/4.5 s, planted 5.0/3.3 vs 3.4/4.9 s (24k–54k vs 7k–17k iterations): no gain from n = 12 on.
+# Float64 only: in float32 the graph form stalls at gaps of 1.6e-3–3.9e-3 (five Gaussian games at
+# n = 10, 100k iterations), above the float32 default tol 1e-3 that the CG form reaches.
+_GRAPH_MAX_N = 10
+
+
+def _q_splitting(n: int, dtype: Any) -> Callable[[_ScaledGame, int], _Splitting]:
+    """The splitting with the noise term at ``n`` players in ``dtype`` (``_GRAPH_MAX_N``)."""
+    return _splitting_graph if n <= _GRAPH_MAX_N and jnp.dtype(dtype) == jnp.float64 else _splitting_with_q
 
 
 def _dr_iteration(sp: _Splitting, rho0: Array) -> FixedPointIteration:
@@ -736,8 +786,8 @@ def _solve_single(v, q_ratio, tol, max_iter, check_every, rho, with_q, start=Non
     rho0, adaptive = rho
     n = v.shape[-1].bit_length() - 1
     g = _scaled_game(v, q_ratio, with_q)
-    sp = (_splitting_with_q if with_q else _splitting_without_q)(g, n)
-    z0 = tuple(jnp.zeros_like(g.c) for _ in range(3 if with_q else 2))
+    sp = (_q_splitting(n, v.dtype) if with_q else _splitting_without_q)(g, n)
+    z0 = tuple(jnp.zeros_like(b) for b in sp.start(g.c, g.c))
     if start is not None:
         z0 = sp.start(_and_part(v, *start) / g.scale, start[1] / g.scale)
     opt = _dr_iteration(sp, jnp.asarray(rho0, v.dtype))
@@ -758,7 +808,7 @@ def _polish_candidate(vs: Array, rq: Array, sp: _Splitting, objective: Callable,
 
     def polish(z, st):
         _, r, pr, _ = sp.split(z, st.aux)
-        a, o, y = _polish_active_set(vs, rq, *_active_set_guess(pr[0], pr[1], r[2], rq))
+        a, o, y = _polish_active_set(vs, rq, *_active_set_guess(pr[0], pr[1], sp.q_reflection(r), rq))
         p, q = objective(a, zeta(a) + or_zeta(o) - vs)
         lbp = bound(y)
         ok = jnp.isfinite(p) & jnp.isfinite(lbp)
@@ -1233,9 +1283,9 @@ def and_or(
             1e-4: pass float64 ``v`` with ``jax_enable_x64`` on for tighter certificates).
         max_iter: iteration cap (rounded up to a multiple of ``check_every``); ``converged``
             is False if it is hit first. Cost per iteration with the noise term, measured on
-            two CPU cores in float64: about 0.1 ms at n = 10, 13 ms at n = 16 and 0.9 s at
-            n = 20, where the q-projection's conjugate gradients run into their step cap
-            (docs/math.md §3.5). So a planted game at n = 16 took 14,450 iterations (194 s),
+            two CPU cores in float64: about 35 µs at n = 10 (exact projection, up to n = 10 in float64),
+            then with conjugate gradients in the q-projection 13 ms at n = 16 and 0.9 s at
+            n = 20, where they run into their step cap (docs/math.md §3.5). So a planted game at n = 16 took 14,450 iterations (194 s),
             and at n = 20 it was still at gap 8.5e-4 after 2,500 iterations (40 min).
         check_every: iterations between certificate checks.
         rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``. ``None``

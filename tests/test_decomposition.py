@@ -851,16 +851,43 @@ def test_adaptive_penalty_certifies_dynamic_range_games(q_ratio):
     assert not np.array_equal(np.asarray(res.iterations), np.asarray(fixed.iterations))
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "planted"])
+def test_both_q_splittings_certify_the_same_optimum(kind, monkeypatch):
+    """The exact graph splitting (n ≤ _GRAPH_MAX_N) and the CG splitting (above) certify the same LP
+    optimum, and each stays within its certified bounds (q in its box)."""
+    rng = np.random.default_rng(11)
+    n = 7
+    v = rng.normal(size=2**n)
+    if kind == "planted":
+        v = np.asarray(zeta(jnp.asarray(np.where(rng.random(2**n) < 0.05, rng.normal(size=2**n), 0.0))))
+        v = v + 0.02 * abs(v[-1] - v[0]) * rng.normal(size=2**n)
+    out = {}
+    for name, cap in (("graph", n), ("cg", n - 1)):
+        monkeypatch.setattr(decomposition, "_GRAPH_MAX_N", cap)
+        solve = jax.jit(lambda x: decomposition._solve_single(x, 0.02, 1e-7, 200_000, 50, (50.0, True), True))
+        u, q, lb, it = solve(jnp.asarray(v))
+        i_and, i_or, _ = decomposition._assemble(jnp.asarray(v)[None], u[None], q[None])
+        p = float(np.sum(np.abs(i_and[0, 1:])) + np.sum(np.abs(i_or[0, 1:])))
+        rq = 0.02 * abs(v[-1] - v[0])
+        assert float(lb) <= p and (p - float(lb)) <= 1e-7 * p, name
+        assert np.all(np.abs(np.asarray(q)) <= rq * (1 + 1e-12)), name
+        out[name] = (p, float(lb))
+    (pg, lg), (pc, lc) = out["graph"], out["cg"]
+    assert lg <= pc * (1 + 1e-12) and lc <= pg * (1 + 1e-12)  # each bound holds for the other's point
+    assert abs(pg - pc) <= 2e-7 * pc
+
+
 def test_penalty_rescale_keeps_primal_and_dual():
     """At a change of ρ the iterate moves to ``x + (ρ/ρ')(z − x)``: same projection ``x`` and
     same dual ``ρ(z − x)`` (docs/math.md §3.6)."""
     rng = np.random.default_rng(0)
     v = jnp.asarray(rng.normal(size=2**5))
-    for with_q, splitting in ((False, decomposition._splitting_without_q), (True, decomposition._splitting_with_q)):
+    for with_q, splitting in ((False, decomposition._splitting_without_q), (True, decomposition._splitting_with_q),
+                              (True, decomposition._splitting_graph)):
         g = decomposition._scaled_game(v, 0.02, with_q)
         sp = splitting(g, 5)
-        z = tuple(jnp.asarray(rng.normal(size=2**5)) for _ in range(3 if with_q else 2))
-        inner = sp.inner0 if not with_q else (sp.inner0[0], jnp.asarray(1e-14))  # exact CG
+        z = tuple(jnp.asarray(rng.normal(size=2**5)) for _ in sp.start(g.c, g.c))
+        inner = (sp.inner0[0], jnp.asarray(1e-14)) if splitting is decomposition._splitting_with_q else sp.inner0  # exact CG
         x, *_ = sp.split(z, (jnp.asarray(50.0), inner))
         z2 = tuple(a + (50.0 / 7.0) * (b - a) for a, b in zip(x, z))
         x2, *_ = sp.split(z2, (jnp.asarray(7.0), inner))
