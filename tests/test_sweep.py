@@ -259,8 +259,15 @@ def test_float32_path_matches_float64(setup, tmp_path):
     # v: float32 rounding of a small MLP, relative to the value scale
     scale = np.abs(out64.v[2]).max()
     np.testing.assert_allclose(out32.v[0], out64.v[2], atol=1e-5 * scale)
-    # interactions: alternating sums of 2**|T| values (transforms.py bound (n+1)·eps·Σ|v|)
-    assert np.abs(out32.I_and[0] + 0.0 - out64.I_and[2]).max() < 1e-3 * (1 + np.abs(out64.I_and[2]).max())
+    # the split: the LP optimum is not unique and float32 runs the CG form of the q-projection
+    # (float64 the graph form, docs/math.md §3.5), so the interactions may be another optimum's;
+    # the objective is the same within the float32 tolerance, and the split matches v + q
+    from jinter.transforms import matching_error
+
+    o32, o64 = out32.objective[0].astype(np.float64), out64.objective[2]
+    assert np.all(np.abs(o32 - o64) <= 1e-3 * (1 + np.abs(o64))), (o32, o64)
+    err = matching_error(out32.v[0] + out32.q[0], out32.I_and[0], out32.I_or[0])
+    assert np.max(err) < 1e-4 * (1 + np.abs(out32.v[0]).max())
 
 
 def test_every_and_or_field_is_stored_and_survives_resume(setup, tmp_path):
