@@ -644,15 +644,15 @@ def _splitting_graph(g: _ScaledGame, n: int) -> _Splitting:
     ``_GRAPH_MAX_N``)."""
     proj = _graph_projection(g.ca, 0.5 * g.c)
 
-    def split(z, aux):
-        za, zo, zs, zt = z
-        s, t, a, o = proj((zs, zt, za, zo))
-        x = (a, o, s, t)
-        r = tuple(2 * b - e for b, e in zip(x, z))
+    def project(z):  # z = (a, o, s, t): the certificate reads the ℓ1 blocks first
+        s, t, a, o = proj((z[2], z[3], z[0], z[1]))
+        return a, o, s, t
+
+    def prox(r, rho):
         ra, ro, rs, rt = r
-        thr = 1.0 / aux[0]
+        thr = 1.0 / rho
         gm, q = 0.5 * (rs + rt), jnp.clip(rs - rt, -g.rq, g.rq)
-        return x, r, (_soft(ra, thr, g.free), _soft(ro, thr, g.free), gm + 0.5 * q, gm - 0.5 * q), aux
+        return _soft(ra, thr, g.free), _soft(ro, thr, g.free), gm + 0.5 * q, gm - 0.5 * q
 
     def start(u0, q0):
         q0 = jnp.clip(q0, -g.rq, g.rq)
@@ -660,8 +660,8 @@ def _splitting_graph(g: _ScaledGame, n: int) -> _Splitting:
         t = s - q0
         return u0, kron_apply(t, _L) + 0.5 * g.c, s, t
 
-    return _Splitting(split, lambda aux, res: aux, lambda x: (x[0], x[2] - x[3]), start, (),
-                      lambda r: r[2] - r[3])
+    return _dr_splitting(project, prox)._replace(
+        primal=lambda x: (x[0], x[2] - x[3]), start=start, q_reflection=lambda r: r[2] - r[3])
 
 
 # The with-q splitting: the exact graph projection (_splitting_graph) up to this n, the CG
@@ -1039,7 +1039,7 @@ class _TikhonovGame(NamedTuple):
 def _dr_splitting(project: Callable, prox: Callable) -> _Splitting:
     """Douglas–Rachford parts at the penalty ``ρ = aux[0]``: ``split(z, aux) = (P z, R z = 2P z − z,
     prox(R z, ρ), aux)``, for an exact projection ``P`` (the Tikhonov stages of one game and of
-    the shared problem, and the shared LP)."""
+    the shared problem, the shared LP, and the single game's graph form, :func:`_splitting_graph`)."""
 
     def split(z, aux):
         x = project(z)
@@ -1283,10 +1283,11 @@ def and_or(
             1e-4: pass float64 ``v`` with ``jax_enable_x64`` on for tighter certificates).
         max_iter: iteration cap (rounded up to a multiple of ``check_every``); ``converged``
             is False if it is hit first. Cost per iteration with the noise term, measured on
-            two CPU cores in float64: about 35 µs at n = 10 (exact projection, up to n = 10 in float64),
-            then with conjugate gradients in the q-projection 13 ms at n = 16 and 0.9 s at
-            n = 20, where they run into their step cap (docs/math.md §3.5). So a planted game at n = 16 took 14,450 iterations (194 s),
-            and at n = 20 it was still at gap 8.5e-4 after 2,500 iterations (40 min).
+            two CPU cores in float64: 35–45 µs at n = 10 (exact projection, up to n = 10 in
+            float64), then with conjugate gradients in the q-projection 13 ms at n = 16 and
+            0.9 s at n = 20, where they run into their step cap (docs/math.md §3.5). So a
+            planted game at n = 16 took 14,450 iterations (194 s), and at n = 20 it was still
+            at gap 8.5e-4 after 2,500 iterations (40 min).
         check_every: iterations between certificate checks.
         rho: Douglas–Rachford penalty on the problem scaled to ``max|c| = 1``. ``None``
             (default): start at 30 without the noise term and 50 with it, then adapt it at
