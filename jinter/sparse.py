@@ -458,55 +458,65 @@ class _Pool:
         return cls(sf, _count_sd(sf.sum(axis=0), m), np.zeros((n, 0)), np.zeros((n, 0)), _Columns(m), _Columns(m))
 
 
-def _child_scores(pool: _Pool, d: _Design, r: np.ndarray) -> list[tuple[np.ndarray, str, tuple[int, ...]]]:
-    """``(scores (n,), type, parent players)`` per block: the normalized correlation of the
-    residual ``r`` with every single player (parent ``()``) and every child ``T ∪ {j}`` of
-    each parent ``T`` (one matrix product per type, module docstring step 2; ``Sᵀ(f_T ⊙ r) =
-    (S ⊙ r)ᵀf_T``, whichever of ``S ⊙ r`` and ``F ⊙ r`` is smaller is formed)."""
+def _child_scores(pool: _Pool, d: _Design, r: np.ndarray) -> list[tuple[np.ndarray, str, list[tuple[int, ...]]]]:
+    """``(scores (n, P), type, the P parents' players)`` per kind of parent: the normalized
+    correlation of the residual ``r`` with every single player (one parent ``()``) and every
+    child ``T ∪ {j}`` of each parent ``T`` (one matrix product per type, module docstring step
+    2; ``Sᵀ(f_T ⊙ r) = (S ⊙ r)ᵀf_T``, whichever of ``S ⊙ r`` and ``F ⊙ r`` is smaller is
+    formed)."""
     sf = pool.sf
     sr = sf * r[:, None] if sf.shape[1] <= pool.f_and.k + pool.a_or.k else None
 
     def weighted(x):  # Sᵀ(x ⊙ r), through the smaller m-row temporary
         return sr.T @ x if sr is not None else sf.T @ (x * r[:, None])
 
-    blocks = [(np.abs(sf.T @ r) / pool.sd1, "and", ())]
+    chunks = [(np.abs(sf.T @ r)[:, None] / pool.sd1[:, None], "and", [()])]
     if pool.par_and:
         sc = np.abs(weighted(pool.f_and.x)) / pool.sd_and  # child [T∪{j} ⊆ S] = f_T·s_j
-        blocks += [(sc[:, p], "and", d.terms[i][1]) for p, i in enumerate(pool.par_and)]
+        chunks.append((sc, "and", [d.terms[i][1] for i in pool.par_and]))
     if pool.par_or:
         a = pool.a_or.x  # all of T absent
         sc = np.abs((r @ a)[None] - weighted(a)) / pool.sd_or  # child = 1 − ā_T(1 − s_j)
-        blocks += [(sc[:, p], "or", d.terms[i][1]) for p, i in enumerate(pool.par_or)]
-    return blocks
+        chunks.append((sc, "or", [d.terms[i][1] for i in pool.par_or]))
+    return chunks
 
 
-def _candidates(blocks, seen) -> list[tuple[float, tuple[str, tuple[int, ...]]]]:
-    """``(score, term)`` of the 8 best children of each block that are new (not in ``seen``,
-    not the parent itself), strongest first (a single player is an AND term)."""
-    cand = []
-    for sc, kind, t in blocks:
-        for j in np.argsort(-sc)[:8].tolist():
-            if j in t:
-                continue
-            key = (kind if t else "and", tuple(sorted(t + (j,))))
-            if key not in seen:
-                cand.append((float(sc[j]), key))
-    cand.sort(key=lambda c: -c[0])
-    return cand
+_PER_PARENT = 8  # children of each parent that may join a round: its strongest ones
 
 
-def _pick(cand, k: int) -> list[tuple[str, tuple[int, ...]]]:
-    """The terms that join this round: up to ``k`` distinct candidates, strongest first, each
-    scoring at least 0.7 of the strongest."""
-    add, taken = [], set()
-    top = cand[0][0]
-    for sc_, key in cand:
-        if len(add) >= k or sc_ < 0.7 * top:
+def _pick(chunks, seen, k: int) -> tuple[float, list[tuple[str, tuple[int, ...]]]]:
+    """The terms that join this round, from the scores of :func:`_child_scores`: of the
+    ``_PER_PARENT`` strongest children of each parent those that are new (not in ``seen``, not
+    the parent itself; a single player is an AND term), up to ``k`` distinct ones, strongest
+    first (ties in parent order), each scoring at least 0.7 of the strongest new one. Returns
+    that strongest score (``-inf`` when no child is new) and the terms.
+
+    The strongest children of all parents are ranked at once (one sort per kind of parent and
+    one merge); only the ranked list's head is read, as far as the picks reach."""
+    scores, where = [], []
+    for c, (sc, _, parents) in enumerate(chunks):
+        top = np.argsort(-sc, axis=0)[:_PER_PARENT].T  # (P, ≤8): per parent, strongest first
+        p = np.broadcast_to(np.arange(len(parents))[:, None], top.shape)
+        scores.append(sc[top, p].ravel())
+        where.append(np.stack([np.full(top.size, c), top.ravel(), p.ravel()], axis=1))
+    scores, where = np.concatenate(scores), np.concatenate(where)
+    best, add, taken = -np.inf, [], set()
+    for i in np.argsort(-scores, kind="stable").tolist():
+        sc_ = float(scores[i])
+        if len(add) >= k or sc_ < 0.7 * best:
             break
-        if key not in taken:
-            add.append(key)
-            taken.add(key)
-    return add
+        c, j, p = where[i].tolist()
+        _, kind, parents = chunks[c]
+        t = parents[p]
+        if j in t:
+            continue
+        key = (kind if t else "and", tuple(sorted(t + (j,))))
+        if key in seen or key in taken:
+            continue
+        best = max(best, sc_)
+        add.append(key)
+        taken.add(key)
+    return best, add
 
 
 def _grow(pool: _Pool, d: _Design, first: int, max_order: int) -> None:
@@ -557,8 +567,8 @@ def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progre
     :class:`_Design` of the terms in the order found, up to the round of least validation
     error, and per round up to it ``(terms so far, validation R² of their least-squares fit)``.
 
-    A round: score the pool's candidates against the residual (:func:`_child_scores`,
-    :func:`_candidates`), add the strongest (:func:`_pick`) to the design and the pool
+    A round: score the pool's candidates against the residual (:func:`_child_scores`), add
+    the strongest new ones (:func:`_pick`) to the design and the pool
     (:func:`_grow`), refit and validate (:func:`_validate`); stop when no new candidate is left
     or none correlates, after ``patience`` rounds without a better validation error, or at a perfect fit."""
     d = _Design(s_fit, y_fit, s_val, capacity=min(max_terms, 64))
@@ -570,10 +580,9 @@ def _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progre
     try:
         while d.k < max_terms:
             r = d.yc - d.xc[:, : d.k] @ w  # residual y − b − Xw
-            cand = _candidates(_child_scores(pool, d, r), pool.seen)
-            if not cand or cand[0][0] <= 1e-12 * (1 + np.sqrt(np.sum(r**2))):
+            top, add = _pick(_child_scores(pool, d, r), pool.seen, min(max(1, d.k // 8), max_terms - d.k))
+            if not add or top <= 1e-12 * (1 + np.sqrt(np.sum(r**2))):
                 break
-            add = _pick(cand, max(1, d.k // 8))[: max_terms - d.k]
             first = d.k
             d.add(add)
             _grow(pool, d, first, max_order)

@@ -626,30 +626,71 @@ def test_validation_r2_by_columns_or_by_all_columns():
                                                            / np.sum((y_val - y_val.mean()) ** 2), rel=1e-12)
 
 
+def _pick_by_blocks(chunks, seen, k):
+    """The round's pick spelled out parent by parent (the oracle of ``_pick``): the 8 best
+    children of each parent, the new ones kept, all sorted by score (stable), then up to ``k``
+    distinct ones scoring ≥ 0.7 of the best."""
+    cand = []
+    for sc, kind, parents in chunks:
+        for p, t in enumerate(parents):
+            for j in np.argsort(-sc[:, p])[:8].tolist():
+                key = (kind if t else "and", tuple(sorted(t + (j,))))
+                if j not in t and key not in seen:
+                    cand.append((float(sc[j, p]), key))
+    cand.sort(key=lambda c: -c[0])
+    add = []
+    for score, key in cand:
+        if len(add) >= k or score < 0.7 * cand[0][0]:
+            break
+        if key not in add:
+            add.append(key)
+    return (cand[0][0] if cand else -np.inf), add
+
+
 def test_discovery_stages():
     """The stages of ``_discover``: scores of the single players and of a parent's children,
-    new candidates only (strongest first), the round's pick, and the pool's parents."""
-    from jinter.sparse import _candidates, _child_scores, _Design, _grow, _pick, _Pool, _validate
+    the round's pick (new candidates only, strongest first, as the parent-by-parent oracle
+    picks them), and the pool's parents."""
+    from jinter.sparse import _child_scores, _Design, _grow, _pick, _Pool, _validate
 
     rng = np.random.default_rng(0)
     s = rng.random((400, 6)) < 0.5
     y = 2.0 * (s[:, 0] & s[:, 1]) + 0.3 * s[:, 3]
     d, pool = _Design(s, y, s[:50], capacity=4), _Pool.of(s)
-    blocks = _child_scores(pool, d, d.yc)
-    assert [(k, t) for _, k, t in blocks] == [("and", ())]
-    cand = _candidates(blocks, pool.seen)
-    keys = [key for _, key in cand]
-    assert set(keys[:2]) == {("and", (0,)), ("and", (1,))} and keys[2] == ("and", (3,))
-    assert [c[0] for c in cand] == sorted((c[0] for c in cand), reverse=True)
-    assert _pick(cand, 1) == keys[:1]
-    assert all(sc >= 0.7 * cand[0][0] for sc, key in cand if key in _pick(cand, 6))
-    first = keys[0]
+    chunks = _child_scores(pool, d, d.yc)
+    assert [(k, t) for _, k, t in chunks] == [("and", [()])]
+    top, add = _pick(chunks, pool.seen, 6)
+    assert set(add[:2]) == {("and", (0,)), ("and", (1,))} and (top, add) == _pick_by_blocks(chunks, pool.seen, 6)
+    assert _pick(chunks, pool.seen, 1) == (top, add[:1])
+    first = add[0]
     d.add([first])
     _grow(pool, d, 0, max_order=3)
     assert pool.par_and == pool.par_or == [0] and pool.seen == {first}
-    blocks = _child_scores(pool, d, d.yc - d.xc[:, :1] @ d.fit()[1])
-    assert [(k, t) for _, k, t in blocks] == [("and", ()), ("and", first[1]), ("or", first[1])]
-    cand = _candidates(blocks, pool.seen)
-    assert first not in [key for _, key in cand] and cand[0][1] == ("and", (0, 1))
+    chunks = _child_scores(pool, d, d.yc - d.xc[:, :1] @ d.fit()[1])
+    assert [(k, t) for _, k, t in chunks] == [("and", [()]), ("and", [first[1]]), ("or", [first[1]])]
+    top, add = _pick(chunks, pool.seen, 6)
+    assert first not in add and add[0] == ("and", (0, 1))
     err, r2 = _validate(d, y[:50], *d.fit())
     assert err > 0 and 0 < r2 < 1
+
+
+def test_pick_matches_the_parent_by_parent_oracle():
+    """``_pick`` ranks the children of all parents at once; on a grown pool (many parents of
+    both types, some children already taken) it picks what the parent-by-parent rule picks."""
+    from jinter.sparse import _child_scores, _Design, _grow, _pick, _Pool
+
+    rng = np.random.default_rng(3)
+    s = rng.random((600, 12)) < rng.uniform(0.2, 0.8, size=(600, 1))
+    y = (2.0 * (s[:, 0] & s[:, 1] & s[:, 2]) - 1.5 * (s[:, 3] | s[:, 4]) + 0.8 * s[:, 5]
+         + 0.1 * rng.normal(size=600))
+    d, pool = _Design(s, y, s[:60], capacity=4), _Pool.of(s)
+    w = np.zeros(0)
+    for round_ in range(6):
+        chunks = _child_scores(pool, d, d.yc - d.xc[:, : d.k] @ w)
+        for k in (1, 3, 50):
+            assert _pick(chunks, pool.seen, k) == _pick_by_blocks(chunks, pool.seen, k), (round_, k)
+        first = d.k
+        d.add(_pick(chunks, pool.seen, 3)[1])
+        _grow(pool, d, first, max_order=4)
+        w = d.fit()[1]
+    assert len(pool.par_and) > 5 and len(pool.par_or) > 5
