@@ -669,6 +669,8 @@ def _splitting_graph(g: _ScaledGame, n: int) -> _Splitting:
 # of bench_and_or_classes.py seed 0), graph vs CG: n = 10, Gaussian median 0.50 vs 0.66 s
 # (12k–17k vs 3k–6k iterations), planted + 2% noise 0.34 vs 0.56 s; n = 12, Gaussian 8.2/6.0 vs
 # 8.8/4.5 s, planted 5.0/3.3 vs 3.4/4.9 s (24k–54k vs 7k–17k iterations): no gain from n = 12 on.
+# The benchmark run (bench_and_or_classes.py, 3 games per class) has Gaussian at n = 10 slower,
+# median 0.58 vs 0.45 s (12,850 vs 3,400 iterations), the other classes faster.
 # Float64 only: in float32 the graph form stalls at gaps of 1.6e-3–3.9e-3 (five Gaussian games at
 # n = 10, 100k iterations), above the float32 default tol 1e-3 that the CG form reaches.
 _GRAPH_MAX_N = 10
