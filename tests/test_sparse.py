@@ -694,3 +694,39 @@ def test_pick_matches_the_parent_by_parent_oracle():
         _grow(pool, d, first, max_order=4)
         w = d.fit()[1]
     assert len(pool.par_and) > 5 and len(pool.par_or) > 5
+
+
+def test_one_pool_limits_only_scipys_own_blas_and_keeps_the_fit(monkeypatch):
+    """Inside ``one_pool`` scipy's separately vendored BLAS runs 1 thread, numpy's keeps its pool,
+    both are restored after, and the sparse fit is the same with or without the limit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import contextlib
+    import os
+
+    import scipy
+
+    from jinter import _blas
+
+    def threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"}
+
+    own = _blas._scipy_own_blas()
+    scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))
+    assert all(os.path.realpath(p).startswith((scipy_dir + os.sep, scipy_dir + ".libs" + os.sep)) for p in own)
+    before = threads()
+    with _blas.one_pool():
+        inside = threads()
+    assert threads() == before
+    for path, k in before.items():
+        assert inside[path] == (1 if path in own else k), path
+
+    def game(s):
+        return 1.0 + 2.0 * (s[:, 0] & s[:, 1]) - 1.5 * s[:, 2:5].any(axis=1) + 0.3 * s[:, 7:10].all(axis=1)
+
+    a = sparse_and_or(game, 30, budget=600, progress=False)
+    monkeypatch.setattr(jinter.sparse, "one_pool", contextlib.nullcontext)
+    b = sparse_and_or(game, 30, budget=600, progress=False)
+    assert [(r.type, r.players) for r in a.records] == [(r.type, r.players) for r in b.records]
+    np.testing.assert_allclose([r.value for r in a.records], [r.value for r in b.records], rtol=1e-9, atol=1e-12)
+    assert abs(a.faithfulness - b.faithfulness) < 1e-9
