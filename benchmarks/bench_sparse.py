@@ -191,7 +191,7 @@ def run_jinter(game, n, budget, s_eval, y_eval, truth, max_records=None, warm=Tr
 
 
 def match_terms(game, n, budget, s_eval, y_eval, truth, target, most):
-    """The fewest terms (``max_records``, found by bisection on 1 … ``most``, the default's
+    """The fewest terms (``max_records``, found by bisection on 0 … ``most``, the default's
     count) at which jinter's held-out R² reaches ``target`` (the better anchor's), with that
     run's record; ``None`` when even ``most`` terms stay below it. R² is not exactly monotone in
     the cap, so this is the bisection's answer, not a proven minimum."""
@@ -204,7 +204,9 @@ def match_terms(game, n, budget, s_eval, y_eval, truth, target, most):
 
     if at(most)["r2"] < target:
         return None
-    lo, hi = 0, most  # R²(hi) ≥ target; lo: below it (0 terms: the bias alone)
+    if at(0)["r2"] >= target:  # the bias alone reaches it (an anchor that found nothing)
+        return at(0) | {"target_r2": target, "bisection_runs": len(runs)}
+    lo, hi = 0, most  # R²(hi) ≥ target; lo: below it
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if at(mid)["r2"] >= target else (mid, hi)
