@@ -64,7 +64,7 @@ def test_analysis_facade_reexports_the_home_objects():
 # The package's layers, lowest first: a module imports (at its top or inside a function) only
 # from modules of lower layers. The facade jinter.analysis is imported by nothing but the root.
 LAYERS = [  # transforms → masking → decomposition → analysis → theory → training/sweep → report/cli
-    {"_version", "_checks", "_budget", "_host", "_records", "data", "models", "integrations"},
+    {"_version", "_checks", "_budget", "_blas", "_host", "_records", "data", "models", "integrations"},
     {"transforms", "integrations.torch"},
     {"masking"},
     {"decomposition", "integrations.hf"},
