@@ -24,10 +24,10 @@ import warnings
 
 @functools.lru_cache(maxsize=1)
 def _scipy_own_blas() -> tuple[str, ...]:
-    """Paths of the BLAS libraries loaded from scipy's own package folders (not numpy's), as
-    threadpoolctl reports them; ``()`` when there are none or they cannot be inspected."""
+    """Paths of the BLAS libraries loaded from scipy's own package folders (not numpy's, which
+    are siblings of them), as threadpoolctl reports them; ``()`` when there are none or they
+    cannot be inspected."""
     try:
-        import numpy
         import scipy.linalg.blas  # noqa: F401  (loads scipy's BLAS)
         from threadpoolctl import threadpool_info
 
@@ -37,16 +37,13 @@ def _scipy_own_blas() -> tuple[str, ...]:
     except Exception:  # an optimisation only: never let it break a fit
         return ()
     sp = os.path.dirname(os.path.dirname(os.path.realpath(scipy.linalg.__file__)))  # .../scipy
-    npy = os.path.dirname(os.path.realpath(numpy.__file__))
 
     def norm(p):
         return os.path.normcase(os.path.realpath(p))
 
     own = tuple(norm(d) + os.sep for d in (sp, sp + ".libs"))  # .libs, .dylibs inside; scipy.libs beside
-    theirs = tuple(norm(d) + os.sep for d in (npy, npy + ".libs"))
     return tuple(lib["filepath"] for lib in info
-                 if lib.get("user_api") == "blas" and lib.get("filepath")
-                 and norm(lib["filepath"]).startswith(own) and not norm(lib["filepath"]).startswith(theirs))
+                 if lib.get("user_api") == "blas" and lib.get("filepath") and norm(lib["filepath"]).startswith(own))
 
 
 def one_pool():
