@@ -10,6 +10,11 @@ and the quotient takes ``fill`` instead. The answer is the same in numpy, on CPU
 accelerators. (A *floor* that keeps a quantity positive, e.g. a ridge ``1e-10·max(scale, 1e-300)``,
 is not a division and keeps its own constant.)
 
+Options. :func:`check_int` and :func:`check_real` are the checks of numeric keyword options:
+a bool, a non-integral or non-finite number, a string, or a value out of range is a
+``ValueError`` naming the option, never a silent conversion (``2.5`` run as ``2``) or a raw
+error from deep inside.
+
 Non-finite values. :func:`check_finite` is the one check of "no NaN or inf in values over
 masks": its message names the argument, the first offending mask (and batch index), that
 mask's players and how many values are non-finite.
@@ -70,6 +75,55 @@ def check_option(value: Any, what: str, allowed: Sequence[str | None], *, otherw
     choices = [repr(a) for a in allowed] + ([otherwise] if otherwise else [])
     listed = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
     raise ValueError(f"{what} must be {listed}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value: Any, what: str, least: int, *, none: bool = False) -> int | None:
+    """``value`` as a Python int ``≥ least``; ``none=True`` also lets ``None`` through.
+
+    Integral floats (``1e4``) are accepted; bools, fractions, NaN/inf and strings are refused
+    with a ``ValueError`` naming the option.
+
+    >>> check_int(3, "patience", 1), check_int(1e4, "budget", 1), check_int(None, "max_order", 1, none=True)
+    (3, 10000, None)
+    >>> check_int(2.5, "max_order", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_order must be an integer ≥ 1, got 2.5
+    """
+    if value is None and none:
+        return None
+    if not _is_number(value) or not np.isfinite(float(value)) or float(value) != int(value) or int(value) < least:
+        also = " or None" if none else ""
+        raise ValueError(f"{what} must be an integer ≥ {least}{also}, got {value!r}")
+    return int(value)
+
+
+def check_real(value: Any, what: str, *, least: float = -np.inf, above: float | None = None,
+               below: float | None = None) -> float:
+    """``value`` as a finite Python float ``≥ least`` (``above``: ``> above``; ``below``: ``< below``).
+
+    >>> check_real(0.001, "r2_slack", least=0.0), check_real(0.1, "holdout", above=0.0, below=1.0)
+    (0.001, 0.1)
+    >>> check_real(float("nan"), "r2_slack", least=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: r2_slack must be a finite number ≥ 0, got nan
+    """
+    ok = _is_number(value) and np.isfinite(float(value))
+    ok = ok and float(value) >= least and (above is None or float(value) > above)
+    ok = ok and (below is None or float(value) < below)
+    if not ok:
+        if above is not None and below is not None:
+            rule = f"in ({above:g}, {below:g})"
+        else:
+            rule = f"> {above:g}" if above is not None else f"≥ {least:g}" if np.isfinite(least) else "real"
+            rule += f" and < {below:g}" if below is not None else ""
+        raise ValueError(f"{what} must be a finite number {rule}, got {value!r}")
+    return float(value)
 
 
 def tiny(dtype) -> float:

@@ -97,7 +97,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_finite, default_tol, is_traced, kron_power
+from jinter._checks import check_finite, check_int, check_real, default_tol, is_traced, kron_power
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
 __all__ = [
@@ -382,17 +382,11 @@ def _option_error(name: str, what: str, value: Any) -> ValueError:
 
 def _option_int(name: str, value: Any, least: int) -> int:
     """An integer option ≥ ``least`` (an integral float such as ``1e4`` is accepted)."""
-    ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if not ok or not math.isfinite(float(value)) or float(value) != int(value) or int(value) < least:
-        raise _option_error(name, f"an integer ≥ {least}", value)
-    return int(value)
+    return check_int(value, f"AndOrOptions.{name}", least)
 
 
 def _option_float(name: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if not ok or not math.isfinite(float(value)) or (float(value) <= 0 if positive else float(value) < 0):
-        raise _option_error(name, "a finite number > 0" if positive else "a finite number ≥ 0", value)
-    return float(value)
+    return check_real(value, f"AndOrOptions.{name}", least=0.0, above=0.0 if positive else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -492,8 +486,7 @@ def _check_loop(max_iter: int, check_every: int) -> None:
 
 
 def _check_ratio(q_ratio: float) -> None:
-    if not (isinstance(q_ratio, (int, float)) and math.isfinite(q_ratio) and q_ratio >= 0):
-        raise ValueError(f"q_ratio must be a finite number ≥ 0, got {q_ratio!r}")
+    check_real(q_ratio, "q_ratio", least=0.0)
 
 
 def _gap(p: Array, lb: Array, floor: Array) -> Array:

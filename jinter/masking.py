@@ -284,6 +284,16 @@ class TokenPlayers(_Players):
 
 Players = TabularPlayers | PatchPlayers | TokenPlayers
 
+
+def _check_players(players: Any) -> None:
+    """``players`` must be a players object (``n``, ``input_shape``, ``owner``), e.g. a
+    :class:`TabularPlayers`; anything else is a ``TypeError`` naming the argument."""
+    if not all(hasattr(players, a) for a in ("n", "input_shape", "owner")):
+        raise TypeError(
+            "players must be a players object such as TabularPlayers(n), PatchPlayers(...) or TokenPlayers(...) "
+            f"(with n, input_shape and owner), got {type(players).__name__}"
+        )
+
 # --------------------------------------------------------------------------------------------
 # Rewards
 # --------------------------------------------------------------------------------------------
@@ -638,6 +648,7 @@ def masked_outputs(
         MemoryBudgetError: if the output, or one masked input per batch entry, exceeds the budget.
         NonFiniteOutputError: if some value is NaN or infinite (names the first such mask).
     """
+    _check_players(players)
     n = players.n
     shape = tuple(players.input_shape)
     apply, feats_fn, x = _adapt_model(model, params, x, players)

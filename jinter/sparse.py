@@ -64,10 +64,19 @@ Method (:func:`sparse_and_or`):
    which made the fits of ``benchmarks/bench_sparse.py`` 1.2–2.9× faster on 2 cores, with the
    same records and held-out R² to 6 digits.
 
-**Exact path.** When ``budget ≥ 2**n`` (and ``n ≤ exact_max_n``), all masks are evaluated
-(``2**n`` calls) and :func:`jinter.and_or` gives the certified optimum; ``records`` then lists
-its non-zero terms and ``faithfulness`` is the R² of ``predict`` on all masks (there is no
-unseen mask left to hold out). Pass ``exact=False`` to use the sampled method anyway.
+Scale: the fit runs on the values shifted by their median and divided by a power of two at
+least their spread (exact in binary floating point), so a game times ``1e-160`` or ``1e150``
+gives the same terms times that factor and the same held-out R².
+
+**Exact path.** When ``budget ≥ 2**n`` (and ``n ≤ exact_max_n``, with no ``max_order < n`` or
+``max_terms``, which only the sampled fit honours), all masks are evaluated (``2**n`` calls)
+and :func:`jinter.and_or` gives the certified optimum, with its noise term ``q`` (``q_ratio``,
+0.02 by default as in ``and_or``); ``records`` then lists its terms above ``1e-9·max|I|``
+(``predict`` reproduces ``v + q``, including the solver's residue of tiny terms, listed last)
+and ``faithfulness`` is the R² of ``predict`` against ``v`` on all masks (there is no unseen
+mask left to hold out). With ``q_ratio > 0`` that R² is below 1 by what ``q`` absorbs, which on
+a nearly constant game can be most of its variance: pass ``q_ratio=0`` for a surrogate that
+reproduces ``v`` exactly, or ``exact=False`` for the sampled method.
 
 Where it can fail: terms whose lower-order parts leave no trace (e.g. a pure parity-like
 interaction with cancelling sub-effects) are never proposed; terms of very high order are
@@ -103,13 +112,14 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from jinter._blas import one_pool
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_finite
+from jinter._checks import check_finite, check_int, check_real
 from jinter._records import InteractionRecord
-from jinter.decomposition import and_or
+from jinter.decomposition import _check_ratio, and_or
 from jinter.masking import (
     NonFiniteOutputError,
     _adapt,
     _BaselineName,
+    _check_players,
     _chunk_size_option,
     _features_jit,
     _LabelReward,
@@ -122,6 +132,7 @@ __all__ = ["SparseAndOrResult", "sparse_and_or", "masked_value_fn"]
 
 _KEEP_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _MAX_CHUNK = 4096  # masked inputs per model call in masked_value_fn
+_EXACT_CUTOFF = 1e-9  # exact path: terms above this share of max|I| are records
 _LIVE_FACTOR = 4  # bytes live per masked input element (input, blend, activations; a guess)
 
 
@@ -172,7 +183,10 @@ class SparseAndOrResult:
 
 
 def _check_masks(masks: ArrayLike, n: int, what: str) -> np.ndarray:
-    s = np.asarray(masks)
+    try:
+        s = np.asarray(masks)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"{what} must be boolean rows of shape (m, n={n}), got rows of unequal length ({e})") from e
     if s.ndim != 2 or s.shape[1] != n:
         raise ValueError(f"{what} must be boolean rows of shape (m, n={n}), got shape {s.shape}")
     if s.dtype != np.bool_:
@@ -191,9 +205,10 @@ def _query(value_fn: Callable, masks: np.ndarray, offset: int) -> np.ndarray:
     """``value_fn(masks)`` checked: shape ``(m,)``, real, finite (naming the first bad row)."""
     m = masks.shape[0]
     try:
-        out = value_fn(masks)
-    except Exception as e:  # noqa: BLE001 - re-raised with context, chained
-        raise type(e)(f"value_fn raised on a batch of {m} masks of shape {masks.shape}: {e}") from e
+        out = value_fn(masks.copy())  # a copy: a value_fn that edits its input cannot change the design
+    except Exception as e:
+        e.add_note(f"(raised by value_fn on a batch of {m} masks of shape {masks.shape}, rows {offset}–{offset + m - 1})")
+        raise
     out = np.asarray(out)
     if out.shape != (m,):
         raise ValueError(
@@ -264,10 +279,19 @@ def _lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    """``1 − Σ(y − pred)² / Σ(y − ȳ)²``, computed on ``y``, ``pred`` divided by ``max|y|`` (no
+    overflow or underflow at any scale). A constant ``y`` (spread ≤ 1e-12 of its magnitude):
+    1 if ``pred`` matches it to that accuracy, else 0."""
+    scale = float(np.max(np.abs(y))) if y.size else 0.0
+    if not np.isfinite(scale):
+        raise ValueError("R² of non-finite values")
+    if scale == 0.0:
+        return 1.0 if not np.any(pred) else 0.0
+    y, pred = y / scale, pred / scale
     ss = float(np.sum((y - y.mean()) ** 2))
     res = float(np.sum((y - pred) ** 2))
-    if ss <= 1e-300:
-        return 1.0 if res <= 1e-24 * max(1.0, float(np.sum(y**2))) else 0.0
+    if ss <= 1e-24 * y.size:
+        return 1.0 if res <= 1e-24 * y.size else 0.0
     return 1.0 - res / ss
 
 
@@ -818,16 +842,21 @@ def _records(terms, values, n) -> list[InteractionRecord]:
     return recs
 
 
-def _exact(value_fn, n, q_ratio, batch_size, progress, tol, max_records=None) -> SparseAndOrResult:
+def _exact(value_fn, n, q_ratio, batch_size, progress, max_records=None) -> SparseAndOrResult:
+    """All ``2**n`` masks and :func:`jinter.and_or`. Every term above ``1e-9·max|I|`` is listed,
+    so that ``predict`` reproduces ``v + q`` on every mask (universal matching); that includes
+    the first-order solver's residue (terms often ~1e-8 of the largest, within the certified
+    relative gap of 1e-5), listed last."""
     idx = np.arange(2**n)
     masks = ((idx[:, None] >> np.arange(n)) & 1).astype(bool)
     v = _evaluate(value_fn, masks, batch_size, progress, "sparse_and_or: all masks")
-    res = and_or(jnp.asarray(v, dtype=jnp.result_type(float)), q_ratio=q_ratio)
+    dt = jnp.result_type(float)
+    res = and_or(jnp.asarray(v, dtype=dt), q_ratio=q_ratio)
     i_and, i_or = np.asarray(res.I_and), np.asarray(res.I_or)
-    scale = max(float(np.max(np.abs(i_and[1:]))) if n else 0.0, float(np.max(np.abs(i_or[1:]))), 1e-300)
+    scale = max(float(np.max(np.abs(i_and[1:]))) if n else 0.0, float(np.max(np.abs(i_or[1:]))))
     terms, values = [], []
     for kind, arr in (("and", i_and), ("or", i_or)):
-        for mask in np.flatnonzero(np.abs(arr) > tol * scale).tolist():
+        for mask in np.flatnonzero(np.abs(arr) > _EXACT_CUTOFF * scale).tolist():
             if mask:
                 terms.append((kind, tuple(i for i in range(n) if mask >> i & 1)))
                 values.append(arr[mask])
@@ -883,8 +912,9 @@ def sparse_and_or(
             within this of the best.
         patience: discovery rounds without a better validation error before it stops.
         batch_size: rows per ``value_fn`` call.
-        exact: True: always the exact path (needs ``budget ≥ 2**n``); False: never; None
-            (default): exact when ``budget ≥ 2**n`` and ``n ≤ exact_max_n``.
+        exact: True: always the exact path (needs ``budget ≥ 2**n``, no ``max_order < n`` or
+            ``max_terms``); False: never; None (default): exact when ``budget ≥ 2**n``,
+            ``n ≤ exact_max_n`` and neither ``max_order < n`` nor ``max_terms`` is given.
         exact_max_n: largest ``n`` of the automatic exact path.
         q_ratio: noise box of the exact path (:func:`jinter.and_or`); unused by the sampled fit.
         progress: tqdm progress bars on the model calls and the discovery.
@@ -895,10 +925,15 @@ def sparse_and_or(
         :class:`SparseAndOrResult`.
 
     Raises:
-        ValueError: ``n < 1``, bad ``budget`` / ``keep_rates`` / ``holdout``, ``budget`` too
-            small to fit anything (the message says how many calls are needed), ``value_fn``
-            returning the wrong shape.
+        ValueError: ``n < 1``, a bad option (a bool, fraction, NaN, string or out-of-range value
+            where a number is expected; checked before any call), ``budget`` too small to fit
+            anything (the message says the least budget that runs, and ``2**n`` where the exact
+            path costs less), ``value_fn`` returning the wrong shape.
+        TypeError: ``exact`` not True / False / None, ``value_fn`` not callable.
         NonFiniteOutputError: ``value_fn`` returned NaN/inf (the message names the mask's players).
+        Any exception of ``value_fn`` itself propagates unchanged, with a note naming the batch.
+
+    ``value_fn`` gets a copy of each batch of masks: editing it in place changes nothing here.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be an integer ≥ 1 (number of players), got {n!r}")
@@ -906,48 +941,49 @@ def sparse_and_or(
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ValueError(f"budget must be a positive integer (model calls), got {budget!r}")
     budget = int(budget)
-    kr = np.asarray(keep_rates, dtype=np.float64).reshape(-1)
+    try:
+        kr = np.asarray(keep_rates, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"keep_rates must be probabilities in (0, 1), got {keep_rates!r}") from e
     if kr.size == 0 or not np.all((kr > 0) & (kr < 1)):
         raise ValueError(f"keep_rates must be probabilities in (0, 1), got {keep_rates!r}")
-    if not (0 < holdout < 1):
-        raise ValueError(f"holdout must be in (0, 1), got {holdout!r}")
-    if max_order is None:
-        max_order = n
-    if int(max_order) < 1:
-        raise ValueError(f"max_order must be ≥ 1, got {max_order!r}")
-    max_order = min(int(max_order), n)
-    if max_records is not None:
-        if isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer)) or max_records < 0:
-            raise ValueError(f"max_records must be an integer ≥ 0 or None, got {max_records!r}")
-        max_records = int(max_records)
-    if isinstance(lasso_iters, bool) or not isinstance(lasso_iters, (int, np.integer)) or lasso_iters < 1:
-        raise ValueError(f"lasso_iters must be an integer ≥ 1, got {lasso_iters!r}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
-    batch_size = int(batch_size)
+    holdout = check_real(holdout, "holdout", above=0.0, below=1.0)
+    max_order = min(check_int(max_order, "max_order", 1, none=True) or n, n)
+    max_terms = check_int(max_terms, "max_terms", 1, none=True)
+    max_records = check_int(max_records, "max_records", 0, none=True)
+    r2_slack = check_real(r2_slack, "r2_slack", least=0.0)
+    patience = check_int(patience, "patience", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    exact_max_n = check_int(exact_max_n, "exact_max_n", 0)
+    lasso_iters = check_int(lasso_iters, "lasso_iters", 1)
+    seed = check_int(seed, "seed", 0)
+    _check_ratio(q_ratio)
+    if not (exact is None or isinstance(exact, (bool, np.bool_))):
+        raise TypeError(f"exact must be True, False or None, got {exact!r}")
+    exact = None if exact is None else bool(exact)
     if not callable(value_fn):
         raise TypeError(f"value_fn must be callable, got {type(value_fn).__name__}")
 
     fits_all = n <= 62 and budget >= 2**n
+    limited = [f"{k}={v}" for k, v in (("max_order", max_order), ("max_terms", max_terms))
+               if v is not None and not (k == "max_order" and v >= n)]
     if exact is True and not fits_all:
         need = f"2**{n} = {2**n}" if n <= 62 else f"2**{n}"
         raise ValueError(f"exact=True needs budget ≥ {need} calls (all masks); got budget={budget}")
-    if exact is True or (exact is None and fits_all and n <= exact_max_n):
-        return _exact(value_fn, n, q_ratio, batch_size, progress, 1e-9, max_records)
+    if exact is True and limited:
+        raise ValueError(f"exact=True finds the optimum over all orders and terms; {', '.join(limited)} "
+                         "applies to the sampled fit only (exact=False or None)")
+    if exact is True or (exact is None and fits_all and n <= exact_max_n and not limited):
+        return _exact(value_fn, n, q_ratio, batch_size, progress, max_records)
 
-    # budget split: held-out | validation | fit
-    min_fit = 8 * (n.bit_length() + 1)
-    min_val, min_hold = 8, 10
-    n_hold = max(min_hold, int(round(holdout * budget)))
-    n_train = budget - n_hold
-    n_val = max(min_val, n_train // 5)
-    n_fit = n_train - n_val
-    if n_fit < min_fit:
-        need = math.ceil(max(min_fit + min_val, (min_fit + min_val) * 1.0) / (1 - holdout))
-        need = max(need, min_fit + min_val + min_hold, math.ceil((min_fit / 0.8) / (1 - holdout)) + 1)
+    n_hold, n_val, n_fit = _split(budget, holdout)
+    if n_fit < _min_fit(n):
+        need = _min_budget(n, holdout)
+        alt = (f", or 2**{n} = {2**n} for the exact path" if exact is None and not limited and n <= exact_max_n
+               and 2**n < need else "")
         raise ValueError(
             f"budget={budget} calls is too small for n={n} players: the sampled fit needs at least "
-            f"{need} calls ({min_fit} to fit, the rest to validate and to hold out for the R²)"
+            f"{need} calls ({_min_fit(n)} to fit, the rest to validate and to hold out for the R²){alt}"
         )
 
     rng = np.random.default_rng(seed)
@@ -957,9 +993,36 @@ def sparse_and_or(
     if max_terms is None:
         max_terms = int(min(max(n_fit // 3, 1), 400))
     with one_pool():  # numpy products and scipy factorizations alternate: one BLAS pool busy
-        return _fit(masks, y, n_hold, n_fit, kr, max_order=max_order, max_terms=int(max_terms),
-                    patience=int(patience), r2_slack=r2_slack, lasso_iters=int(lasso_iters),
+        return _fit(masks, y, n_hold, n_fit, kr, max_order=max_order, max_terms=max_terms,
+                    patience=patience, r2_slack=r2_slack, lasso_iters=lasso_iters,
                     max_records=max_records, progress=progress)
+
+
+_MIN_VAL, _MIN_HOLD = 8, 10  # least validation and held-out rows of the sampled fit
+
+
+def _min_fit(n: int) -> int:
+    """Least fitting rows of the sampled path at ``n`` players."""
+    return 8 * (n.bit_length() + 1)
+
+
+def _split(budget: int, holdout: float) -> tuple[int, int, int]:
+    """``(held out, validation, fit)`` rows of a budget; each is non-decreasing in ``budget``."""
+    n_hold = max(_MIN_HOLD, int(round(holdout * budget)))
+    n_train = budget - n_hold
+    n_val = max(_MIN_VAL, n_train // 5)
+    return n_hold, n_val, n_train - n_val
+
+
+def _min_budget(n: int, holdout: float) -> int:
+    """The least budget whose split leaves :func:`_min_fit` fitting rows (bisection: monotone)."""
+    lo, hi = 1, _min_fit(n) + _MIN_VAL + _MIN_HOLD
+    while _split(hi, holdout)[2] < _min_fit(n):
+        lo, hi = hi, 2 * hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if _split(mid, holdout)[2] < _min_fit(n) else (lo, mid)
+    return lo
 
 
 def _fit(masks, y, n_hold, n_fit, kr, *, max_order, max_terms, patience, r2_slack, lasso_iters,
@@ -967,7 +1030,18 @@ def _fit(masks, y, n_hold, n_fit, kr, *, max_order, max_terms, patience, r2_slac
     """Steps 2–3 of the method on the drawn rows (held-out | fit | validation): discovery,
     selection, the refit on fit + validation rows, the held-out R²."""
     budget, n = masks.shape
-    s_hold, y_hold = masks[:n_hold], y[:n_hold]
+    kr = tuple(float(p) for p in kr)
+    # the fit runs on y shifted by its median and divided by a power of two ≥ its spread (exact
+    # in binary floating point): the same answer at any scale of the game (1e-160 or 1e150)
+    y_hold, y_tr = y[:n_hold], y[n_hold:]
+    shift = float(np.median(y_tr))
+    spread = float(np.max(np.abs(y_tr - shift)))
+    if spread == 0.0:  # a constant game on every training row: the bias alone
+        out = SparseAndOrResult([], shift, n, 0.0, budget, n_hold, False, 0.0, kr)
+        return dataclasses.replace(out, faithfulness=_r2(y_hold, out.predict(masks[:n_hold])))
+    unit = math.ldexp(1.0, math.frexp(spread)[1])
+    y = (y - shift) / unit
+    s_hold = masks[:n_hold]
     s_fit, y_fit = masks[n_hold : n_hold + n_fit], y[n_hold : n_hold + n_fit]
     s_val, y_val = masks[n_hold + n_fit :], y[n_hold + n_fit :]
     d, rounds = _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progress)
@@ -982,9 +1056,9 @@ def _fit(masks, y, n_hold, n_fit, kr, *, max_order, max_terms, patience, r2_slac
     b, w = _lstsq(_features(s_tr, terms), y_tr)
     nz = np.abs(w) > 0
     terms = [t for t, k in zip(terms, nz) if k]
-    recs = _records(terms, w[nz], n)
-    out = SparseAndOrResult(recs, b, n, 0.0, budget, n_hold, False,
-                            float(sum(abs(r.value) for r in recs)), tuple(float(p) for p in kr))
+    recs = _records(terms, w[nz] * unit, n)
+    out = SparseAndOrResult(recs, b * unit + shift, n, 0.0, budget, n_hold, False,
+                            float(sum(abs(r.value) for r in recs)), kr)
     return dataclasses.replace(out, faithfulness=_r2(y_hold, out.predict(s_hold)))
 
 
@@ -1041,6 +1115,7 @@ def masked_value_fn(
         >>> f(np.array([[True, False, True], [False, False, False]])).tolist()
         [5.0, 0.0]
     """
+    _check_players(players)
     shape = tuple(players.input_shape)
     n = int(players.n)
     if isinstance(model, tuple):
@@ -1099,6 +1174,8 @@ def masked_value_fn(
             rows[: min(c, m - a)] = s[a : a + c]
             outs.append(np.asarray(_eval_rows(apply, reward, xa, base, owner, jnp.asarray(rows), chunk=c))[: m - a])
         vals = np.concatenate(outs) if outs else np.zeros(0)
+        if not np.issubdtype(vals.dtype, np.floating):  # e.g. an integer x and model: values as floats
+            vals = vals.astype(np.float64)
         check_finite(vals, "model values on the masked inputs", masks=s, index_name="mask row",
                      error=NonFiniteOutputError)
         return vals

@@ -191,6 +191,121 @@ def test_too_small_budget_message_is_enough():
     assert res.calls == need
 
 
+@pytest.mark.parametrize("n,holdout", [(2, 0.1), (8, 0.1), (16, 0.1), (16, 0.5), (64, 0.1), (64, 0.3), (300, 0.1)])
+def test_too_small_budget_message_is_the_least_budget(n, holdout):
+    """The message asks for the least budget that runs: one call fewer is refused again, and the
+    exact path is offered where all 2**n masks cost less."""
+    f = lambda s: s[:, 0].astype(float)  # noqa: E731
+    with pytest.raises(ValueError, match="at least") as err:
+        sparse_and_or(f, n, budget=3, holdout=holdout, progress=False)
+    need = int(str(err.value).split("at least ")[1].split()[0])
+    assert ("for the exact path" in str(err.value)) == (2**n < need)
+    with pytest.raises(ValueError, match=f"at least {need} calls"):
+        sparse_and_or(f, n, budget=need - 1, holdout=holdout, exact=False, progress=False)
+    res = sparse_and_or(f, n, budget=need, holdout=holdout, exact=False, progress=False)
+    assert res.calls == need and not res.exact
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e-14, 1.0, 1e150, 1e300])
+def test_sampled_fit_is_the_same_at_every_scale(scale):
+    """The fit runs on the values shifted and divided by a power of two: a game times 1e-160 or
+    1e150 gives the same terms (values times the scale) and the same held-out R²."""
+    def game(s):
+        return 3 + 2.0 * (s[:, 0] & s[:, 1]) - 1.5 * s[:, 2:5].any(axis=1)
+
+    ref = sparse_and_or(game, 20, budget=800, progress=False)
+    res = sparse_and_or(lambda s: scale * game(s), 20, budget=800, progress=False)
+    assert as_set(res.records) == as_set(ref.records) == {("and", (0, 1)), ("or", (2, 3, 4))}
+    np.testing.assert_allclose([r.value for r in res.records], [scale * r.value for r in ref.records], rtol=1e-9)
+    assert res.bias == pytest.approx(scale * ref.bias, rel=1e-9)
+    assert res.faithfulness == pytest.approx(ref.faithfulness, abs=1e-9) and ref.faithfulness > 0.999
+
+
+def test_constant_and_huge_games_give_finite_faithfulness():
+    const = sparse_and_or(lambda s: np.full(len(s), 7.0), 20, budget=400, progress=False)
+    assert const.records == [] and const.bias == 7.0 and const.faithfulness == 1.0
+    huge = sparse_and_or(lambda s: 1e200 * (1.0 + s[:, 0] - 2.0 * (s[:, 1] & s[:, 2])), 6, budget=64,
+                         progress=False)
+    assert huge.exact and np.isfinite(huge.faithfulness) and huge.faithfulness > 0.99
+
+
+def test_max_order_and_max_terms_take_the_sampled_path():
+    """With max_order < n or max_terms the budget of 2**n runs the sampled fit, which honours
+    them (the exact optimum has every order); exact=True with them is refused."""
+    def game(s):
+        return 3 + 2.0 * (s[:, 0] & s[:, 1] & s[:, 2]) - 1.5 * s[:, 3:5].any(axis=1) + 0.5 * s[:, 5]
+
+    res = sparse_and_or(game, 8, budget=256, max_order=2, progress=False)
+    assert not res.exact and res.records and max(r.order for r in res.records) <= 2
+    res = sparse_and_or(game, 8, budget=256, max_order=8, progress=False)
+    assert res.exact  # max_order ≥ n limits nothing
+    with pytest.raises(ValueError, match="max_order=2 applies to the sampled fit only"):
+        sparse_and_or(game, 8, budget=256, max_order=2, exact=True, progress=False)
+    with pytest.raises(ValueError, match="max_terms=3 applies to the sampled fit only"):
+        sparse_and_or(game, 8, budget=256, max_terms=3, exact=True, progress=False)
+
+
+@pytest.mark.parametrize("option,bad", [
+    ("max_order", 2.5), ("max_order", 0), ("max_order", np.nan), ("max_order", np.inf), ("max_order", True),
+    ("max_terms", -1), ("max_terms", "3"), ("max_terms", np.nan), ("max_records", -1), ("max_records", 1.5),
+    ("batch_size", 2.5), ("batch_size", True), ("batch_size", "8"), ("patience", 0), ("patience", -1),
+    ("patience", 2.5), ("exact_max_n", -1), ("exact_max_n", None), ("exact_max_n", np.nan), ("seed", -1),
+    ("seed", 1.5), ("holdout", "0.1"), ("holdout", None), ("holdout", 1.0), ("holdout", np.nan),
+    ("keep_rates", "ab"), ("keep_rates", [0.5, 1.0]), ("r2_slack", -1), ("r2_slack", np.nan), ("r2_slack", np.inf),
+    ("r2_slack", "x"), ("r2_slack", None), ("q_ratio", -1), ("q_ratio", np.nan), ("q_ratio", "0.02"),
+    ("lasso_iters", 0),
+])
+def test_bad_options_are_refused_before_any_call(option, bad):
+    calls = []
+
+    def f(s):
+        calls.append(len(s))
+        return s[:, 0].astype(float)
+
+    with pytest.raises(ValueError, match=option):
+        sparse_and_or(f, 8, budget=256, progress=False, **{option: bad})
+    assert calls == []
+
+
+def test_exact_option_takes_booleans_only():
+    f = lambda s: s[:, 0] * 2.0 + (s[:, 1] & s[:, 2])  # noqa: E731
+    assert sparse_and_or(f, 6, budget=64, exact=np.True_, progress=False).exact
+    assert not sparse_and_or(f, 6, budget=64, exact=np.False_, progress=False).exact
+    for bad in (1, "yes", 0.0):
+        with pytest.raises(TypeError, match="exact must be True, False or None"):
+            sparse_and_or(f, 6, budget=64, exact=bad, progress=False)
+
+
+def test_value_fn_exceptions_keep_their_type_and_message():
+    class CodedError(Exception):
+        def __init__(self, code, msg):
+            super().__init__(msg)
+            self.code = code
+
+    def f(s):
+        raise CodedError(3, "custom failure")
+
+    with pytest.raises(CodedError, match="custom failure") as err:
+        sparse_and_or(f, 10, budget=400, progress=False)
+    assert err.value.code == 3 and any("raised by value_fn" in note for note in err.value.__notes__)
+    with pytest.raises(KeyError) as err:
+        sparse_and_or(lambda s: {}["absent"], 10, budget=400, progress=False)
+    assert err.value.args == ("absent",)
+
+
+def test_value_fn_editing_its_masks_does_not_change_the_fit():
+    def game(s):
+        return 3 + 2.0 * (s[:, 0] & s[:, 1]) - 1.5 * s[:, 2:5].any(axis=1)
+
+    def editing(s):
+        v = game(s)
+        s[:, :5] = ~s[:, :5]
+        return v
+
+    ref = sparse_and_or(game, 20, budget=800, progress=False)
+    assert sparse_and_or(editing, 20, budget=800, progress=False) == ref
+
+
 def test_predict_checks_masks():
     res = sparse_and_or(lambda s: s[:, 0] * 2.0, 16, budget=400, progress=False)
     assert as_set(res.records) == {("and", (0,))}
@@ -198,6 +313,8 @@ def test_predict_checks_masks():
         res.predict(np.zeros((3, 15), bool))
     with pytest.raises(TypeError, match="boolean"):
         res.predict(np.full((3, 16), 0.5))
+    with pytest.raises(ValueError, match=r"masks must be boolean rows of shape \(m, n=16\), got rows of unequal"):
+        res.predict([[True] * 16, [True] * 15])
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +377,17 @@ def test_masked_value_fn_errors(rng):
         fn(np.ones((2, 5), bool))
     with pytest.raises(ValueError, match="chunk_size"):
         masked_value_fn(lambda b: b.sum(1), jnp.zeros(4), players, chunk_size=0)
+    for bad in (4, None, (4,)):
+        with pytest.raises(TypeError, match="players must be a players object"):
+            masked_value_fn(lambda b: b.sum(1), jnp.zeros(4), bad)
+        with pytest.raises(TypeError, match="players must be a players object"):
+            masked_outputs(lambda b: b.sum(1), jnp.zeros(4), bad)
+
+
+def test_masked_value_fn_values_are_floats_for_integer_inputs():
+    f = masked_value_fn(lambda b: b.sum(1), jnp.arange(6), jinter.TabularPlayers(6))
+    out = f(np.array([[True] * 6, [False, True] + [False] * 4]))
+    assert np.issubdtype(out.dtype, np.floating) and out.tolist() == [15.0, 1.0]
 
 
 # --------------------------------------------------------------------------------------------
