@@ -17,11 +17,15 @@ class MemoryBudgetError(ValueError):
 
 
 def _parse_bytes(text: str) -> int:
+    """``"2G"`` → 2·2³⁰, ``"512M"``, ``"1.5G"``, ``"1000"``; a fraction of a byte (``"1.7"``) is refused."""
     text = text.strip().upper().removesuffix("B")
     scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
     if text and text[-1] in scale:
         return int(float(text[:-1]) * scale[text[-1]])
-    return int(float(text))
+    value = float(text)
+    if value != int(value):
+        raise ValueError(f"{text!r} is not a whole number of bytes")
+    return int(value)
 
 
 def _physical_memory() -> int:
@@ -31,16 +35,33 @@ def _physical_memory() -> int:
         return 8 * 2**30
 
 
+_BUDGET_RULE = 'None, a positive number of bytes or a size such as "2G"'
+
+
 def memory_budget(budget: int | str | None = None) -> int:
-    """Return the memory budget in bytes (explicit value > env variable > half of RAM)."""
+    """Return the memory budget in bytes (explicit value > env variable > half of RAM).
+
+    A bool, a fraction, a string that is not a size, or a value ≤ 0 is a ``ValueError`` naming
+    ``memory_budget`` (or the environment variable it came from)."""
     if budget is not None:
-        value = _parse_bytes(budget) if isinstance(budget, str) else int(budget)
+        what, text = "memory_budget", budget
     elif os.environ.get("JINTER_MEMORY_BUDGET"):
-        value = _parse_bytes(os.environ["JINTER_MEMORY_BUDGET"])
+        what, text = "JINTER_MEMORY_BUDGET", os.environ["JINTER_MEMORY_BUDGET"]
     else:
-        value = _physical_memory() // 2
+        return _physical_memory() // 2
+    try:
+        if isinstance(text, str):
+            value = _parse_bytes(text)
+        elif isinstance(text, bool) or not isinstance(text, (int, float)) and not hasattr(text, "__index__"):
+            raise TypeError
+        elif float(text) != int(text):  # 1e9 is a number of bytes, 1.5 is not
+            raise ValueError
+        else:
+            value = int(text)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what} must be {_BUDGET_RULE}, got {text!r}") from None
     if value <= 0:
-        raise ValueError(f"memory budget must be positive, got {value} bytes")
+        raise ValueError(f"{what} must be {_BUDGET_RULE}, got {text!r} ({value} bytes)")
     return value
 
 

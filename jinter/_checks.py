@@ -81,8 +81,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(value: Any, what: str, least: int, *, none: bool = False) -> int | None:
-    """``value`` as a Python int ``≥ least``; ``none=True`` also lets ``None`` through.
+def _number(value: Any) -> float | None:
+    """A concrete real number (Python, numpy or 0-d array, not bool) as a float, else None."""
+    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and not is_traced(value):
+        if np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating):
+            return float(value)
+        return None
+    return float(value) if _is_number(value) else None
+
+
+def check_int(value: Any, what: str, least: int, *, none: bool = False, most: int | None = None) -> int | None:
+    """``value`` as a Python int ``≥ least`` (and ``≤ most``); ``none=True`` also lets ``None`` through.
 
     Integral floats (``1e4``) are accepted; bools, fractions, NaN/inf and strings are refused
     with a ``ValueError`` naming the option.
@@ -96,15 +105,17 @@ def check_int(value: Any, what: str, least: int, *, none: bool = False) -> int |
     """
     if value is None and none:
         return None
-    if not _is_number(value) or not np.isfinite(float(value)) or float(value) != int(value) or int(value) < least:
-        also = " or None" if none else ""
-        raise ValueError(f"{what} must be an integer ≥ {least}{also}, got {value!r}")
-    return int(value)
+    x = _number(value)
+    if x is None or not np.isfinite(x) or x != int(x) or int(x) < least or (most is not None and int(x) > most):
+        rule = f"≥ {least}" if most is None else f"in [{least}, {most}]"
+        raise ValueError(f"{what} must be an integer {rule}{' or None' if none else ''}, got {value!r}")
+    return int(x)
 
 
-def check_real(value: Any, what: str, *, least: float = -np.inf, above: float | None = None,
-               below: float | None = None) -> float:
-    """``value`` as a finite Python float ``≥ least`` (``above``: ``> above``; ``below``: ``< below``).
+def check_real(value: Any, what: str, *, least: float | None = None, above: float | None = None,
+               below: float | None = None, most: float | None = None) -> float:
+    """``value`` as a finite Python float within the bounds given: ``≥ least``, ``> above``,
+    ``< below``, ``≤ most`` (0-d numpy / JAX arrays are accepted; bools and strings are not).
 
     >>> check_real(0.001, "r2_slack", least=0.0), check_real(0.1, "holdout", above=0.0, below=1.0)
     (0.001, 0.1)
@@ -113,17 +124,31 @@ def check_real(value: Any, what: str, *, least: float = -np.inf, above: float | 
     ...
     ValueError: r2_slack must be a finite number ≥ 0, got nan
     """
-    ok = _is_number(value) and np.isfinite(float(value))
-    ok = ok and float(value) >= least and (above is None or float(value) > above)
-    ok = ok and (below is None or float(value) < below)
+    x = _number(value)
+    bounds = [(least, "≥", lambda a, b: a >= b), (above, ">", lambda a, b: a > b),
+              (below, "<", lambda a, b: a < b), (most, "≤", lambda a, b: a <= b)]
+    ok = x is not None and np.isfinite(x) and all(b is None or test(x, b) for b, _, test in bounds)
     if not ok:
-        if above is not None and below is not None:
-            rule = f"in ({above:g}, {below:g})"
+        low = [f"{sign} {b:g}" for b, sign, _ in bounds[:2] if b is not None]
+        high = [f"{sign} {b:g}" for b, sign, _ in bounds[2:] if b is not None]
+        if low and high:
+            rule = f"in {'[' if least is not None else '('}{(least if least is not None else above):g}, " \
+                   f"{(most if most is not None else below):g}{']' if most is not None else ')'}"
         else:
-            rule = f"> {above:g}" if above is not None else f"≥ {least:g}" if np.isfinite(least) else "real"
-            rule += f" and < {below:g}" if below is not None else ""
-        raise ValueError(f"{what} must be a finite number {rule}, got {value!r}")
-    return float(value)
+            rule = " and ".join(low + high)
+        raise ValueError(f"{what} must be a finite number{' ' + rule if rule else ''}, got {value!r}")
+    return float(x)
+
+
+def check_tau(tau: ArrayLike) -> None:
+    """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``tau``."""
+    if is_traced(tau):
+        return
+    t = np.asarray(tau)
+    if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)) or t.dtype == np.bool_:
+        raise ValueError(f"tau must be a real threshold ≥ 0 (or an array of them), got {tau!r}")
+    if np.any(np.isnan(t)) or np.any(t < 0):
+        raise ValueError(f"tau must be ≥ 0 and not NaN, got {tau!r}")
 
 
 def tiny(dtype) -> float:

@@ -97,7 +97,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_finite, check_int, check_real, default_tol, is_traced, kron_power
+from jinter._checks import as_real_float, check_finite, check_int, check_real, default_tol, is_traced, kron_power
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
 __all__ = [
@@ -376,17 +376,43 @@ class AndOrResult(NamedTuple):
 # ----------------------------------------------------------------------------------------
 
 
-def _option_error(name: str, what: str, value: Any) -> ValueError:
-    return ValueError(f"AndOrOptions.{name} must be {what}, got {value!r}")
+_MAX_COUNT = 2**30  # iteration counts and check intervals (int32 loop counters, with room to add)
 
 
-def _option_int(name: str, value: Any, least: int) -> int:
-    """An integer option ≥ ``least`` (an integral float such as ``1e4`` is accepted)."""
-    return check_int(value, f"AndOrOptions.{name}", least)
-
-
-def _option_float(name: str, value: Any, *, positive: bool) -> float:
-    return check_real(value, f"AndOrOptions.{name}", least=0.0, above=0.0 if positive else None)
+def _solver_options(prefix: str = "", **options: Any) -> dict[str, Any]:
+    """The solver options of :func:`and_or` / :func:`and_or_shared` / :class:`AndOrOptions`,
+    checked and normalized (``prefix`` names them, e.g. ``"AndOrOptions."``): a bad value is a
+    ``ValueError`` naming the option, before anything runs. Only the options given are checked."""
+    out = dict(options)
+    rules = {
+        "q_ratio": lambda x: check_real(x, prefix + "q_ratio", least=0.0),
+        "alpha": lambda x: check_real(x, prefix + "alpha", least=0.0, most=1.0),
+        "tol": lambda x: None if x is None else check_real(x, prefix + "tol", above=0.0, below=1.0),
+        "rho": lambda x: None if x is None else check_real(x, prefix + "rho", above=0.0),
+        "max_iter": lambda x: check_int(x, prefix + "max_iter", 0, most=_MAX_COUNT),
+        "check_every": lambda x: check_int(x, prefix + "check_every", 1, most=_MAX_COUNT),
+        "chunk": lambda x: check_int(x, prefix + "chunk", 1),
+        "canonical_max_iter": lambda x: check_int(x, prefix + "canonical_max_iter", 0, most=_MAX_COUNT),
+    }
+    for name, rule in rules.items():
+        if name in out:
+            out[name] = rule(out[name])
+    if "canonical" in out:
+        if not isinstance(out["canonical"], (bool, np.bool_)):
+            raise ValueError(f"{prefix}canonical must be True or False, got {out['canonical']!r}")
+        out["canonical"] = bool(out["canonical"])
+        if out["canonical"] and out.get("canonical_max_iter", 1) < 1:
+            raise ValueError(f"{prefix}canonical_max_iter must be ≥ 1 with canonical=True (the canonical phase's "
+                             f"iterations), got {out['canonical_max_iter']!r}")
+    if out.get("memory_budget") is not None:
+        budget = out["memory_budget"]
+        try:
+            _memory_budget(budget)
+        except ValueError:
+            raise ValueError(f'{prefix}memory_budget must be None, a positive number of bytes or a size such as "2G", '
+                             f"got {budget!r}") from None
+        out["memory_budget"] = budget if isinstance(budget, str) else int(budget)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,7 +435,7 @@ class AndOrOptions:
     >>> AndOrOptions(check_every=0)
     Traceback (most recent call last):
     ...
-    ValueError: AndOrOptions.check_every must be an integer ≥ 1, got 0
+    ValueError: AndOrOptions.check_every must be an integer in [1, 1073741824], got 0
     """
 
     q_ratio: float = 0.02
@@ -423,29 +449,9 @@ class AndOrOptions:
     canonical_max_iter: int = 1_000_000
 
     def __post_init__(self) -> None:
-        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        fix("q_ratio", _option_float("q_ratio", self.q_ratio, positive=False))
-        for name in ("tol", "rho"):
-            if getattr(self, name) is not None:
-                fix(name, _option_float(name, getattr(self, name), positive=True))
-        for name, least in (("max_iter", 0), ("check_every", 1), ("chunk", 1), ("canonical_max_iter", 0)):
-            fix(name, _option_int(name, getattr(self, name), least))
-        if not isinstance(self.canonical, (bool, np.bool_)):
-            raise _option_error("canonical", "True or False", self.canonical)
-        fix("canonical", bool(self.canonical))
-        budget = self.memory_budget
-        if budget is not None:
-            if isinstance(budget, str):
-                try:
-                    ok = _memory_budget(budget) > 0
-                except ValueError:
-                    ok = False
-            else:
-                ok = isinstance(budget, (int, np.integer)) and not isinstance(budget, (bool, np.bool_)) and budget > 0
-                budget = int(budget) if ok else budget
-            if not ok:
-                raise _option_error("memory_budget", 'None, a positive number of bytes or a size such as "2G"', budget)
-            fix("memory_budget", budget)
+        checked = _solver_options("AndOrOptions.", **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: normalized once, here
 
     def kwargs(self) -> dict[str, Any]:
         """The options as keyword arguments of :func:`and_or`."""
@@ -470,19 +476,12 @@ class AndOrOptions:
 
 
 def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
-    v = jnp.asarray(v)
-    if not jnp.issubdtype(v.dtype, jnp.floating):
-        v = v.astype(jnp.result_type(float))
+    v = as_real_float(v, what)
     n = num_players(v, what=what)
     if n < 1:
         raise ValueError(f"{what} needs at least one player (last axis ≥ 2), got shape {v.shape}")
     check_finite(v, what)
     return v, n
-
-
-def _check_loop(max_iter: int, check_every: int) -> None:
-    if int(check_every) < 1 or int(max_iter) < 0:
-        raise ValueError(f"need check_every ≥ 1 and max_iter ≥ 0; got check_every={check_every}, max_iter={max_iter}")
 
 
 def _check_ratio(q_ratio: float) -> None:
@@ -1337,28 +1336,22 @@ def and_or(
             wrong shape.
         MemoryBudgetError: the solve would not fit the budget (checked before allocating).
     """
-    _check_ratio(q_ratio)
-    _check_loop(max_iter, check_every)
+    o = _solver_options(q_ratio=q_ratio, tol=tol, max_iter=max_iter, check_every=check_every, rho=rho, chunk=chunk,
+                        memory_budget=memory_budget, canonical=canonical, canonical_max_iter=canonical_max_iter)
     v, n = _check_v(v)
     size = 2**n
     batch = int(np.prod(v.shape[:-1], dtype=np.int64))
     check_budget(
         _budget_bytes(batch, size, v.dtype.itemsize),
         f"and_or on {batch} game(s) of n={n} players in {v.dtype}",
-        memory_budget,
+        o["memory_budget"],
     )
-    _check_positive(tol=tol, rho=rho)
     # None: start at the tuned value and adapt (_penalty_update); a number: fixed
-    penalty = ((30.0 if q_ratio == 0 else 50.0), _ADAPT_RHO) if rho is None else (float(rho), False)
-    if tol is None:
-        tol = default_tol(v.dtype)
+    penalty = ((30.0 if o["q_ratio"] == 0 else 50.0), _ADAPT_RHO) if o["rho"] is None else (o["rho"], False)
+    tol = default_tol(v.dtype) if o["tol"] is None else o["tol"]
     start = _warm_start(warm_start, v)
-    if int(chunk) < 1:
-        raise ValueError(f"chunk must be ≥ 1, got {chunk!r}")
-    if canonical:
-        _check_loop(canonical_max_iter, check_every)
-    budget = int(canonical_max_iter) if canonical else 0  # 0: no canonical phase
-    args = (float(q_ratio), float(tol), int(max_iter), int(check_every), penalty, int(chunk), budget)
+    budget = o["canonical_max_iter"] if o["canonical"] else 0  # 0: no canonical phase
+    args = (o["q_ratio"], tol, o["max_iter"], o["check_every"], penalty, o["chunk"], budget)
     devs = _batch_devices(v, devices)
     if len(devs) > 1 and batch > 1:
         return _promised(_sharded(v, start, args, tuple(devs)), v)
@@ -1431,17 +1424,6 @@ def _sharded(v: Array, start, args: tuple, devices: tuple) -> AndOrResult:
     return jax.tree.map(lambda x: x[:batch].reshape(v.shape[:-1] + x.shape[1:]), res)
 
 
-def _check_positive(**options: float | None) -> None:
-    """Solver options that must be finite and > 0 (``None``: the default)."""
-    for name, x in options.items():
-        if x is None:
-            continue
-        if isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer)) or not (
-            math.isfinite(float(x)) and float(x) > 0
-        ):
-            raise ValueError(f"{name} must be a finite number > 0, got {x!r}")
-
-
 def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
     """``(γ, q)`` broadcast to ``v``'s shape and dtype, from a result or a pair (``None``: none)."""
     if warm_start is None:
@@ -1454,7 +1436,7 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
         raise ValueError("warm_start must be an AndOrResult or a pair (gamma, q)")
     out = []
     for name, x in zip(("gamma", "q"), pair):
-        x = jnp.asarray(x)
+        x = as_real_float(x, f"warm_start {name}")
         try:
             x = jnp.broadcast_to(x, v.shape).astype(v.dtype)
         except ValueError:
@@ -2029,17 +2011,16 @@ def and_or_shared(
         >>> res.I_and.shape, bool(res.converged)
         ((2, 16), True)
     """
-    _check_ratio(q_ratio)
-    _check_loop(max_iter, check_every)
-    if not (0.0 <= alpha <= 1.0):
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    o = _solver_options(q_ratio=q_ratio, alpha=alpha, tol=tol, max_iter=max_iter, check_every=check_every,
+                        rho=rho, memory_budget=memory_budget, canonical=canonical,
+                        canonical_max_iter=canonical_max_iter)
     if isinstance(vs, (list, tuple)):
         shapes = [np.shape(x) for x in vs]
         if len(set(shapes)) != 1:
             raise ValueError(f"all models must give values of the same shape; got shapes {shapes}")
     vs, n = _check_v(vs, what="vs")
-    if vs.ndim < 2:
-        raise ValueError(f"vs must have shape (m models, ..., 2**n); got {vs.shape}")
+    if vs.ndim < 2 or vs.shape[0] == 0:
+        raise ValueError(f"vs must have shape (m models, ..., 2**n) with m ≥ 1; got {vs.shape}")
     m = vs.shape[0]
     if gamma_bound is None:
         gb = 0.5 * jnp.abs(vs[..., -1] - vs[..., 0])
@@ -2061,15 +2042,12 @@ def and_or_shared(
     check_budget(
         _budget_bytes(m * inputs, size, vs.dtype.itemsize),
         f"and_or_shared on {m} model(s) × {inputs} input(s) of n={n} players in {vs.dtype}",
-        memory_budget,
+        o["memory_budget"],
     )
-    if tol is None:
-        tol = default_tol(vs.dtype)
-    if canonical:
-        _check_loop(canonical_max_iter, check_every)
-    budget = jnp.asarray(min(int(canonical_max_iter), 2**30) if canonical else 0, jnp.int32)
-    args = (float(q_ratio), float(alpha), float(tol), int(max_iter), int(check_every),
-            float(rho), bool(canonical))
+    tol = default_tol(vs.dtype) if o["tol"] is None else o["tol"]
+    budget = jnp.asarray(o["canonical_max_iter"] if o["canonical"] else 0, jnp.int32)
+    rho = 10.0 if o["rho"] is None else o["rho"]  # None: the default
+    args = (o["q_ratio"], o["alpha"], tol, o["max_iter"], o["check_every"], rho, o["canonical"])
     flat = jnp.moveaxis(vs.reshape((m, inputs, size)), 1, 0)  # (inputs, m, N)
     gbf = jnp.moveaxis(gb.reshape((m, inputs)), 1, 0)
     workers = _host_workers(vs, inputs, 1)

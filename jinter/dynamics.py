@@ -7,14 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import safe_divide
+from jinter._checks import is_traced, safe_divide
 
 __all__ = ["mean_order", "phase_two_start", "gap_widening_epoch"]
 
 
 def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*batch"]:
-    """Mean interaction order ``Σ_k k·I^(k) / Σ_k I^(k)`` of a per-order distribution."""
+    """Mean interaction order ``Σ_k k·I^(k) / Σ_k I^(k)`` of a per-order distribution (a
+    distribution of zeros has mean order 0). Its entries are strengths: a concrete one that is NaN,
+    infinite or negative is a ``ValueError``."""
     d = jnp.asarray(distribution)
+    if d.ndim == 0:
+        raise ValueError("distribution must have a last axis over the orders k = 1 … n, got a scalar")
+    if not is_traced(d) and not bool(jnp.all(jnp.isfinite(d) & (d >= 0))):
+        raise ValueError("distribution must hold finite strengths ≥ 0 (one per order), got NaN, inf or a negative value")
     k = jnp.arange(1, d.shape[-1] + 1, dtype=d.dtype)
     total = jnp.sum(d, axis=-1)
     return safe_divide(jnp.sum(k * d, axis=-1), total)

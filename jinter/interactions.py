@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from typing import Any, Literal, Mapping, Sequence, get_args
 
 import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_finite, check_option
+from jinter._checks import check_finite, check_int, check_option, check_tau
 from jinter._records import InteractionRecord
 from jinter.decomposition import AndOrResult, SharedAndOrResult
 from jinter.generalization import GeneralizationPower, generalization_power
@@ -62,6 +63,26 @@ def _player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | No
     return names
 
 
+def _json_keys(x: Any):
+    """Every key of every mapping inside ``x`` (nested in mappings and lists)."""
+    if isinstance(x, Mapping):
+        for k, v in x.items():
+            yield k
+            yield from _json_keys(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _json_keys(v)
+
+
+def _json_array(name: str, entry: Mapping[str, Any]) -> np.ndarray:
+    """An array of :meth:`Interactions.to_json` back: its values must fit its dtype exactly."""
+    data = np.asarray(entry["data"])
+    a = data.astype(np.dtype(entry["dtype"])).reshape(entry["shape"])
+    if data.size and not np.array_equal(a.ravel().astype(data.dtype), data.ravel()):
+        raise ValueError(f"array {name!r}: its values do not fit its dtype {entry['dtype']!r}")
+    return a
+
+
 def top_interactions(
     i_and: Float[ArrayLike, "2**n"],
     i_or: Float[ArrayLike, "2**n"] | None = None,
@@ -87,8 +108,9 @@ def top_interactions(
             f"top_interactions takes one sample (shape (2**n,)), got {arrays[0].shape}; "
             "use top_interactions_batch for batches"
         )
-    if int(k) < 0:
-        raise ValueError(f"k must be non-negative, got {k}")
+    k = check_int(k, "k", 0)
+    if tau is not None:
+        check_tau(tau)
     n = num_players(arrays[0])
     names = _player_names(players, n)
     for name, a in zip(("I_and", "I_or"), arrays):
@@ -244,7 +266,7 @@ class Interactions:
             a.setflags(write=False)
             put(name, a)
         n = num_players(self.I_and, what="i_and")
-        if self.n is not None and int(self.n) != n:
+        if self.n is not None and (isinstance(self.n, (bool, np.bool_)) or check_int(self.n, "n", 0) != n):
             raise ValueError(f"n={self.n} does not match i_and with last axis {self.I_and.shape[-1]}")
         put("n", n)
         for name in _SUBSET_FIELDS:
@@ -258,11 +280,24 @@ class Interactions:
             ok = False
         if not ok:
             raise ValueError(f"tau of shape {self.tau.shape} does not broadcast to the batch shape {batch}")
+        check_tau(self.tau)
+        for name in ("objective", "gap"):  # per sample, or per input of a shared split (models first)
+            x = getattr(self, name)
+            try:
+                ok = x is None or np.broadcast_shapes(x.shape, batch) == batch
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"{name} must have one value per sample (broadcasting to {batch}), got {x.shape}")
         put("tau_rule", str(self.tau_rule))
         put("players", _player_names(self.players, n))
+        if not isinstance(self.metadata, Mapping):
+            raise ValueError(f"metadata must be a mapping with string keys, got {type(self.metadata).__name__}")
         meta = dict(self.metadata)
         try:
-            json.dumps(meta)
+            if not all(isinstance(k, str) for k in _json_keys(meta)):
+                raise ValueError("keys must be strings (JSON would turn them into strings on a round trip)")
+            meta = json.loads(json.dumps(meta, allow_nan=False))  # stored as the file will hold it: tuples → lists
         except (TypeError, ValueError) as e:
             raise ValueError(f"metadata must be JSON-serializable: {e}") from None
         put("metadata", meta)
@@ -474,6 +509,8 @@ class Interactions:
 
     @classmethod
     def _from_parts(cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Interactions:
+        if not isinstance(header, Mapping):
+            raise ValueError(f"its header is a {type(header).__name__}, not a mapping")
         if header.get("format") != _FORMAT:
             raise ValueError(f"not a {_FORMAT} file (format={header.get('format')!r})")
         if int(header.get("version", -1)) > _FORMAT_VERSION:
@@ -495,13 +532,23 @@ class Interactions:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Interactions:
-        """Read a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            if "header_json" not in z.files:
-                raise ValueError(f"{os.fspath(path)!r} is not a {_FORMAT} file (no header)")
-            header = json.loads(str(z["header_json"]))
-            arrays = {k: z[k] for k in z.files if k != "header_json"}
-        return cls._from_parts(header, arrays)
+        """Read a file written by :meth:`save`; a file that is not one (or is cut short) is a
+        ``ValueError`` naming it."""
+        try:
+            with open(path, "rb") as f:  # our handle: closed however np.load fails
+                z = np.load(f, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError(f"not a {_FORMAT} file (a single array, no header)")
+                with z:
+                    if "header_json" not in z.files:
+                        raise ValueError(f"not a {_FORMAT} file (no header)")
+                    header = json.loads(str(z["header_json"]))
+                    arrays = {k: z[k] for k in z.files if k != "header_json"}
+            return cls._from_parts(header, arrays)
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{os.fspath(path)!r} is not a readable {_FORMAT} file: {e}") from e
 
     def to_json(self, **dumps_kwargs: Any) -> str:
         """JSON text with every array as ``{dtype, shape, data}``; :meth:`from_json` restores it
@@ -516,12 +563,12 @@ class Interactions:
     @classmethod
     def from_json(cls, text: str) -> Interactions:
         """Inverse of :meth:`to_json`."""
-        doc = json.loads(text)
-        arrays = {
-            k: np.asarray(e["data"], dtype=np.dtype(e["dtype"])).reshape(e["shape"])
-            for k, e in doc.get("arrays", {}).items()
-        }
-        return cls._from_parts(doc, arrays)
+        try:
+            doc = json.loads(text)
+            arrays = {k: _json_array(k, e) for k, e in doc.get("arrays", {}).items()}
+            return cls._from_parts(doc, arrays)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not a readable {_FORMAT} JSON document: {type(e).__name__}: {e}") from e
 
     def to_shapiq_json(
         self,

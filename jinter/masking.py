@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_finite, check_option, is_traced
+from jinter._checks import check_finite, check_int, check_option, is_traced
 from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mobius
 
@@ -100,6 +100,13 @@ def _check_disjoint(groups: Sequence[Sequence[int]], size: int, what: str) -> np
     return owner
 
 
+def _indices(values: Any, what: str, least: int = 0) -> tuple[int, ...]:
+    """A sequence of integers ``≥ least`` (bools, fractions and strings refused, naming ``what``)."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) == 0:
+        raise TypeError(f"{what} must be a sequence of integers, got {values!r}")
+    return tuple(check_int(v, what + " entries", least) for v in np.asarray(values, dtype=object).reshape(-1))
+
+
 @dataclasses.dataclass(frozen=True)
 class TabularPlayers(_Players):
     """Tabular input of ``n_features`` values; each feature is a player, or each group is.
@@ -114,11 +121,11 @@ class TabularPlayers(_Players):
     groups: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self):
-        if int(self.n_features) < 1:
-            raise ValueError(f"n_features must be positive, got {self.n_features}")
-        object.__setattr__(self, "n_features", int(self.n_features))
+        object.__setattr__(self, "n_features", check_int(self.n_features, "n_features", 1))
         if self.groups is not None:
-            groups = tuple(tuple(int(i) for i in np.asarray(g).reshape(-1)) for g in self.groups)
+            groups = tuple(_indices(g, "groups") for g in self.groups)
+            if not groups or not all(groups):
+                raise ValueError(f"groups must be non-empty groups of feature indices (at least one), got {self.groups!r}")
             object.__setattr__(self, "groups", groups)
             _check_disjoint(groups, self.n_features, "group")
 
@@ -160,8 +167,11 @@ class PatchPlayers(_Players):
     channels_last: bool = False
 
     def __post_init__(self):
-        image = tuple(int(s) for s in self.image_shape)
-        patch = tuple(int(s) for s in self.patch_shape)
+        image = _indices(self.image_shape, "image_shape", 1)
+        patch = _indices(self.patch_shape, "patch_shape", 1)
+        if not isinstance(self.channels_last, (bool, np.bool_)):
+            raise TypeError(f"channels_last must be True or False, got {self.channels_last!r}")
+        object.__setattr__(self, "channels_last", bool(self.channels_last))
         object.__setattr__(self, "image_shape", image)
         object.__setattr__(self, "patch_shape", patch)
         k = len(patch)
@@ -178,11 +188,11 @@ class PatchPlayers(_Players):
             flat = []
             for c in self.cells:
                 if isinstance(c, (tuple, list, np.ndarray)) and np.ndim(c) == 1:
-                    c = tuple(int(a) for a in c)
+                    c = _indices(c, "cells")
                     if len(c) != len(grid) or any(not 0 <= a < g for a, g in zip(c, grid)):
                         raise ValueError(f"cell {c} is not a coordinate of the patch grid {grid}")
                     c = int(np.ravel_multi_index(c, grid))
-                c = int(c)
+                c = check_int(c, "cells entries", 0)
                 if not 0 <= c < math.prod(grid):
                     raise ValueError(f"cell {c} is outside the patch grid {grid} ({math.prod(grid)} cells)")
                 flat.append(c)
@@ -249,11 +259,12 @@ class TokenPlayers(_Players):
     mask_token: int | None = None
 
     def __post_init__(self):
-        if int(self.seq_len) < 1:
-            raise ValueError(f"seq_len must be positive, got {self.seq_len}")
-        object.__setattr__(self, "seq_len", int(self.seq_len))
+        object.__setattr__(self, "seq_len", check_int(self.seq_len, "seq_len", 1))
+        object.__setattr__(self, "embed_dim", check_int(self.embed_dim, "embed_dim", 1, none=True))
         if self.positions is not None:
-            pos = tuple(int(p) for p in np.asarray(self.positions).reshape(-1))
+            pos = _indices(self.positions, "positions")
+            if not pos:
+                raise ValueError("positions must not be empty")
             object.__setattr__(self, "positions", pos)
             _check_disjoint([[p] for p in pos], self.seq_len, "position")
         if self.mask_token is not None:
@@ -262,6 +273,8 @@ class TokenPlayers(_Players):
                                  "embedding as baseline=...")
             if isinstance(self.mask_token, bool) or not isinstance(self.mask_token, (int, np.integer)):
                 raise TypeError(f"mask_token must be an integer token id, got {self.mask_token!r}")
+            if int(self.mask_token) < 0:
+                raise ValueError(f"mask_token must be a token id ≥ 0, got {self.mask_token!r}")
             object.__setattr__(self, "mask_token", int(self.mask_token))
 
     @property
@@ -336,11 +349,11 @@ class _LabelReward:
         _check_outputs_2d(outputs, f"{self.kind}(label)")
         b, c = outputs.shape
         lab = _pick(jnp.asarray(self.label), b).astype(jnp.int32)  # any int dtype, strict promotion
+        if c == 1 and self.kind == "log_odds":  # a single binary logit z: log-odds z (label 1), −z (label 0)
+            return jnp.where(lab == 1, outputs[:, 0], -outputs[:, 0])
         picked = jnp.take_along_axis(outputs, lab[:, None], axis=1)[:, 0]
         if self.kind == "logit":
             return picked
-        if c == 1:  # a single binary logit: log-odds of class 1 is the logit itself
-            return jnp.where(lab == 1, picked, -picked)
         others = jnp.where(jnp.arange(c, dtype=jnp.int32)[None, :] == lab[:, None], -jnp.inf, outputs)
         return picked - jax.nn.logsumexp(others, axis=1)
 
@@ -432,12 +445,17 @@ def mean_baseline(data: Float[ArrayLike, "N *input_shape"], players: Players | N
     data = jnp.asarray(data)
     if data.ndim == 0:
         raise ValueError("data must have a leading sample axis, got a scalar")
-    if players is None:
-        return jnp.mean(data, axis=0)
-    k = len(players.input_shape)
-    if data.shape[data.ndim - k :] != players.input_shape or data.ndim == k:
-        raise ValueError(f"data of shape {data.shape} is not a set of inputs of shape {players.input_shape}")
-    return jnp.mean(data.reshape((-1,) + players.input_shape), axis=0)
+    if jnp.issubdtype(data.dtype, jnp.complexfloating):
+        raise TypeError(f"data is complex ({data.dtype}); inputs are real")
+    if players is not None:
+        _check_players(players)
+        k = len(players.input_shape)
+        if data.shape[data.ndim - k :] != players.input_shape or data.ndim == k:
+            raise ValueError(f"data of shape {data.shape} is not a set of inputs of shape {players.input_shape}")
+        data = data.reshape((-1,) + players.input_shape)
+    if data.shape[0] == 0:
+        raise ValueError(f"data has no samples to average (shape {data.shape})")
+    return jnp.mean(data, axis=0)
 
 
 def _keep(masks: Array, owner: Array) -> Array:
@@ -457,6 +475,8 @@ def _reward_values(outputs: Array, reward: Any, batch: int, chunk: int) -> Array
         )
     if jnp.issubdtype(outputs.dtype, jnp.complexfloating):
         raise TypeError(f"model returned complex outputs ({outputs.dtype}); v(x_S) must be real")
+    if not jnp.issubdtype(outputs.dtype, jnp.floating):  # integer or bool outputs: values are floats
+        outputs = outputs.astype(jnp.result_type(float))
     if reward is None:
         if outputs.shape[1:] not in ((), (1,)):
             raise ValueError(
@@ -694,6 +714,8 @@ def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tup
         apply = _adapt(model, params)
         x = jnp.asarray(x)
         where = "x"
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{where} is complex ({x.dtype}); inputs are real")
     k = len(shape)
     if x.ndim < k or x.shape[x.ndim - k :] != shape:
         raise ValueError(
@@ -707,7 +729,11 @@ def _mask_list(masks: Any, n: int) -> tuple[np.ndarray | None, int]:
     """Stage 2 of :func:`masked_outputs`: the checked masks (``None`` = all ``2**n``) and their number."""
     if masks is None:
         if n > _MAX_ALL_MASKS:
-            raise MemoryBudgetError(f"all 2**{n} masks of {n} players are too many; pass masks=...")
+            raise MemoryBudgetError(
+                f"all 2**{n} masks of {n} players are too many: their float32 values alone need "
+                f"{format_bytes(4 * 2**n)} per input (and the masked inputs far more); pass masks=..., or "
+                "jinter.sparse_and_or for many players"
+            )
         return None, 2**n
     m = np.asarray(masks)
     if m.ndim != 1 or not (np.issubdtype(m.dtype, np.integer) or m.size == 0):
@@ -940,6 +966,7 @@ def learn_baseline(
         )
     if int(steps) < 0:
         raise ValueError(f"steps must be ≥ 0, got {steps}")
+    _check_players(players)
     shape = tuple(players.input_shape)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):

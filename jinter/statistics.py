@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import is_traced, safe_divide
+from jinter._checks import check_tau, is_traced, safe_divide
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
@@ -45,6 +45,9 @@ __all__ = [
 
 
 def _tau(tau: ArrayLike, dtype) -> Array:
+    """``τ`` with a trailing axis to broadcast over subsets; a concrete ``τ`` must be ≥ 0 and not
+    NaN (``inf``: nothing is salient), else a ``ValueError`` naming ``tau``."""
+    check_tau(tau)
     return jnp.asarray(tau, dtype=dtype)[..., None]
 
 

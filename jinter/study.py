@@ -30,6 +30,7 @@ Definitions (docs/math.md §4–7):
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -99,6 +100,7 @@ class DemoAnalysis:
     h_bar_weighted: np.ndarray | None = None
     noise: tuple[NoiseLevelAnalysis, ...] = ()
     spindle: _SpindleName = "pipeline"  # the template of the decay/spindle fits (a key of SPINDLE_TEMPLATES)
+    uncertified: np.ndarray | None = None  # (C,) samples whose AND-OR split is not certified (None: not known)
 
     def to_json(self) -> dict[str, Any]:
         """The analysis part of the demo's ``results.json`` (lists, floats, ``None``)."""
@@ -133,6 +135,7 @@ class DemoAnalysis:
             "top_and_sample0": _records(self.top_and),
             "top_or_sample0": _records(self.top_or),
             "order_strength_by_type": {"and": _json(self.strength_and), "or": _json(self.strength_or)},
+            "and_or_uncertified": None if self.uncertified is None else _json(self.uncertified),
         }
         if self.n_bar is not None:
             out["generalization"] = {"n_bar": _json(self.n_bar), "h_bar": _json(self.h_bar),
@@ -197,6 +200,22 @@ def _signed(i_and: np.ndarray, i_or: np.ndarray, tau: Any, axis: int) -> tuple[n
     return tuple(np.asarray(a).mean(axis=axis) for a in statistics.signed_order_strength(i_and, i_or, tau))
 
 
+def _uncertified(sweep: Any, checkpoints: int) -> np.ndarray | None:
+    """Per checkpoint, the samples whose AND-OR split is not certified (``converged`` False), or
+    ``None`` when the sweep does not say; any such split is flagged with a warning: what is
+    measured from it is not a certified finding."""
+    converged = getattr(getattr(sweep, "and_or", None), "converged", None)
+    if converged is None:
+        return None
+    bad = (~np.asarray(converged, dtype=bool)).reshape(checkpoints, -1).sum(axis=1)
+    if bad.any():
+        warnings.warn(
+            f"{int(bad.sum())} of {np.size(converged)} AND-OR splits of the sweep are NOT certified (per checkpoint: "
+            f"{bad.tolist()}): the measures computed from them are not certified findings; rerun the sweep with a "
+            "larger max_iter", stacklevel=3)
+    return bad
+
+
 def analyze(
     sweep: Any,
     *,
@@ -256,11 +275,12 @@ def analyze(
                                  for i in (i_and, i_or))
     gp = {} if baseline is None else _generalization(i_and, i_or, tau, baseline)
     levels = _noise_levels(noise or {}, split)
+    uncertified = _uncertified(sweep, len(epochs))
     return DemoAnalysis(n=n, epochs=epochs, tau=tau, order_distribution=dist, mean_order=orders, sigma_fit=fit,
                         signed_pos=pos, signed_neg=neg, parts=parts, sparsity=sparsity,
                         phase_two_start=dynamics.phase_two_start(epochs, orders), gap_widening_epoch=gap, top=top,
                         top_and=top_and, top_or=top_or, strength_and=strength_and, strength_or=strength_or,
-                        noise=levels, spindle=spindle, **gp)
+                        noise=levels, spindle=spindle, uncertified=uncertified, **gp)
 
 
 def label_noise_study(

@@ -534,12 +534,20 @@ def _open_out_dir(out: Path, manifest: dict, on_mismatch: str, process_index: in
     """Check a manifest already in ``out`` against this sweep (``on_mismatch="error"``: raise if
     it differs), remove temporary files of writes cut short (one process only), and write the
     manifest (process 0)."""
+    for above in (out, *out.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise SweepError(f"out_dir {out} cannot be a folder: {above} is a file")
+            break
     man_path = out / MANIFEST
     if man_path.is_file():
         try:
             old = json.loads(man_path.read_text())
         except (OSError, ValueError):
             old = None
+        if on_mismatch == "error" and not isinstance(old, dict):
+            raise SweepError(f"{man_path} cannot be read as a sweep manifest, so on_mismatch='error' cannot check it "
+                             "against this sweep; use a new out_dir or on_mismatch='recompute'")
         old_format = (old.get("settings") or {}).get("format") if isinstance(old, dict) else None
         stale = old is not None and (old.get("sweep_hash") != manifest["sweep_hash"] or old_format != FORMAT_VERSION)
         if on_mismatch == "error" and stale:
@@ -699,6 +707,7 @@ def run_sweep(
 
     start_time = time.perf_counter()
     check_option(on_mismatch, "on_mismatch", get_args(_OnMismatch))
+    masking._check_players(players)
     pidx, pcount = _process_split(process_index, process_count)
     plan = _plan(
         model, checkpoints, x, y, players, sample_indices=sample_indices, block_size=block_size,
@@ -769,6 +778,41 @@ def _check_format(out: Path, settings: Mapping[str, Any]) -> int:
     )
 
 
+def _manifest_layout(out: Path, manifest: Any) -> tuple[list[np.ndarray], int, np.ndarray]:
+    """``(blocks, checkpoints, sample_indices)`` of a manifest, checked: its fields are there and
+    of the right kinds, and its units cover every (checkpoint, block) exactly once (a unit dropped
+    from the list would otherwise load as zeros). A malformed manifest is a :class:`SweepError`."""
+    where = out / MANIFEST
+    try:
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
+            raise ValueError("not a mapping with a settings mapping")
+        blocks = [np.asarray(b, dtype=np.int64).reshape(-1) for b in manifest["blocks"]]
+        sample_indices = np.asarray(manifest["sample_indices"], dtype=np.int64).reshape(-1)
+        n_c = len(manifest["epochs"])
+        keys = [(int(u["checkpoint"]), int(u["block"])) for u in manifest["units"]]
+        files = [str(u["file"]) + str(u["hash"]) for u in manifest["units"]]
+        n_labels = len(manifest["labels"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SweepError(
+            f"{where} is not a sweep manifest jinter can read ({type(e).__name__}: {e}); rerun the sweep"
+        ) from None
+    n_s = sum(len(b) for b in blocks)
+    if sorted(keys) != [(c, b) for c in range(n_c) for b in range(len(blocks))] or len(set(files)) != len(files):
+        raise SweepError(f"{where} lists {len(keys)} unit(s) for {n_c} checkpoint(s) × {len(blocks)} block(s): "
+                         "some unit is missing or listed twice; rerun the sweep")
+    if n_labels != n_s or sample_indices.size != n_s or any(np.any((b < 0) | (b >= n_s)) for b in blocks):
+        raise SweepError(f"{where}: its blocks, sample_indices and labels do not describe the same {n_s} samples; "
+                         "rerun the sweep")
+    return blocks, n_c, sample_indices
+
+
+def _unit_matches(arrays: dict[str, np.ndarray], epoch: Any, samples: np.ndarray) -> bool:
+    """A unit file's own epoch and sample indices (where it stores them) agree with the manifest."""
+    if "epoch" in arrays and int(np.asarray(arrays["epoch"])) != int(epoch):
+        return False
+    return "sample_indices" not in arrays or np.array_equal(np.asarray(arrays["sample_indices"]), samples)
+
+
 def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
     """Read every unit of a finished sweep into arrays ``(checkpoints, samples, ...)``.
 
@@ -790,19 +834,19 @@ def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as e:
         raise SweepError(f"no readable {MANIFEST} in {out}: {e}") from None
-    fmt = _check_format(out, manifest.get("settings", {}))
-    blocks = [np.asarray(b, dtype=np.int64) for b in manifest["blocks"]]
-    n_c, n_s = len(manifest["epochs"]), sum(len(b) for b in blocks)
+    blocks, n_c, sample_indices = _manifest_layout(out, manifest)
+    fmt = _check_format(out, manifest["settings"])
+    n_s = sum(len(b) for b in blocks)
     stacked: dict[str, np.ndarray] = {}
     bad = []
     for u in manifest["units"]:
         arrays = _read_unit(out / u["file"], u["hash"])
         if arrays is not None and fmt == 1 and not any(name in arrays for name in _FORMAT_1_MISSING):
             arrays = _fill_format_1(arrays)
-        if not _has_fields(arrays):
+        idx = blocks[u["block"]]
+        if not _has_fields(arrays) or not _unit_matches(arrays, manifest["epochs"][u["checkpoint"]], sample_indices[idx]):
             bad.append(u["file"])
             continue
-        idx = blocks[u["block"]]
         for name in _UNIT_FIELDS:
             a = arrays[name]
             if name not in stacked:
@@ -815,7 +859,7 @@ def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
         )
     return SweepResult(
         epochs=np.asarray(manifest["epochs"], dtype=np.int64),
-        sample_indices=np.asarray(manifest["sample_indices"], dtype=np.int64),
+        sample_indices=sample_indices,
         labels=np.asarray(manifest["labels"]),
         v=stacked["v"],
         and_or=decomposition.AndOrResult(**{name: stacked[name] for name in _SPLIT_FIELDS}),

@@ -25,7 +25,7 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import check_option, default_tol, is_traced, safe_divide_host
+from jinter._checks import check_finite, check_option, default_tol, is_traced, safe_divide_host
 from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
@@ -65,6 +65,8 @@ def _check_sigma2(sigma2: ArrayLike, what: str = "sigma2") -> None:
     if is_traced(sigma2):
         return
     s = np.asarray(sigma2)
+    if s.dtype == np.bool_ or not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)):
+        raise ValueError(f"{what} must be real numbers (noise variances ≥ 0), got {sigma2!r}")
     if s.ndim > 1:
         raise ValueError(f"{what} must be a scalar or a 1-D array, got shape {s.shape}")
     if not np.all(np.isfinite(s)) or np.any(s < 0):
@@ -109,6 +111,8 @@ def noisy_regression(
     """
     w = _as_float(w_star)
     n = num_players(w, what="w_star")
+    if not is_traced(w):
+        check_finite(w, "w_star")
     _check_sigma2(sigma2)
     s = jnp.asarray(sigma2).astype(w.dtype)
     if s.ndim > 1:

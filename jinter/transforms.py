@@ -16,6 +16,7 @@ these bounds. Work in float64
 
 from __future__ import annotations
 
+import operator
 from functools import partial
 from typing import Sequence
 
@@ -155,13 +156,18 @@ def kron_apply(x: Float[ArrayLike, "*batch 2**n"], factor: ArrayLike) -> Float[A
         Array([ 1.,  3.,  4., 10.], dtype=float32)
     """
     x = _as_float(x, "x")
-    num_players(x)
+    num_players(x, what="x")
     _check_memory(x, f"a transform over {x.shape} {x.dtype}")
+    if np.shape(factor) != (2, 2):
+        raise ValueError(f"factor must be a 2x2 matrix, got shape {np.shape(factor)}")
     if is_traced(factor):
-        return _kron_apply_traced(x, jnp.asarray(factor))
-    f = np.asarray(factor, dtype=np.float64)
-    if f.shape != (2, 2):
-        raise ValueError(f"factor must be a 2x2 matrix, got shape {f.shape}")
+        return _kron_apply_traced(x, _as_float(factor, "factor"))
+    f = np.asarray(factor)
+    if np.iscomplexobj(f) or not (np.issubdtype(f.dtype, np.number) or f.dtype == np.bool_):
+        raise TypeError(f"factor must be a real 2x2 matrix, got dtype {f.dtype}")
+    f = f.astype(np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"factor must be finite, got {f.tolist()}")
     return _kron_apply_static(x, tuple(map(tuple, f.tolist())))
 
 
@@ -202,6 +208,7 @@ def or_mobius(v: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 2**n"]
         Array([0., 0., 0., 1.], dtype=float32)
     """
     v = _as_float(v, "v")
+    num_players(v, what="v")
     out = 0.0 - mobius(_reverse(v))  # 0 - x, not -x: no negative zeros
     return out.at[..., 0].set(v[..., 0])
 
@@ -212,6 +219,7 @@ def or_zeta(interactions: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*bat
     Inverse of :func:`or_mobius`. Uses ``Σ_{T∩S≠∅} I(T) = Σ_{T≠∅} I(T) − Σ_{∅≠T⊆N∖S} I(T)``.
     """
     i = _as_float(interactions, "interactions")
+    num_players(i, what="interactions")
     bias = i[..., :1]
     rest = i.at[..., 0].set(0)
     total = jnp.sum(rest, axis=-1, keepdims=True)
@@ -228,7 +236,11 @@ def reconstruct(
     """
     out = zeta(i_and)
     if i_or is not None:
-        out = out + or_zeta(i_or)
+        i_or = or_zeta(i_or)
+        if np.shape(i_or)[-1] != out.shape[-1]:
+            raise ValueError(f"i_or must be over the same 2**n subsets as i_and: i_or has a last axis of "
+                             f"{np.shape(i_or)[-1]}, i_and of {out.shape[-1]}")
+        out = out + i_or
     return out
 
 
@@ -254,7 +266,12 @@ def matching_error(
     1.0
     """
     v = _as_float(v, "v")
-    err = jnp.max(jnp.abs(v - reconstruct(i_and, i_or)), axis=-1)
+    num_players(v, what="v")
+    rec = reconstruct(i_and, i_or)
+    if v.shape[-1] != rec.shape[-1]:
+        raise ValueError(f"v and the interactions must be over the same 2**n subsets: got last axes {v.shape[-1]} "
+                         f"and {rec.shape[-1]}")
+    err = jnp.max(jnp.abs(v - rec), axis=-1)
     if relative:
         scale = jnp.max(jnp.abs(v), axis=-1)
         err = err / jnp.where(scale >= tiny(scale.dtype), scale, 1)
@@ -280,7 +297,9 @@ def masks_of_order(n: int, k: int) -> np.ndarray:
 
 def mask_to_players(mask: int) -> tuple[int, ...]:
     """Players of a mask, ascending: ``0b1011 ↦ (0, 1, 3)``."""
-    mask = int(mask)
+    if isinstance(mask, (bool, np.bool_)) or not hasattr(mask, "__index__"):
+        raise TypeError(f"a mask is a non-negative integer, got {mask!r}")
+    mask = operator.index(mask)
     if mask < 0:
         raise ValueError(f"a mask is a non-negative integer, got {mask}")
     return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
@@ -288,9 +307,13 @@ def mask_to_players(mask: int) -> tuple[int, ...]:
 
 def players_to_mask(players: Sequence[int]) -> int:
     """Mask of a collection of players: ``(0, 1, 3) ↦ 0b1011``."""
+    if isinstance(players, (str, bytes)):
+        raise TypeError(f"players must be a collection of player indices, got the string {players!r}")
     mask = 0
     for p in players:
-        p = int(p)
+        if isinstance(p, (bool, np.bool_)) or not hasattr(p, "__index__"):
+            raise TypeError(f"players are non-negative integers, got {p!r}")
+        p = operator.index(p)
         if p < 0:
             raise ValueError(f"players are non-negative integers, got {p}")
         mask |= 1 << p

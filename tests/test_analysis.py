@@ -344,6 +344,48 @@ def test_interactions_save_load_json_exact(batch, tmp_path):
         Interactions.load(tmp_path / "other.npz")
 
 
+def test_interactions_files_that_are_not_theirs_are_named(batch, tmp_path):
+    """Corrupt, cut-short or foreign files and documents: a ValueError naming the file, never a raw
+    BadZipFile / KeyError / JSONDecodeError; dtypes that would truncate the values are refused."""
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v)
+    good = tmp_path / "x.npz"
+    x.save(good)
+    cases = {"text.npz": b"not a zip file at all", "cut.npz": good.read_bytes()[:300]}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for name in ("text.npz", "cut.npz", "array.npy"):
+        with pytest.raises(ValueError, match=f"{name}.*is not a readable"):
+            Interactions.load(tmp_path / name)
+    doc = json.loads(x.to_json())
+    for edit in (lambda d: d.pop("n"), lambda d: d["arrays"]["i_and"].pop("shape"),
+                 lambda d: d["arrays"]["i_and"].__setitem__("data", d["arrays"]["i_and"]["data"][:-1]),
+                 lambda d: d["arrays"]["i_and"].__setitem__("dtype", "<i8"), lambda d: d.__setitem__("metadata", [1])):
+        bad = json.loads(json.dumps(doc))
+        edit(bad)
+        with pytest.raises(ValueError, match="not a readable"):
+            Interactions.from_json(json.dumps(bad))
+    with pytest.raises(ValueError, match="not a readable"):
+        Interactions.from_json("[1, 2]")
+
+
+def test_interactions_refuses_what_would_not_survive_its_file(batch):
+    v, r = batch
+    with pytest.raises(ValueError, match="metadata must be JSON-serializable: keys must be strings"):
+        Interactions(r.I_and, metadata={1: (1, 2)})
+    x = Interactions(r.I_and, metadata={"pair": (1, 2)})
+    assert x.metadata == {"pair": [1, 2]} == Interactions.from_json(x.to_json()).metadata
+    with pytest.raises(ValueError, match="metadata must be a mapping"):
+        Interactions(r.I_and, metadata=None)
+    with pytest.raises(ValueError, match="tau must be"):
+        Interactions(r.I_and, tau=-1.0)
+    with pytest.raises(ValueError, match="n="):
+        Interactions(r.I_and[0, :2], n=True)
+    with pytest.raises(ValueError, match=r"objective must have one value per sample \(broadcasting"):
+        Interactions(r.I_and, objective=np.zeros(7))
+
+
 def test_to_table(batch):
     v, r = batch
     x = Interactions.from_and_or(r, v=v, players=list("abcd"))
@@ -536,3 +578,20 @@ def test_shared_salient_against_brute_force():
         shared_salient((i_and, i_or), frac=2.0)
     with pytest.raises(ValueError, match="i_or"):
         shared_salient(i_and)
+
+
+def test_nan_or_negative_tau_and_fractional_k_are_refused():
+    v = np.random.default_rng(0).normal(size=16)
+    i_and, i_or = mobius(v), np.zeros(16)
+    for bad in (float("nan"), -1.0, [0.1, float("nan")]):
+        with pytest.raises(ValueError, match="tau must be"):
+            salient_mask(i_and, bad)
+        with pytest.raises(ValueError, match="tau must be"):
+            order_distribution(i_and, i_or, tau=bad)
+    with pytest.raises(ValueError, match="tau must be"):
+        top_interactions(i_and, i_or, tau=float("nan"))
+    for bad in (True, 2.7, "3", -1):
+        with pytest.raises(ValueError, match="k must be an integer ≥ 0"):
+            top_interactions(i_and, i_or, k=bad)
+    assert len(top_interactions(i_and, i_or, k=np.int64(3))) == 3
+    assert not bool(np.any(salient_mask(i_and, float("inf"))))  # inf: nothing is salient

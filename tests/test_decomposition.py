@@ -381,9 +381,9 @@ def test_shared_degenerate_bounds_and_zero_optimum():
     jitted = jax.jit(lambda gb: and_or_shared(vs, gamma_bound=gb).objective)(jnp.full(3, 0.3))
     np.testing.assert_allclose(float(jitted), float(and_or_shared(vs, gamma_bound=0.3).objective), rtol=1e-12)
     for kw in (dict(check_every=0), dict(max_iter=-1)):
-        with pytest.raises(ValueError, match="check_every"):
+        with pytest.raises(ValueError, match=f"^{next(iter(kw))} must be an integer"):
             and_or_shared(vs, **kw)
-        with pytest.raises(ValueError, match="check_every"):
+        with pytest.raises(ValueError, match=f"^{next(iter(kw))} must be an integer"):
             and_or(vs[0], **kw)
 
 
@@ -660,7 +660,7 @@ def test_shared_canonical_status_says_when_it_is_not_verified():
     assert np.array_equal(uncertified, ~np.asarray(bad.converged)) and uncertified[:2].all(), bad.messages()
     assert not np.any(np.asarray(bad.canonical)[uncertified]) and bad.status.shape == bad.canonical_distance.shape == (3,)
     assert all("NOT certified" in msg for msg in np.asarray(bad.messages())[uncertified])
-    with pytest.raises(ValueError, match="check_every"):
+    with pytest.raises(ValueError, match="^canonical_max_iter must be an integer"):
         and_or_shared(vs, canonical=True, canonical_max_iter=-1)
 
 
@@ -683,11 +683,64 @@ def test_status_says_why_a_game_is_not_certified():
     assert ok.messages() == [decomposition.STATUS_MESSAGES[decomposition.STATUS_ANY_OPTIMUM]]
 
 
-@pytest.mark.parametrize("option", ["tol", "rho"])
+@pytest.mark.parametrize("option,rule", [("tol", r"in \(0, 1\)"), ("rho", "> 0")])
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "1e-5", True])
-def test_nonsense_solver_options_are_refused(option, bad):
-    with pytest.raises(ValueError, match=f"{option} must be a finite number > 0"):
+def test_nonsense_solver_options_are_refused(option, rule, bad):
+    with pytest.raises(ValueError, match=f"{option} must be a finite number {rule}"):
         and_or(np.zeros(8), **{option: bad})
+    with pytest.raises(ValueError, match=f"{option} must be a finite number {rule}"):
+        and_or_shared(np.zeros((2, 8)), **{option: bad})
+
+
+@pytest.mark.parametrize("option,bad", [
+    ("max_iter", 2**40), ("max_iter", 1e20), ("max_iter", 1.5), ("max_iter", "100"), ("max_iter", True),
+    ("max_iter", np.nan), ("check_every", 2**31), ("check_every", 2.5), ("check_every", True), ("chunk", "2"),
+    ("chunk", 2.5), ("chunk", True), ("canonical_max_iter", 2**40), ("canonical_max_iter", -1), ("q_ratio", True),
+    ("q_ratio", -0.1), ("tol", 1.0), ("tol", 2.0), ("canonical", "yes"), ("canonical", 1), ("memory_budget", "abc"),
+    ("memory_budget", True), ("memory_budget", 1.5),
+])
+def test_every_solver_option_is_checked_before_the_solve(option, bad):
+    """A count past the int32 loop counters, a fraction, a bool or a string is refused, naming
+    the option (before: 2**40 iterations wrapped to 0, chunk='2' ran), in and_or,
+    and_or_shared (where it has the option) and AndOrOptions alike."""
+    with pytest.raises(ValueError, match=f"^{option} must be"):
+        and_or(np.zeros(8), **{option: bad})
+    if option != "chunk":
+        with pytest.raises(ValueError, match=f"^{option} must be"):
+            and_or_shared(np.zeros((2, 8)), **{option: bad})
+    with pytest.raises(ValueError, match=f"^AndOrOptions.{option} must be"):
+        decomposition.AndOrOptions(**{option: bad})
+
+
+def test_numpy_and_jax_scalars_are_options():
+    v = np.random.default_rng(0).normal(size=8)
+    ref = and_or(v, q_ratio=0.02, tol=1e-6)
+    for q in (np.float64(0.02), jnp.asarray(0.02, jnp.float64)):
+        res = and_or(v, q_ratio=q, tol=np.float64(1e-6), max_iter=np.int64(100_000))
+        assert float(res.objective) == float(ref.objective)
+    with pytest.raises(ValueError, match="alpha must be a finite number in \\[0, 1\\]"):
+        and_or_shared(np.zeros((2, 8)), alpha=True)
+
+
+def test_a_canonical_request_needs_canonical_iterations():
+    with pytest.raises(ValueError, match="canonical_max_iter must be ≥ 1 with canonical=True"):
+        and_or(np.arange(8.0) ** 2, canonical=True, canonical_max_iter=0)
+    assert not bool(and_or(np.arange(8.0) ** 2, canonical_max_iter=0).canonical)  # no request: fine
+
+
+def test_complex_values_are_refused():
+    v = np.random.default_rng(0).normal(size=8)
+    with pytest.raises(TypeError, match="v is complex"):
+        and_or(v + 1j)
+    with pytest.raises(TypeError, match="vs is complex"):
+        and_or_shared(np.stack([v, v]) + 1j)
+    with pytest.raises(TypeError, match="warm_start gamma is complex"):
+        and_or(v, warm_start=(np.zeros(8) + 1j, np.zeros(8)))
+
+
+def test_shared_needs_a_model():
+    with pytest.raises(ValueError, match="m ≥ 1"):
+        and_or_shared(np.zeros((0, 8)))
 
 
 def test_bad_warm_start_is_refused():

@@ -500,3 +500,64 @@ def test_no_silent_conversions(rng):
         TokenPlayers(5, mask_token=1.5)
     with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
         masked_outputs(f, np.ones(3), TabularPlayers(3), chunk_size="big")
+
+
+def test_players_must_be_a_players_object():
+    """Every entry point that takes players names the argument instead of an AttributeError."""
+    from jinter.masking import learn_baseline, mean_baseline
+
+    for bad in (4, (4,), "tabular"):
+        with pytest.raises(TypeError, match="players must be a players object"):
+            mean_baseline(np.zeros((3, 4)), bad)
+        with pytest.raises(TypeError, match="players must be a players object"):
+            learn_baseline(lambda b: b.sum(-1), np.zeros((2, 4)), bad)
+        with pytest.raises(TypeError, match="players must be a players object"):
+            jinter.masked_outputs(lambda b: b.sum(-1), np.zeros(4), bad)
+
+
+def test_log_odds_of_one_binary_logit_and_non_float_outputs():
+    """One binary logit z: log_odds(1) is z, log_odds(0) is −z (documented; before, label 1 looked up
+    a second column and gave NaN); integer or bool model outputs give float values."""
+    players = jinter.TabularPlayers(4)
+    w = jnp.array([1.0, -2.0, 0.5, 3.0])
+    z = jinter.masked_outputs(lambda b: b @ w, np.ones(4), players, baseline=np.zeros(4))
+    for label, sign in ((1, 1.0), (0, -1.0)):
+        v = jinter.masked_outputs(lambda b: (b @ w)[:, None], np.ones(4), players, baseline=np.zeros(4),
+                                  reward=jinter.log_odds(label))
+        np.testing.assert_allclose(v, sign * z)
+    v = jinter.masked_outputs(lambda b: b.sum(-1).astype(jnp.int32), np.ones(4), players)
+    assert jnp.issubdtype(v.dtype, jnp.floating) and float(v[-1]) == 4.0
+
+
+def test_complex_inputs_and_empty_data_are_refused():
+    from jinter.masking import mean_baseline
+
+    players = jinter.TabularPlayers(4)
+    with pytest.raises(TypeError, match="data is complex"):
+        jinter.masked_outputs(lambda b: b.sum(-1), np.ones(4), players, baseline="mean", data=np.ones((3, 4)) * (1 + 2j))
+    with pytest.raises(TypeError, match="x is complex"):
+        jinter.masked_outputs(lambda b: b.sum(-1), np.ones(4) + 1j, players)
+    with pytest.raises(ValueError, match="no samples"):
+        mean_baseline(np.ones((0, 4)), players)
+    with pytest.raises(ValueError, match="no samples"):
+        mean_baseline(np.ones((0, 4)))
+    with pytest.raises(MemoryBudgetError, match="16.0 GiB per input"):
+        jinter.masked_outputs(lambda b: b.sum(-1), np.ones(32), jinter.TabularPlayers(32))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: jinter.TabularPlayers(2.5), lambda: jinter.TabularPlayers("4"), lambda: jinter.TabularPlayers(True),
+    lambda: jinter.TabularPlayers(float("nan")), lambda: jinter.TabularPlayers(4, groups=[[0.5], [1.7]]),
+    lambda: jinter.TabularPlayers(4, groups=[[True, False, True]]), lambda: jinter.TabularPlayers(4, groups=[]),
+    lambda: jinter.PatchPlayers((8, 8), (2.5, 2.5)), lambda: jinter.PatchPlayers((4, 4), (2, 2), cells=[1.5, 2]),
+    lambda: jinter.PatchPlayers((3, -4, 4), (2, 2)), lambda: jinter.PatchPlayers((0, 4), (2, 2)),
+    lambda: jinter.PatchPlayers((8, 8), 2), lambda: jinter.PatchPlayers((4, 4, 3), (2, 2), channels_last="yes"),
+    lambda: jinter.TokenPlayers(2.5), lambda: jinter.TokenPlayers(3, embed_dim=2.5), lambda: jinter.TokenPlayers(3, embed_dim=0),
+    lambda: jinter.TokenPlayers(3, positions=[0.5, 2]), lambda: jinter.TokenPlayers(4, positions=[]),
+    lambda: jinter.TokenPlayers(3, mask_token=-1),
+])
+def test_player_specs_refuse_what_they_would_truncate(make):
+    """Before: TabularPlayers(2.5) had 2 players, groups [[0.5]] became ((0,),), a negative image dim
+    gave n = −4; now each is an error naming the argument."""
+    with pytest.raises((ValueError, TypeError)):
+        make()

@@ -69,3 +69,15 @@ def test_kwargs_give_the_same_result():
     b = and_or(v, q_ratio=0.05, max_iter=500, check_every=50)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_memory_budget_values():
+    """Whole numbers of bytes (ints, integral floats, sizes such as "1.5G") are budgets; a fraction of
+    a byte, a bool, NaN or a word is a ValueError naming memory_budget (before: "1.7" was 1 byte,
+    "abc" a bare float() error, True 1 byte)."""
+    assert jinter.memory_budget(1e9) == 10**9 and jinter.memory_budget("1.5G") == 3 * 2**29
+    assert jinter.memory_budget(np.int64(4096)) == 4096 and jinter.memory_budget("512M") == 2**29
+    for bad in ("1.7", 1.5, True, float("nan"), float("inf"), "abc", "0", -1):
+        with pytest.raises(ValueError, match="^memory_budget must be None, a positive number of bytes"):
+            jinter.memory_budget(bad)
+    assert AndOrOptions(memory_budget=1e9).memory_budget == 10**9

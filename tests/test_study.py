@@ -157,3 +157,18 @@ def test_noise_peak_orders_locate_the_extra_strength_and_the_spindle():
                      {"extra_peak_order": 4, "spindle_peak_order": 6}]
     # without a clean model there is nothing to compare with
     assert study.noise_peak_orders([noisy]) == [{"extra_peak_order": None, "spindle_peak_order": 6}]
+
+
+def test_uncertified_splits_are_flagged():
+    """A sweep whose AND-OR splits are not all certified: analyze says how many per checkpoint (in
+    the analysis and its JSON) and warns; a sweep that does not say keeps None, one fully certified 0s."""
+    sweep = _sweep(5)
+    converged = np.ones((C, S), bool)
+    converged[0, 1] = converged[2, :2] = False
+    sweep.and_or = SimpleNamespace(converged=converged)
+    with pytest.warns(UserWarning, match=r"3 of 12 AND-OR splits of the sweep are NOT certified \(per checkpoint: \[1, 0, 2\]\)"):
+        a = study.analyze(sweep, spindle="mobius")
+    assert a.uncertified.tolist() == [1, 0, 2] and a.to_json()["and_or_uncertified"] == [1, 0, 2]
+    sweep.and_or = SimpleNamespace(converged=np.ones((C, S), bool))
+    assert study.analyze(sweep, spindle="mobius").uncertified.tolist() == [0, 0, 0]
+    assert study.analyze(_sweep(5), spindle="mobius").to_json()["and_or_uncertified"] is None

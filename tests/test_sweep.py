@@ -404,7 +404,7 @@ def test_typed_solver_options_are_fingerprinted(setup, tmp_path):
         (dict(solver=decomposition.AndOrOptions(), and_or_kwargs={}), "not both"),
         (dict(solver={"tol": 1e-5}), r"solver must be a jinter.AndOrOptions, got dict"),
         (dict(and_or_kwargs={"max_iters": 10}), r"and_or_kwargs: unknown AndOrOptions field\(s\) \['max_iters'\]"),
-        (dict(and_or_kwargs={"tol": -1.0}), r"AndOrOptions.tol must be a finite number > 0"),
+        (dict(and_or_kwargs={"tol": -1.0}), r"AndOrOptions.tol must be a finite number in \(0, 1\)"),
         (dict(and_or_kwargs=[("tol", 1e-5)]), "and_or_kwargs must be a mapping"),
         (dict(solver=decomposition.AndOrOptions(q_ratio=0.04), q_ratio=0.02), r"q_ratio=0.02 and solver.q_ratio=0.04 differ"),
         (dict(and_or_kwargs={"q_ratio": 0.0}, q_ratio=0.02), r"and_or_kwargs\['q_ratio'\]=0.0 differ"),
@@ -443,3 +443,41 @@ def test_planning_stage_writes_nothing_and_gives_the_manifest(setup, tmp_path):
     assert sweep._unit_state(tmp_path / u["file"], u["hash"]) == "invalid"
     assert sweep._unit_state(ref / plan.units[1]["file"], u["hash"]) == "invalid"  # another unit's file
     assert sorted(p.name for p in tmp_path.iterdir()) == [u["file"]]  # planning wrote nothing
+
+
+def test_manifest_that_lost_or_doubled_a_unit_is_refused(setup, tmp_path):
+    """A unit dropped from (or listed twice in) sweep.json, a unit file of another epoch under the
+    manifest's epochs, or a malformed manifest: load_sweep refuses instead of filling zeros."""
+    ref = setup[4]
+    for name, edit in [
+        ("dropped", lambda m: m["units"].pop()),
+        ("doubled", lambda m: m["units"].append(dict(m["units"][0]))),
+        ("epochs", lambda m: m.__setitem__("epochs", [e + 1 for e in m["epochs"]])),
+        ("no blocks", lambda m: m.pop("blocks")),
+        ("settings", lambda m: m.__setitem__("settings", [])),
+    ]:
+        work = shutil.copytree(ref, tmp_path / name.replace(" ", "_"))
+        man = json.loads((work / "sweep.json").read_text())
+        edit(man)
+        (work / "sweep.json").write_text(json.dumps(man))
+        with pytest.raises(SweepError):
+            load_sweep(work)
+    work = shutil.copytree(ref, tmp_path / "list")
+    (work / "sweep.json").write_text("[]")
+    with pytest.raises(SweepError, match="not a sweep manifest"):
+        load_sweep(work)
+
+
+def test_out_dir_that_is_a_file_or_an_unreadable_manifest_is_refused(setup, tmp_path):
+    ds, model, res, _, ref, _ = setup
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "below"):
+        with pytest.raises(SweepError, match="is a file"):
+            sweep_dataset(model, ds, res.checkpoints, out, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                          and_or_kwargs=AND_OR, progress=False)
+    work = shutil.copytree(ref, tmp_path / "truncated")
+    (work / "sweep.json").write_text((ref / "sweep.json").read_text()[:50])
+    with pytest.raises(SweepError, match="cannot be read as a sweep manifest"):
+        sweep_dataset(model, ds, res.checkpoints, work, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
+                      and_or_kwargs=AND_OR, progress=False, on_mismatch="error")

@@ -412,3 +412,21 @@ class TestTheoryVariants(chex.TestCase):
         p2, n2 = T.decay_curve(w, 0.2)
         chex.assert_trees_all_close((pos, neg), (p2, n2), atol=1e-12)
         chex.assert_tree_all_finite((pos, neg))
+
+
+def test_nan_weights_bool_noise_and_nan_orders_are_refused():
+    from jinter import dynamics
+
+    w = np.zeros(16)
+    w[3] = np.nan
+    with pytest.raises(ValueError, match="w_star"):
+        T.noisy_regression(w, 0.1)
+    for bad in (True, "0.1", 0.1 + 1j):
+        with pytest.raises(ValueError, match="sigma2 must be real numbers"):
+            T.noisy_regression(np.ones(16), bad)
+    for bad in ([1.0, np.nan, 1.0], [1.0, -1.0, 0.0]):
+        with pytest.raises(ValueError, match="finite strengths ≥ 0"):
+            dynamics.mean_order(np.asarray(bad))
+    with pytest.raises(ValueError, match="got a scalar"):
+        dynamics.mean_order(np.float64(1.0))
+    assert float(dynamics.mean_order(np.zeros(3))) == 0.0

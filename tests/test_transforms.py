@@ -273,3 +273,34 @@ class TestVariants(chex.TestCase):
         chex.assert_shape(err, (2,))
         chex.assert_tree_all_finite(err)
         assert float(jnp.max(err)) < 1e-12
+
+
+def test_bad_input_of_the_or_transforms_factors_and_masks():
+    """Scalars and empty arrays get the num_players message in every transform; a factor must be a
+    finite real 2x2 matrix (also when traced); mismatched interaction arrays are named; masks and
+    players are integers, not floats, bools or strings."""
+    for fn in (or_mobius, or_zeta, mobius, zeta):
+        with pytest.raises(ValueError, match="last axis of length 2\\*\\*n, got a scalar"):
+            fn(1.0)
+        with pytest.raises(ValueError, match="not a power of two"):
+            fn(np.zeros(0))
+    with pytest.raises(ValueError, match="factor must be finite"):
+        kron_apply([1.0, 2, 3, 4], [[np.nan, 0], [1, 1]])
+    with pytest.raises(TypeError, match="factor must be a real 2x2 matrix"):
+        kron_apply([1.0, 2, 3, 4], [[1j, 0], [1, 1]])
+    with pytest.raises(ValueError, match="factor must be a 2x2 matrix, got shape \\(3, 3\\)"):
+        jax.jit(lambda f: kron_apply(jnp.ones(4), f))(jnp.ones((3, 3)))
+    np.testing.assert_allclose(jax.jit(lambda f: kron_apply(jnp.ones(4), f))(jnp.ones((2, 2))), 4.0)
+    with pytest.raises(ValueError, match="v and the interactions must be over the same 2\\*\\*n subsets"):
+        matching_error(np.ones(8), np.ones(4))
+    with pytest.raises(ValueError, match="i_or must be over the same 2\\*\\*n subsets as i_and"):
+        reconstruct(np.ones(8), np.ones(4))
+    for bad in (1.5, True, "3"):
+        with pytest.raises(TypeError, match="a mask is a non-negative integer"):
+            mask_to_players(bad)
+    with pytest.raises(TypeError, match="got the string"):
+        players_to_mask("12")
+    with pytest.raises(TypeError, match="players are non-negative integers"):
+        players_to_mask([0, 1.5])
+    assert mask_to_players(np.int64(11)) == mask_to_players(jnp.asarray(11)) == (0, 1, 3)
+    assert players_to_mask(np.array([0, 1, 3])) == 11
