@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from jinter._checks import check_int
+
 __all__ = ["HostModel", "host_model"]
 
 
@@ -182,12 +184,9 @@ def host_model(
     if not callable(fn):
         raise TypeError(f"host_model needs a callable fn, got {type(fn).__name__}")
     if output_shape is not None:
-        try:
-            output_shape = tuple(int(s) for s in output_shape)
-        except TypeError:
-            raise TypeError(f"output_shape must be a sequence of ints, got {output_shape!r}") from None
-        if any(s < 0 for s in output_shape):
-            raise ValueError(f"output_shape must have non-negative sizes, got {output_shape}")
+        if isinstance(output_shape, (str, bytes)) or np.ndim(output_shape) != 1 and output_shape != ():
+            raise TypeError(f"output_shape must be a sequence of ints, got {output_shape!r}")
+        output_shape = tuple(check_int(s, "output_shape entries", 0) for s in output_shape)
     if dtype is not None:
         try:
             dt = np.dtype(dtype)
@@ -195,8 +194,7 @@ def host_model(
             raise TypeError(f"dtype must be a numpy float dtype, got {dtype!r}") from None
         if not np.issubdtype(dt, np.floating):
             raise ValueError(f"dtype must be a float dtype (values v are real), got {dt}")
-    if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", 1, none=True)
     if input_dtype is not None:
         try:
             input_dtype = np.dtype(input_dtype)
@@ -204,4 +202,4 @@ def host_model(
             raise TypeError(f"input_dtype must be a numpy float dtype, got {input_dtype!r}") from None
         if not np.issubdtype(input_dtype, np.floating):
             raise ValueError(f"input_dtype must be a float dtype, got {input_dtype}")
-    return HostModel(fn, output_shape, dtype, None if batch_size is None else int(batch_size), input_dtype)
+    return HostModel(fn, output_shape, dtype, batch_size, input_dtype)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import is_traced, safe_divide
+from jinter._checks import check_real, is_traced, safe_divide
 
 __all__ = ["mean_order", "phase_two_start", "gap_widening_epoch"]
 
@@ -26,6 +26,11 @@ def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*bat
     return safe_divide(jnp.sum(k * d, axis=-1), total)
 
 
+def _check_increasing(epochs: np.ndarray) -> None:
+    if not (np.issubdtype(epochs.dtype, np.number) and np.all(np.diff(epochs) > 0)):
+        raise ValueError(f"epochs must be increasing numbers (one per checkpoint, in order), got {epochs.tolist()}")
+
+
 def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
     """Epoch where the second phase of [D24] starts: the mean order of salient interactions
     turns upward.
@@ -38,6 +43,9 @@ def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
     epochs, orders = np.asarray(epochs), np.asarray(mean_orders, dtype=np.float64)
     if epochs.shape != orders.shape or epochs.ndim != 1 or len(epochs) == 0:
         raise ValueError(f"epochs and mean_orders must be 1-D of equal length, got {epochs.shape}, {orders.shape}")
+    if not np.all(np.isfinite(orders)):
+        raise ValueError("mean_orders must be finite (a NaN mean order has no minimum)")
+    _check_increasing(epochs)
     i = int(np.argmin(orders))
     if i == len(orders) - 1 or not np.any(orders[i + 1 :] > orders[i]):
         return None
@@ -74,11 +82,15 @@ def gap_widening_epoch(
         (4, 6)
     """
     epochs = np.asarray(epochs)
-    gap = np.asarray(test_loss, dtype=np.float64) - np.asarray(train_loss, dtype=np.float64)
-    if gap.shape != epochs.shape or gap.ndim != 1 or len(gap) == 0:
-        raise ValueError("epochs, train_loss and test_loss must be 1-D arrays of equal length")
-    if not 0 < frac < 1:
-        raise ValueError(f"frac must be in (0, 1), got {frac}")
+    train, test = np.asarray(train_loss, dtype=np.float64), np.asarray(test_loss, dtype=np.float64)
+    if not (epochs.ndim == train.ndim == test.ndim == 1 and len(epochs) == len(train) == len(test) > 0):
+        raise ValueError("epochs, train_loss and test_loss must be 1-D arrays of equal length, got shapes "
+                         f"{epochs.shape}, {train.shape}, {test.shape}")
+    if not (np.all(np.isfinite(train)) and np.all(np.isfinite(test))):
+        raise ValueError("train_loss and test_loss must be finite (a NaN or inf loss has no gap)")
+    _check_increasing(epochs)
+    gap = test - train
+    frac = check_real(frac, "frac", above=0.0, below=1.0)
     if isinstance(smooth, bool) or not isinstance(smooth, (int, np.integer)) or smooth < 1 or smooth % 2 == 0:
         raise ValueError(f"smooth must be an odd number of epochs ≥ 1, got {smooth!r}")
     gap = _moving_average(gap, int(smooth))

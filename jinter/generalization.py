@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import safe_divide
+from jinter._checks import check_tau, safe_divide
 from jinter.statistics import _and_or_arrays, interaction_arrays, salient_mask
 
 __all__ = ["GeneralizationPower", "generalization_power"]
@@ -72,6 +72,11 @@ def generalization_power(
         and ``h_bar_weighted``. Samples without salient interactions have fraction 0 and are
         left out of ``h_bar`` (which is 0 if no sample has any).
     """
+    for what, tau in (("tau_model", tau_model), ("tau_base", tau_base)):
+        try:
+            check_tau(tau)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
     m_and, m_or = interaction_arrays(i_model, what="i_model")
     b_and, b_or = interaction_arrays(i_base, what="i_base")
     if (m_or is None) != (b_or is None):

@@ -410,8 +410,11 @@ class Interactions:
             if self.batch_shape:
                 raise ValueError(f"batch shape is {self.batch_shape}: pass sample=(index of one sample)")
             return ()
-        index = (sample,) if isinstance(sample, (int, np.integer)) else tuple(sample)
-        if len(index) != len(self.batch_shape):
+        index = tuple(sample) if isinstance(sample, (tuple, list)) else (sample,)
+        ok = len(index) == len(self.batch_shape) and all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) and -b <= i < b
+            for i, b in zip(index, self.batch_shape))
+        if not ok:
             raise ValueError(f"sample {sample!r} does not index one sample of batch shape {self.batch_shape}")
         return tuple(int(i) for i in index)
 

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_finite, check_int, check_option, is_traced
+from jinter._checks import check_finite, check_int, check_option, check_real, is_traced
 from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mobius
 
@@ -964,34 +964,57 @@ def learn_baseline(
             "learn_baseline differentiates the model: pass a JAX function or a Flax module "
             f"(got {type(model).__name__}; host models and (features, head) pairs are not supported)"
         )
-    if int(steps) < 0:
-        raise ValueError(f"steps must be ≥ 0, got {steps}")
+    steps = check_int(steps, "steps", 0)
     _check_players(players)
+    if optimizer is None:
+        learning_rate = check_real(learning_rate, "learning_rate", above=0.0)
     shape = tuple(players.input_shape)
     x = jnp.asarray(x)
+    if isinstance(players, TokenPlayers) and players.embed_dim is None:
+        raise ValueError("learn_baseline learns a continuous baseline: token-id inputs have none (learn it on the "
+                         "embeddings, TokenPlayers(..., embed_dim=...))")
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"x is complex ({x.dtype}); inputs are real")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     if x.ndim <= len(shape) or x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(
             f"x must have shape (batch..., *{shape}) with at least one batch axis, got {x.shape}"
         )
-    ref = x if data is None else jnp.asarray(data, dtype=x.dtype)
+
+    def real(value: Any, what: str) -> Array:
+        a = jnp.asarray(value)
+        if jnp.issubdtype(a.dtype, jnp.complexfloating):
+            raise TypeError(f"{what} is complex ({a.dtype}); inputs are real")
+        return a.astype(x.dtype)
+
+    def fit(value: Any, what: str) -> Array:
+        a = real(value, what)
+        try:
+            return jnp.broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(f"{what} must broadcast to the input shape {shape}, got shape {a.shape}") from None
+
+    ref = x if data is None else real(data, "data")
+    if ref.ndim <= len(shape) or ref.shape[ref.ndim - len(shape) :] != shape or ref.size == 0:
+        raise ValueError(f"data must be a non-empty set of inputs of shape {shape}, got shape {ref.shape}")
     ref = ref.reshape((-1,) + shape)
     if box is None:
         low, high = jnp.min(ref, axis=0), jnp.max(ref, axis=0)
     else:
-        low = jnp.broadcast_to(jnp.asarray(box[0], x.dtype), shape)
-        high = jnp.broadcast_to(jnp.asarray(box[1], x.dtype), shape)
+        if not (isinstance(box, (tuple, list)) and len(box) == 2):
+            raise ValueError(f"box must be a pair (low, high), got {box!r}")
+        low, high = fit(box[0], "box low"), fit(box[1], "box high")
         if bool(jnp.any(low > high)):
             raise ValueError("box must have low ≤ high everywhere")
     if isinstance(init, str):
         check_option(init, "init", get_args(_InitName), otherwise="an array")
         start = jnp.mean(ref, axis=0) if init == "mean" else jnp.zeros(shape, x.dtype)
     else:
-        start = jnp.broadcast_to(jnp.asarray(init, x.dtype), shape)
+        start = fit(init, "init")
     start = jnp.clip(start, low, high)
     if optimizer is None:
-        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(int(steps), 1), alpha=0.01))
+        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.01))
 
     def loss_fn(base):
         v = masked_outputs(model, x, players, baseline=base, reward=reward, params=params,

@@ -130,6 +130,7 @@ class DemoSettings:
             (self.q_ratio >= 0, f"q_ratio must be >= 0, got {self.q_ratio}"),
             (0 < self.tol < 1, f"tol must be in (0, 1), got {self.tol}"),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:

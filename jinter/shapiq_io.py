@@ -18,7 +18,7 @@ from typing import Any, Literal, Sequence, get_args
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_option
+from jinter._checks import check_finite, check_option, check_real, check_tau
 from jinter._version import __version__
 from jinter.transforms import num_players
 
@@ -69,7 +69,15 @@ def to_shapiq_json(
     n = num_players(vals, what=f"i_{kind}")
     if vals.ndim != 1:
         raise ValueError(f"to_shapiq_json exports one sample (shape (2**n,)), got {vals.shape}")
-    tau = float(tau)
+    if np.iscomplexobj(vals) or not (np.issubdtype(vals.dtype, np.number) or vals.dtype == np.bool_):
+        raise TypeError(f"i_{kind} must be real interactions, got dtype {vals.dtype}")
+    check_finite(vals, f"i_{kind}")  # NaN / inf would make the document invalid JSON
+    check_tau(tau)
+    tau = check_real(tau, "tau", least=0.0)  # finite: JSON has no inf
+    if not isinstance(salient_only, (bool, np.bool_)):
+        raise TypeError(f"salient_only must be True or False, got {salient_only!r}")
+    if players is not None and len(players) != n:
+        raise ValueError(f"players must name all n={n} players, got {len(players)} names")
     data: dict[str, float] = {"Empty": float(vals[0])}
     for k in range(1, n + 1):
         sign = 1.0 if kind == "and" or k % 2 else -1.0
@@ -91,7 +99,7 @@ def to_shapiq_json(
             "sample": [int(i) for i in sample],
             "tau": tau,
             "tau_rule": str(tau_rule),
-            "salient_only": salient_only,
+            "salient_only": bool(salient_only),
             "players": None if players is None else [str(p) for p in players],
         },
         "timestamp": _utc_now(),

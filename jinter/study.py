@@ -37,7 +37,7 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from jinter import dynamics, generalization, interactions, statistics, theory
-from jinter._checks import check_option, tiny
+from jinter._checks import check_int, check_option, tiny
 from jinter._checks import json_list as _json
 from jinter.transforms import num_players
 
@@ -249,6 +249,13 @@ def analyze(
             settings have none).
     """
     check_option(spindle, "spindle", get_args(_SpindleName))
+    top_k = check_int(top_k, "top_k", 0)
+    for what, obj, needs in (("sweep", sweep, ("epochs", "v", "I_and", "I_or")), ("baseline", baseline, ("v", "I_and", "I_or"))):
+        if obj is not None and not all(hasattr(obj, a) for a in needs):
+            raise TypeError(f"{what} must be a sweep result ({', '.join(needs)}; e.g. jinter.sweep.load_sweep), "
+                            f"got {type(obj).__name__}")
+    if history is not None and not all(k in history for k in ("epoch", "train_loss", "test_loss")):
+        raise ValueError(f"history needs 'epoch', 'train_loss' and 'test_loss', got keys {sorted(history)}")
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
     if i_and.ndim != 3 or i_or.shape != i_and.shape:
         raise ValueError(f"sweep must hold (checkpoints, samples, 2**n) interactions, got {i_and.shape}")

@@ -68,7 +68,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike, Float, Int
 
 from jinter import decomposition, masking, statistics
-from jinter._checks import check_finite, check_option
+from jinter._checks import check_finite, check_int, check_option
 from jinter.training import atomic_write_bytes, list_checkpoints
 
 __all__ = [
@@ -234,10 +234,8 @@ def _as_checkpoints(checkpoints) -> list[tuple[int, Any]]:
         if not found:
             raise ValueError(f"no checkpoints (epoch_*.msgpack) in {checkpoints}")
         checkpoints = found
-    if isinstance(checkpoints, Mapping):
-        items = [(int(e), p) for e, p in checkpoints.items()]
-    else:
-        items = [(int(e), p) for e, p in checkpoints]
+    pairs = checkpoints.items() if isinstance(checkpoints, Mapping) else checkpoints
+    items = [(check_int(e, "checkpoint epochs", 0), p) for e, p in pairs]
     if not items:
         raise ValueError("a sweep needs at least one checkpoint")
     epochs = [e for e, _ in items]
@@ -394,8 +392,8 @@ class _Plan(NamedTuple):
 
 
 def _process_split(process_index: int | None, process_count: int | None) -> tuple[int, int]:
-    pidx = jax.process_index() if process_index is None else int(process_index)
-    pcount = jax.process_count() if process_count is None else int(process_count)
+    pidx = jax.process_index() if process_index is None else check_int(process_index, "process_index", 0)
+    pcount = jax.process_count() if process_count is None else check_int(process_count, "process_count", 1)
     if not 0 <= pidx < pcount:
         raise ValueError(f"process_index {pidx} not in [0, {pcount})")
     return pidx, pcount
@@ -451,13 +449,17 @@ def _plan(
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape ({len(x)},) (one label per sample), got {y.shape}")
     sample_indices = np.arange(len(x)) if sample_indices is None else np.asarray(sample_indices)
-    if sample_indices.shape != (len(x),):
-        raise ValueError(f"sample_indices must have shape ({len(x)},), got {sample_indices.shape}")
-    block_size = int(block_size)
-    if block_size < 1:
-        raise ValueError(f"block_size must be positive, got {block_size}")
+    if sample_indices.shape != (len(x),) or not np.issubdtype(sample_indices.dtype, np.integer):
+        raise ValueError(f"sample_indices must be {len(x)} integers, got {sample_indices.dtype} {sample_indices.shape}")
+    block_size = check_int(block_size, "block_size", 1)
     check_option(reward, "reward", get_args(_RewardName) + (None,))
+    if reward is not None and not (np.issubdtype(y.dtype, np.integer) and np.all(y >= 0)):
+        # the reward reads class y of the outputs: a float label would be truncated
+        raise ValueError(f"y must hold class labels (integers ≥ 0) for reward={reward!r}, got {y.dtype} "
+                         f"values {y[:5].tolist()}")
     dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype must be a float dtype (float32 or float64), got {dtype}")
     options = _solver_options(solver, and_or_kwargs, q_ratio)
     ckpts = _as_checkpoints(checkpoints)
     if isinstance(baseline, str):

@@ -25,7 +25,7 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import check_finite, check_option, default_tol, is_traced, safe_divide_host
+from jinter._checks import check_finite, check_option, check_real, default_tol, is_traced, safe_divide_host
 from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
@@ -311,14 +311,18 @@ def fit_sigma2(
         not ``reliable`` must not be read as a measurement of σ²; :meth:`FitResult.flags`
         says why.
     """
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
-    if not (math.isfinite(max_error) and max_error > 0):
-        raise ValueError(f"max_error must be a finite number > 0, got {max_error!r}")
+    noise = check_real(noise, "noise", least=0.0)
+    max_error = check_real(max_error, "max_error", above=0.0)
+    tau_frac = check_real(tau_frac, "tau_frac", least=0.0)
+    if not isinstance(refine, (bool, np.bool_)):
+        raise TypeError(f"refine must be True or False, got {refine!r}")
     meas = np.asarray(measured, dtype=np.float64)
     n = num_players(np.asarray(w_star), what="w_star")
     if meas.ndim == 0 or meas.shape[-1] != n:
         raise ValueError(f"measured must have a last axis of n={n} orders, got shape {meas.shape}")
+    if not np.all(np.isfinite(meas) & (meas >= 0)):
+        raise ValueError("measured must be order distributions: finite strengths ≥ 0 (got NaN, inf or a negative value)")
+    check_finite(np.asarray(w_star), "w_star")
     grid = np.logspace(-10, 3, 131) if grid is None else np.sort(np.asarray(grid, dtype=np.float64).ravel())
     _check_sigma2(grid, "grid")
     if grid.size == 0:

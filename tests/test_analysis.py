@@ -595,3 +595,40 @@ def test_nan_or_negative_tau_and_fractional_k_are_refused():
             top_interactions(i_and, i_or, k=bad)
     assert len(top_interactions(i_and, i_or, k=np.int64(3))) == 3
     assert not bool(np.any(salient_mask(i_and, float("inf"))))  # inf: nothing is salient
+
+
+def test_to_shapiq_json_refuses_what_json_or_shapiq_cannot_hold():
+    from jinter.shapiq_io import to_shapiq_json
+
+    i = np.arange(8.0)
+    assert len(to_shapiq_json(i)["data"]) == 8
+    for kwargs, error in [
+        (dict(i_and=i * np.nan), ValueError), (dict(i_and=i + 1j), TypeError), (dict(i_and=i, tau=-1.0), ValueError),
+        (dict(i_and=i, tau=float("nan")), ValueError), (dict(i_and=i, tau=float("inf")), ValueError),
+        (dict(i_and=i, tau="x"), ValueError), (dict(i_and=i, players=["a"]), ValueError),
+        (dict(i_and=i, salient_only="no"), TypeError),
+    ]:
+        with pytest.raises(error):
+            to_shapiq_json(**kwargs)
+
+
+def test_sample_indices_out_of_range_are_named(batch):
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v)
+    for bad in (5, -9, True, 1.0, (0, 1)):
+        with pytest.raises(ValueError, match="does not index one sample"):
+            x.top(3, sample=bad)
+        with pytest.raises(ValueError, match="does not index one sample"):
+            x.to_table(sample=bad)
+    assert x.top(2, sample=-1) == x.top(2, sample=x.batch_shape[0] - 1)
+
+
+def test_generalization_power_refuses_negative_or_nan_thresholds():
+    from jinter.generalization import generalization_power
+
+    i = np.random.default_rng(0).normal(size=(3, 16))
+    for taus, name in (((-1.0, 0.1), "tau_model"), ((np.nan, 0.1), "tau_model"), ((0.1, np.nan), "tau_base"),
+                       (("a", 0.1), "tau_model")):
+        with pytest.raises(ValueError, match=name):
+            generalization_power((i, i * 0), (i, i * 0), *taus)
+    assert float(generalization_power((i, i * 0), (i, i * 0), 0.1, 0.1).h_bar) == 1.0

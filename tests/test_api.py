@@ -64,7 +64,8 @@ def test_analysis_facade_reexports_the_home_objects():
 # The package's layers, lowest first: a module imports (at its top or inside a function) only
 # from modules of lower layers. The facade jinter.analysis is imported by nothing but the root.
 LAYERS = [  # transforms → masking → decomposition → analysis → theory → training/sweep → report/cli
-    {"_version", "_checks", "_budget", "_blas", "_host", "_records", "data", "models", "integrations"},
+    {"_version", "_checks"},
+    {"_budget", "_blas", "_host", "_records", "data", "models", "integrations"},
     {"transforms", "integrations.torch"},
     {"masking"},
     {"decomposition", "integrations.hf"},
@@ -133,11 +134,11 @@ def _option_calls():
          "chunk_size must be a positive integer or None, got 'big'"),
         (lambda: masked_value_fn(f, np.ones(3), p, chunk_size=0),
          "chunk_size must be a positive integer or None, got 0"),
-        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2), p, "unused", reward="probability"),
+        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2, int), p, "unused", reward="probability"),
          "reward must be 'log_odds', 'logit' or None, got 'probability'"),
-        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2), p, "unused", on_mismatch="skip"),
+        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2, int), p, "unused", on_mismatch="skip"),
          "on_mismatch must be 'recompute' or 'error', got 'skip'"),
-        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2), p, "unused", baseline="median"),
+        (lambda: sweep.run_sweep(f, ck, np.ones((2, 3)), np.zeros(2, int), p, "unused", baseline="median"),
          "baseline must be 'zeros', 'mean' or an array, got 'median'"),
         (lambda: training.train(models.model_for_dataset(ds), ds, epochs=1, optimizer="rmsprop"),
          "optimizer must be 'sgd' or 'adam', got 'rmsprop'"),

@@ -109,6 +109,7 @@ def test_refuses_foreign_folder(tmp_path, capsys):
         (["--n", "40"], "n_players must be in"),
         (["--label-noise", "1.5"], "label_noise must be in"),
         (["--checkpoints", "99"], "checkpoints must be in"),
+        (["--seed", "-1"], "seed must be >= 0"),
     ],
 )
 def test_bad_options(tmp_path, capsys, args, message):

@@ -561,3 +561,34 @@ def test_player_specs_refuse_what_they_would_truncate(make):
     gave n = −4; now each is an error naming the argument."""
     with pytest.raises((ValueError, TypeError)):
         make()
+
+
+def test_learn_baseline_checks_its_options_and_shapes():
+    from jinter.masking import learn_baseline
+
+    players, f = jinter.TabularPlayers(4), (lambda b: b @ jnp.array([1.0, -2.0, 0.5, 3.0]))
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    for kwargs, error, message in [
+        (dict(steps=2.5), ValueError, "steps"), (dict(steps=True), ValueError, "steps"),
+        (dict(steps=float("nan")), ValueError, "steps"), (dict(learning_rate=-1.0), ValueError, "learning_rate"),
+        (dict(learning_rate="a"), ValueError, "learning_rate"), (dict(data=np.ones((5, 3))), ValueError, "data"),
+        (dict(init=np.ones(3)), ValueError, "init must broadcast"), (dict(box=(np.zeros(3), np.ones(3))), ValueError, "box low"),
+        (dict(box=(0.0, 1.0, 2.0)), ValueError, "box must be a pair"), (dict(init=np.ones(4) * 1j), TypeError, "init is complex"),
+        (dict(data=np.ones((5, 4)) * 1j), TypeError, "data is complex"),
+    ]:
+        with pytest.raises(error, match=message):
+            learn_baseline(f, x, players, steps=kwargs.pop("steps", 2), **kwargs)
+    with pytest.raises(TypeError, match="x is complex"):
+        learn_baseline(f, x + 1j, players, steps=1)
+    with pytest.raises(ValueError, match="token-id inputs"):
+        learn_baseline(lambda b: b.sum(-1).astype(float), np.ones((2, 4), int), jinter.TokenPlayers(4, mask_token=0), steps=1)
+
+
+def test_host_model_options_are_not_truncated():
+    f = lambda b: b.sum(1)  # noqa: E731
+    assert jinter.host_model(f, batch_size=np.int64(3)).batch_size == 3
+    for kwargs in (dict(batch_size=2.5), dict(batch_size=True), dict(batch_size="3"), dict(output_shape=(2.5,))):
+        with pytest.raises(ValueError, match="batch_size|output_shape"):
+            jinter.host_model(f, **kwargs)
+    with pytest.raises(TypeError, match="output_shape must be a sequence"):
+        jinter.host_model(f, output_shape="ab")

@@ -172,3 +172,15 @@ def test_uncertified_splits_are_flagged():
     sweep.and_or = SimpleNamespace(converged=np.ones((C, S), bool))
     assert study.analyze(sweep, spindle="mobius").uncertified.tolist() == [0, 0, 0]
     assert study.analyze(_sweep(5), spindle="mobius").to_json()["and_or_uncertified"] is None
+
+
+def test_analyze_names_bad_arguments():
+    for kwargs, error, message in [
+        (dict(top_k=-1), ValueError, "top_k"), (dict(top_k=2.5), ValueError, "top_k"),
+        (dict(baseline=np.zeros(3)), TypeError, "baseline must be a sweep result"),
+        (dict(history={"epoch": [0, 1]}), ValueError, "history needs"),
+    ]:
+        with pytest.raises(error, match=message):
+            study.analyze(_sweep(8), spindle="mobius", **kwargs)
+    with pytest.raises(TypeError, match="sweep must be a sweep result"):
+        study.analyze(np.zeros((3, 4, 32)))

@@ -481,3 +481,20 @@ def test_out_dir_that_is_a_file_or_an_unreadable_manifest_is_refused(setup, tmp_
     with pytest.raises(SweepError, match="cannot be read as a sweep manifest"):
         sweep_dataset(model, ds, res.checkpoints, work, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
                       and_or_kwargs=AND_OR, progress=False, on_mismatch="error")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(block_size=1.5), "block_size must be an integer"), (dict(block_size=True), "block_size must be an integer"),
+    (dict(block_size="2"), "block_size must be an integer"), (dict(process_index=0.5), "process_index must be an integer"),
+    (dict(dtype="int8"), "dtype must be a float dtype"), (dict(y=[0.5, 1.7]), "y must hold class labels"),
+    (dict(checkpoints={1.5: None}), "checkpoint epochs"),
+])
+def test_sweep_options_are_not_truncated(setup, tmp_path, kwargs, message):
+    ds, model, res, _, _, _ = setup
+    x = np.asarray(ds.x_test[:2])
+    args = dict(model=model, checkpoints=res.checkpoints, x=x, y=np.asarray(ds.y_test[:2]),
+                players=masking.TabularPlayers(N), out_dir=tmp_path / "s", progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        sweep.run_sweep(**args)
+    assert not (tmp_path / "s").exists()

@@ -430,3 +430,37 @@ def test_nan_weights_bool_noise_and_nan_orders_are_refused():
     with pytest.raises(ValueError, match="got a scalar"):
         dynamics.mean_order(np.float64(1.0))
     assert float(dynamics.mean_order(np.zeros(3))) == 0.0
+
+
+def test_epoch_rules_refuse_broadcasting_nan_and_unsorted_epochs():
+    from jinter import dynamics
+
+    e = np.arange(4)
+    for train, test in (([0.0], [1, 0.5, 0.8, 1.2]), ([0, 0, np.nan, 0], [1, 0.5, 0.8, 1.2])):
+        with pytest.raises(ValueError, match="train_loss"):
+            dynamics.gap_widening_epoch(e, train, test, smooth=1)
+    with pytest.raises(ValueError, match="epochs must be increasing"):
+        dynamics.gap_widening_epoch([0, 2, 1, 3], np.zeros(4), [1, 0.5, 0.8, 1.2], smooth=1)
+    with pytest.raises(ValueError, match="frac"):
+        dynamics.gap_widening_epoch(e, np.zeros(4), [1, 0.5, 0.8, 1.2], frac="a", smooth=1)
+    with pytest.raises(ValueError, match="epochs must be increasing"):
+        dynamics.phase_two_start([0, 2, 1], [3.0, 2.0, 2.5])
+    with pytest.raises(ValueError, match="mean_orders must be finite"):
+        dynamics.phase_two_start([0, 1, 2], [3.0, np.nan, 2.5])
+    assert dynamics.gap_widening_epoch(e, np.zeros(4), [1, 0.5, 0.8, 1.2], smooth=1) == 2
+
+
+def test_fit_sigma2_refuses_nan_or_negative_distributions_and_bad_options():
+    w = np.zeros(16)
+    w[[1, 3, 7]] = [1.0, -0.5, 0.25]
+    good = np.ones(4)
+    for kwargs in (dict(measured=np.array([1.0, np.nan, 1.0, 1.0])), dict(measured=np.array([1.0, -1.0, 1.0, 1.0])),
+                   dict(noise="a"), dict(noise=True), dict(tau_frac=True), dict(tau_frac=np.nan)):
+        with pytest.raises(ValueError):
+            T.fit_sigma2(kwargs.pop("measured", good), w, **kwargs)
+    with pytest.raises(TypeError, match="refine must be True or False"):
+        T.fit_sigma2(good, w, refine="no")
+    bad = w.copy()
+    bad[2] = np.nan
+    with pytest.raises(ValueError, match="w_star"):
+        T.fit_sigma2(good, bad)

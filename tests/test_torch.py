@@ -97,7 +97,7 @@ def test_host_model_argument_errors():
         host_model(3)
     with pytest.raises(ValueError, match="dtype must be a float dtype"):
         host_model(np.sum, dtype=np.int32)
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size must be an integer ≥ 1"):
         host_model(np.sum, batch_size=0)
     with pytest.raises(TypeError, match="output_shape"):
         host_model(np.sum, output_shape=3)

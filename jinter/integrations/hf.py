@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from jinter._checks import check_int
 from jinter._host import HostModel
 from jinter.integrations.torch import _check_module, _placement, _to_numpy, _torch, torch_model
 from jinter.masking import TokenPlayers
@@ -74,7 +75,7 @@ def last_token_logprob(target_token_id: int, position: int = -1) -> Callable[[An
     """
     if isinstance(target_token_id, bool) or not isinstance(target_token_id, (int, np.integer)):
         raise TypeError(f"target_token_id must be an int, got {type(target_token_id).__name__}")
-    target, pos = int(target_token_id), int(position)
+    target, pos = int(target_token_id), check_int(position, "position", -(2**31))
 
     def pick(out: Any) -> Any:
         logits = getattr(out, "logits", out)
@@ -110,7 +111,7 @@ class TokenEmbeddingGame:
 
     def masked_inputs(self, mask: int) -> np.ndarray:
         """The masked embeddings ``x_S`` ``(L, d)`` for one mask ``S`` (bit ``i`` = player ``i``)."""
-        mask = int(mask)
+        mask = check_int(mask, "mask", 0)
         if not 0 <= mask < 2**self.players.n:
             raise ValueError(f"mask {mask} is out of range for n={self.players.n} players")
         out = self.x.copy()

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jinter._budget import memory_budget as _memory_budget
+from jinter._checks import check_int
 from jinter._host import HostModel, host_model
 
 __all__ = ["torch_model", "torch_batch_size"]
@@ -188,9 +189,8 @@ def torch_batch_size(
     torch = _torch()
     _check_module(module)
     dev, in_dtype = _placement(module, device, input_dtype)
-    shape = tuple(int(s) for s in input_shape)
-    if int(max_batch) < 1:
-        raise ValueError(f"max_batch must be positive, got {max_batch}")
+    shape = tuple(check_int(s, "input_shape entries", 1) for s in input_shape)
+    max_batch = check_int(max_batch, "max_batch", 1)
     limit = _memory_budget(memory_budget)
     total = [0]
 
