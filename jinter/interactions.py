@@ -57,6 +57,8 @@ InteractionResult.register(SharedAndOrResult)
 def _player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | None:
     if players is None:
         return None
+    if isinstance(players, (str, bytes)) or not hasattr(players, "__iter__"):
+        raise ValueError(f"players must be a sequence of n={n} player names, got {players!r}")
     names = tuple(str(p) for p in players)
     if len(names) != n:
         raise ValueError(f"players must name all n={n} players, got {len(names)} names")

@@ -25,7 +25,16 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import check_finite, check_option, check_real, default_tol, is_traced, safe_divide_host
+from jinter._checks import (
+    check_finite,
+    check_int,
+    check_option,
+    check_real,
+    check_tau,
+    default_tol,
+    is_traced,
+    safe_divide_host,
+)
 from jinter.statistics import order_distribution, order_sums, salient_counts, signed_order_strength
 from jinter.transforms import _as_float, kron_apply, num_players
 
@@ -158,9 +167,7 @@ def row_norms(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -> 
     Returns:
         Shape ``(n + 1,)`` (entry k = order k), with a leading σ² axis if ``sigma2`` is 1-D.
     """
-    n = int(n)
-    if not 0 <= n <= _MAX_ROW_NORM_N:
-        raise ValueError(f"n must be in [0, {_MAX_ROW_NORM_N}], got {n}")
+    n = check_int(n, "n", 0, most=_MAX_ROW_NORM_N)
     _check_sigma2(sigma2)
     s = jnp.asarray(sigma2)
     dtype = s.dtype if jnp.issubdtype(s.dtype, jnp.floating) else jnp.result_type(float)
@@ -390,10 +397,10 @@ def spindle_curve(
     Returns:
         ``(pos, neg)``, each of shape ``(..., n)`` for orders ``k = 1 … n``; ``neg = −pos``.
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_int(n, "n", 1)
     sig = _as_float(sigma)
+    if not is_traced(sig):
+        check_finite(sig, "sigma")
     if not is_traced(sig) and np.any(np.asarray(sig) < 0):
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     k = np.arange(1, n + 1)
@@ -603,10 +610,10 @@ def parametric_decay(n: int, rate: Float[ArrayLike, "*batch"]) -> Float[Array, "
     A one-parameter geometric decay over orders, used by :func:`disentangle` when no decay
     shape from a ground truth is given (our choice; [G25]'s analytic form is not available).
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_int(n, "n", 1)
     r = _as_float(rate)
+    if not is_traced(r):
+        check_finite(r, "rate")
     return jnp.exp(-r[..., None] * jnp.arange(n, dtype=r.dtype))
 
 
@@ -979,10 +986,13 @@ def sparsity_bound(
     n = num_players(vv, what="v")
     if n < 1:
         raise ValueError("sparsity_bound needs n >= 1 players")
-    if tau is None or np.any(np.asarray(tau) <= 0):
-        raise ValueError(f"tau must be > 0 (a salience threshold), got {tau}")
-    if delta < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
+    check_finite(vv, "v")
+    if tau is None:
+        raise ValueError("tau must be > 0 (a salience threshold), got None")
+    check_tau(tau)
+    if np.any(np.asarray(tau) <= 0) or not np.all(np.isfinite(np.asarray(tau, dtype=np.float64))):
+        raise ValueError(f"tau must be > 0 and finite (a salience threshold), got {tau}")
+    delta = check_real(delta, "delta", least=0.0)
     inter = mobius(vv) if interactions is None else _as_float(interactions)
     if inter.shape != vv.shape:
         raise ValueError(f"interactions shape {inter.shape} != v shape {vv.shape}")

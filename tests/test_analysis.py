@@ -632,3 +632,12 @@ def test_generalization_power_refuses_negative_or_nan_thresholds():
         with pytest.raises(ValueError, match=name):
             generalization_power((i, i * 0), (i, i * 0), *taus)
     assert float(generalization_power((i, i * 0), (i, i * 0), 0.1, 0.1).h_bar) == 1.0
+
+
+def test_players_must_be_names():
+    i = np.zeros((2, 16))
+    with pytest.raises(ValueError, match="players must be a sequence"):
+        Interactions(i, players=5)
+    with pytest.raises(ValueError, match="players must be a sequence"):
+        Interactions(i, players="abcd")
+    assert Interactions(i, players=list("abcd")).players == ("a", "b", "c", "d")

@@ -464,3 +464,12 @@ def test_fit_sigma2_refuses_nan_or_negative_distributions_and_bad_options():
     bad[2] = np.nan
     with pytest.raises(ValueError, match="w_star"):
         T.fit_sigma2(good, bad)
+
+
+def test_orders_are_integers_and_parameters_finite():
+    for f in (lambda: T.row_norms(2.5, 0.1), lambda: T.row_norms(True, 0.1), lambda: T.spindle_curve(2.5, 0.1),
+              lambda: T.parametric_decay(4, np.nan), lambda: T.spindle_curve(3, np.nan),
+              lambda: T.sparsity_bound(np.ones(8), tau=0.1, delta=np.nan), lambda: T.sparsity_bound(np.ones(8), tau=0.1, delta="a"),
+              lambda: T.sparsity_bound(np.full(8, np.nan), tau=0.1), lambda: T.sparsity_bound(np.ones(8), tau=np.inf)):
+        with pytest.raises(ValueError):
+            f()
