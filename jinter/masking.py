@@ -579,7 +579,9 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
             return np.zeros(shape, dtype=x.dtype)
         if baseline == "mean":
             if token_ids:
-                raise ValueError('baseline="mean" averages inputs; token ids cannot be averaged')
+                raise ValueError('baseline="mean" averages inputs; token ids cannot be averaged'
+                                 if isinstance(players, TokenPlayers) else
+                                 f'baseline="mean" of integer inputs ({x.dtype}) would be truncated: pass x as floats')
             if data is None:
                 raise ValueError('baseline="mean" needs data=... (inputs to average over)')
             data = jnp.asarray(data)
@@ -591,9 +593,14 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
     if jnp.issubdtype(base.dtype, jnp.complexfloating):
         raise TypeError(f"baseline is complex ({base.dtype}); inputs are real")
     if token_ids and not (xp.issubdtype(base.dtype, xp.integer) or base.dtype == bool):
+        if isinstance(players, TokenPlayers):
+            raise TypeError(
+                f"inputs are token ids ({x.dtype}) but the baseline is {base.dtype}: pass an integer "
+                "token id (a float would be truncated silently)"
+            )
         raise TypeError(
-            f"inputs are token ids ({x.dtype}) but the baseline is {base.dtype}: pass an integer "
-            "token id (a float would be truncated silently)"
+            f"x has integer values ({x.dtype}) but the baseline is {base.dtype}: pass x as floats "
+            "(x.astype(float)) or an integer baseline (a float baseline would be truncated silently)"
         )
     for target in (shape, x.shape):
         try:
@@ -669,6 +676,8 @@ def masked_outputs(
         NonFiniteOutputError: if some value is NaN or infinite (names the first such mask).
     """
     _check_players(players)
+    if not (progress is None or isinstance(progress, (bool, np.bool_))):
+        raise ValueError(f"progress must be None, True or False, got {progress!r}")
     n = players.n
     shape = tuple(players.input_shape)
     apply, feats_fn, x = _adapt_model(model, params, x, players)
@@ -738,6 +747,8 @@ def _mask_list(masks: Any, n: int) -> tuple[np.ndarray | None, int]:
     m = np.asarray(masks)
     if m.ndim != 1 or not (np.issubdtype(m.dtype, np.integer) or m.size == 0):
         raise ValueError(f"masks must be a 1-D integer array, got shape {m.shape} dtype {m.dtype}")
+    if m.size and np.issubdtype(m.dtype, np.unsignedinteger) and int(m.max()) >= 2**n:  # before the int64 cast
+        raise ValueError(f"mask {int(m.max())} is out of range for n={n} players (0 ≤ mask < 2**{n})")
     m = m.astype(np.int64)
     if m.size and (m.min() < 0 or m.max() >= 2**n):
         bad = m[(m < 0) | (m >= 2**n)][0]

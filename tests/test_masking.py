@@ -592,3 +592,18 @@ def test_host_model_options_are_not_truncated():
             jinter.host_model(f, **kwargs)
     with pytest.raises(TypeError, match="output_shape must be a sequence"):
         jinter.host_model(f, output_shape="ab")
+
+
+def test_integer_tabular_inputs_unsigned_masks_and_progress():
+    players = jinter.TabularPlayers(4)
+    f = lambda b: b.sum(-1)  # noqa: E731
+    with pytest.raises(TypeError, match="x has integer values"):
+        jinter.masked_outputs(f, np.ones(4, int), players, baseline=np.full(4, 0.5))
+    with pytest.raises(ValueError, match="integer inputs"):
+        jinter.masked_outputs(f, np.ones(4, int), players, baseline="mean", data=np.ones((3, 4), int))
+    with pytest.raises(ValueError, match=f"mask {2**63 + 1} is out of range"):
+        jinter.masked_outputs(f, np.ones(4), players, masks=np.array([2**63 + 1], dtype=np.uint64))
+    for bad in ("yes", 2):
+        with pytest.raises(ValueError, match="progress must be None, True or False"):
+            jinter.masked_outputs(f, np.ones(4), players, progress=bad)
+    np.testing.assert_array_equal(jinter.masked_outputs(f, np.ones(4), players, masks=np.array([3], np.uint64)), [2.0])
