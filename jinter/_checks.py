@@ -140,15 +140,41 @@ def check_real(value: Any, what: str, *, least: float | None = None, above: floa
     return float(x)
 
 
-def check_tau(tau: ArrayLike) -> None:
-    """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``tau``."""
+def check_ints(values: Any, what: str, least: int = 0, *, flatten: bool = False) -> tuple[int, ...]:
+    """A sequence of integers ``≥ least`` as a tuple (each entry as :func:`check_int`); a string, a
+    scalar, or (without ``flatten``) a nested sequence is a ``TypeError`` naming ``what``.
+
+    >>> check_ints((8, 8), "image_shape", 1), check_ints([[0, 2]], "groups", flatten=True)
+    ((8, 8), (0, 2))
+    """
+    arr = None if isinstance(values, (str, bytes)) else np.asarray(values, dtype=object)
+    if arr is None or arr.ndim == 0 or (not flatten and arr.ndim != 1):
+        raise TypeError(f"{what} must be a sequence of integers, got {values!r}")
+    return tuple(check_int(v, what + " entries", least) for v in arr.reshape(-1))
+
+
+def check_tau(tau: ArrayLike, what: str = "tau") -> None:
+    """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``what``."""
     if is_traced(tau):
         return
     t = np.asarray(tau)
     if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)) or t.dtype == np.bool_:
-        raise ValueError(f"tau must be a real threshold ≥ 0 (or an array of them), got {tau!r}")
+        raise ValueError(f"{what} must be a real threshold ≥ 0 (or an array of them), got {tau!r}")
     if np.any(np.isnan(t)) or np.any(t < 0):
-        raise ValueError(f"tau must be ≥ 0 and not NaN, got {tau!r}")
+        raise ValueError(f"{what} must be ≥ 0 and not NaN, got {tau!r}")
+
+
+def player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | None:
+    """Names of all ``n`` players as strings (``None`` stays ``None``); a string, a non-sequence or
+    another number of names is a ``ValueError`` naming ``players``."""
+    if players is None:
+        return None
+    if isinstance(players, (str, bytes)) or not hasattr(players, "__iter__"):
+        raise ValueError(f"players must be a sequence of n={n} player names, got {players!r}")
+    names = tuple(str(p) for p in players)
+    if len(names) != n:
+        raise ValueError(f"players must name all n={n} players, got {len(names)} names")
+    return names
 
 
 def tiny(dtype) -> float:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from jinter._checks import check_int
+from jinter._checks import check_int, check_ints
 
 __all__ = ["HostModel", "host_model"]
 
@@ -184,9 +184,7 @@ def host_model(
     if not callable(fn):
         raise TypeError(f"host_model needs a callable fn, got {type(fn).__name__}")
     if output_shape is not None:
-        if isinstance(output_shape, (str, bytes)) or np.ndim(output_shape) != 1 and output_shape != ():
-            raise TypeError(f"output_shape must be a sequence of ints, got {output_shape!r}")
-        output_shape = tuple(check_int(s, "output_shape entries", 0) for s in output_shape)
+        output_shape = check_ints(output_shape, "output_shape")
     if dtype is not None:
         try:
             dt = np.dtype(dtype)

@@ -484,10 +484,6 @@ def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
     return v, n
 
 
-def _check_ratio(q_ratio: float) -> None:
-    check_real(q_ratio, "q_ratio", least=0.0)
-
-
 def _gap(p: Array, lb: Array, floor: Array) -> Array:
     """Relative duality gap; a difference within ``floor`` (the rounding of the objective's
     sums, see :func:`_rounding_floor`) counts as 0, so that a zero optimum is certified. NaN
@@ -1921,6 +1917,9 @@ def _shared_impl(flat, gbf, budget, q_ratio, alpha, tol, max_iter, check_every, 
 _shared_jit = jax.jit(_shared_impl, static_argnums=(3, 4, 5, 6, 7, 8, 9))
 
 
+_SHARED_RHO = 10.0  # Douglas–Rachford penalty of and_or_shared (tuned on random n = 8 games)
+
+
 def and_or_shared(
     vs: Float[ArrayLike, "m *batch 2**n"],
     *,
@@ -1930,7 +1929,7 @@ def and_or_shared(
     tol: float | None = None,
     max_iter: int = 200_000,
     check_every: int = 50,
-    rho: float = 10.0,
+    rho: float = _SHARED_RHO,
     memory_budget: int | str | None = None,
     canonical: bool = False,
     canonical_max_iter: int = 1_000_000,
@@ -2046,7 +2045,7 @@ def and_or_shared(
     )
     tol = default_tol(vs.dtype) if o["tol"] is None else o["tol"]
     budget = jnp.asarray(o["canonical_max_iter"] if o["canonical"] else 0, jnp.int32)
-    rho = 10.0 if o["rho"] is None else o["rho"]  # None: the default
+    rho = _SHARED_RHO if o["rho"] is None else o["rho"]  # None: the default
     args = (o["q_ratio"], o["alpha"], tol, o["max_iter"], o["check_every"], rho, o["canonical"])
     flat = jnp.moveaxis(vs.reshape((m, inputs, size)), 1, 0)  # (inputs, m, N)
     gbf = jnp.moveaxis(gb.reshape((m, inputs)), 1, 0)

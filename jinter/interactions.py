@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_finite, check_int, check_option, check_tau
+from jinter._checks import check_finite, check_int, check_option, check_tau, player_names
 from jinter._records import InteractionRecord
 from jinter.decomposition import AndOrResult, SharedAndOrResult
 from jinter.generalization import GeneralizationPower, generalization_power
@@ -52,17 +52,6 @@ InteractionResult.register(SharedAndOrResult)
 
 # --------------------------------------------------------------------------------------------
 # Top interactions (host side)
-
-
-def _player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | None:
-    if players is None:
-        return None
-    if isinstance(players, (str, bytes)) or not hasattr(players, "__iter__"):
-        raise ValueError(f"players must be a sequence of n={n} player names, got {players!r}")
-    names = tuple(str(p) for p in players)
-    if len(names) != n:
-        raise ValueError(f"players must name all n={n} players, got {len(names)} names")
-    return names
 
 
 def _json_keys(x: Any):
@@ -114,7 +103,7 @@ def top_interactions(
     if tau is not None:
         check_tau(tau)
     n = num_players(arrays[0])
-    names = _player_names(players, n)
+    names = player_names(players, n)
     for name, a in zip(("I_and", "I_or"), arrays):
         check_finite(a, name)
     flat = np.concatenate([np.abs(a[1:]) for a in arrays])
@@ -292,7 +281,7 @@ class Interactions:
             if not ok:
                 raise ValueError(f"{name} must have one value per sample (broadcasting to {batch}), got {x.shape}")
         put("tau_rule", str(self.tau_rule))
-        put("players", _player_names(self.players, n))
+        put("players", player_names(self.players, n))
         if not isinstance(self.metadata, Mapping):
             raise ValueError(f"metadata must be a mapping with string keys, got {type(self.metadata).__name__}")
         meta = dict(self.metadata)

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_finite, check_int, check_option, check_real, is_traced
+from jinter._checks import check_finite, check_int, check_ints, check_option, check_real, is_traced
 from jinter._host import HostModel, _Id, host_model
 from jinter.transforms import mobius
 
@@ -100,11 +100,10 @@ def _check_disjoint(groups: Sequence[Sequence[int]], size: int, what: str) -> np
     return owner
 
 
-def _indices(values: Any, what: str, least: int = 0) -> tuple[int, ...]:
-    """A sequence of integers ``≥ least`` (bools, fractions and strings refused, naming ``what``)."""
-    if isinstance(values, (str, bytes)) or np.ndim(values) == 0:
-        raise TypeError(f"{what} must be a sequence of integers, got {values!r}")
-    return tuple(check_int(v, what + " entries", least) for v in np.asarray(values, dtype=object).reshape(-1))
+def _refuse_complex(a: Any, what: str) -> None:
+    """Inputs, baselines and data are real: a complex one is a ``TypeError`` naming it."""
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise TypeError(f"{what} is complex ({a.dtype}); inputs are real")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +122,7 @@ class TabularPlayers(_Players):
     def __post_init__(self):
         object.__setattr__(self, "n_features", check_int(self.n_features, "n_features", 1))
         if self.groups is not None:
-            groups = tuple(_indices(g, "groups") for g in self.groups)
+            groups = tuple(check_ints(g, "groups", flatten=True) for g in self.groups)
             if not groups or not all(groups):
                 raise ValueError(f"groups must be non-empty groups of feature indices (at least one), got {self.groups!r}")
             object.__setattr__(self, "groups", groups)
@@ -167,8 +166,8 @@ class PatchPlayers(_Players):
     channels_last: bool = False
 
     def __post_init__(self):
-        image = _indices(self.image_shape, "image_shape", 1)
-        patch = _indices(self.patch_shape, "patch_shape", 1)
+        image = check_ints(self.image_shape, "image_shape", 1)
+        patch = check_ints(self.patch_shape, "patch_shape", 1)
         if not isinstance(self.channels_last, (bool, np.bool_)):
             raise TypeError(f"channels_last must be True or False, got {self.channels_last!r}")
         object.__setattr__(self, "channels_last", bool(self.channels_last))
@@ -188,7 +187,7 @@ class PatchPlayers(_Players):
             flat = []
             for c in self.cells:
                 if isinstance(c, (tuple, list, np.ndarray)) and np.ndim(c) == 1:
-                    c = _indices(c, "cells")
+                    c = check_ints(c, "cells")
                     if len(c) != len(grid) or any(not 0 <= a < g for a, g in zip(c, grid)):
                         raise ValueError(f"cell {c} is not a coordinate of the patch grid {grid}")
                     c = int(np.ravel_multi_index(c, grid))
@@ -262,7 +261,7 @@ class TokenPlayers(_Players):
         object.__setattr__(self, "seq_len", check_int(self.seq_len, "seq_len", 1))
         object.__setattr__(self, "embed_dim", check_int(self.embed_dim, "embed_dim", 1, none=True))
         if self.positions is not None:
-            pos = _indices(self.positions, "positions")
+            pos = check_ints(self.positions, "positions", flatten=True)
             if not pos:
                 raise ValueError("positions must not be empty")
             object.__setattr__(self, "positions", pos)
@@ -445,8 +444,7 @@ def mean_baseline(data: Float[ArrayLike, "N *input_shape"], players: Players | N
     data = jnp.asarray(data)
     if data.ndim == 0:
         raise ValueError("data must have a leading sample axis, got a scalar")
-    if jnp.issubdtype(data.dtype, jnp.complexfloating):
-        raise TypeError(f"data is complex ({data.dtype}); inputs are real")
+    _refuse_complex(data, "data")
     if players is not None:
         _check_players(players)
         k = len(players.input_shape)
@@ -590,8 +588,7 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
             return mean_baseline(data, players).astype(x.dtype)
     xp = jnp if isinstance(baseline, jax.Array) else np
     base = xp.asarray(baseline)
-    if jnp.issubdtype(base.dtype, jnp.complexfloating):
-        raise TypeError(f"baseline is complex ({base.dtype}); inputs are real")
+    _refuse_complex(base, "baseline")
     if token_ids and not (xp.issubdtype(base.dtype, xp.integer) or base.dtype == bool):
         if isinstance(players, TokenPlayers):
             raise TypeError(
@@ -723,8 +720,7 @@ def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tup
         apply = _adapt(model, params)
         x = jnp.asarray(x)
         where = "x"
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"{where} is complex ({x.dtype}); inputs are real")
+    _refuse_complex(x, where)
     k = len(shape)
     if x.ndim < k or x.shape[x.ndim - k :] != shape:
         raise ValueError(
@@ -984,8 +980,7 @@ def learn_baseline(
     if isinstance(players, TokenPlayers) and players.embed_dim is None:
         raise ValueError("learn_baseline learns a continuous baseline: token-id inputs have none (learn it on the "
                          "embeddings, TokenPlayers(..., embed_dim=...))")
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"x is complex ({x.dtype}); inputs are real")
+    _refuse_complex(x, "x")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     if x.ndim <= len(shape) or x.shape[x.ndim - len(shape) :] != shape:
@@ -995,8 +990,7 @@ def learn_baseline(
 
     def real(value: Any, what: str) -> Array:
         a = jnp.asarray(value)
-        if jnp.issubdtype(a.dtype, jnp.complexfloating):
-            raise TypeError(f"{what} is complex ({a.dtype}); inputs are real")
+        _refuse_complex(a, what)
         return a.astype(x.dtype)
 
     def fit(value: Any, what: str) -> Array:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Sequence, get_args
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_finite, check_option, check_real, check_tau
+from jinter._checks import check_finite, check_option, check_real, check_tau, player_names
 from jinter._version import __version__
 from jinter.transforms import num_players
 
@@ -76,8 +76,7 @@ def to_shapiq_json(
     tau = check_real(tau, "tau", least=0.0)  # finite: JSON has no inf
     if not isinstance(salient_only, (bool, np.bool_)):
         raise TypeError(f"salient_only must be True or False, got {salient_only!r}")
-    if players is not None and len(players) != n:
-        raise ValueError(f"players must name all n={n} players, got {len(players)} names")
+    names = player_names(players, n)
     data: dict[str, float] = {"Empty": float(vals[0])}
     for k in range(1, n + 1):
         sign = 1.0 if kind == "and" or k % 2 else -1.0
@@ -100,7 +99,7 @@ def to_shapiq_json(
             "tau": tau,
             "tau_rule": str(tau_rule),
             "salient_only": bool(salient_only),
-            "players": None if players is None else [str(p) for p in players],
+            "players": None if names is None else list(names),
         },
         "timestamp": _utc_now(),
         "metadata": {

@@ -114,7 +114,7 @@ from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
 from jinter._checks import check_finite, check_int, check_real
 from jinter._records import InteractionRecord
-from jinter.decomposition import _check_ratio, and_or
+from jinter.decomposition import and_or
 from jinter.masking import (
     NonFiniteOutputError,
     _adapt,
@@ -957,7 +957,7 @@ def sparse_and_or(
     exact_max_n = check_int(exact_max_n, "exact_max_n", 0)
     lasso_iters = check_int(lasso_iters, "lasso_iters", 1)
     seed = check_int(seed, "seed", 0)
-    _check_ratio(q_ratio)
+    check_real(q_ratio, "q_ratio", least=0.0)
     if not (exact is None or isinstance(exact, (bool, np.bool_))):
         raise TypeError(f"exact must be True, False or None, got {exact!r}")
     exact = None if exact is None else bool(exact)

@@ -838,7 +838,7 @@ def load_sweep(out_dir: str | os.PathLike) -> SweepResult:
         raise SweepError(f"no readable {MANIFEST} in {out}: {e}") from None
     blocks, n_c, sample_indices = _manifest_layout(out, manifest)
     fmt = _check_format(out, manifest["settings"])
-    n_s = sum(len(b) for b in blocks)
+    n_s = sample_indices.size  # = Σ block sizes (checked by _manifest_layout)
     stacked: dict[str, np.ndarray] = {}
     bad = []
     for u in manifest["units"]:

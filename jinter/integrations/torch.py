@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_int
+from jinter._checks import check_int, check_ints
 from jinter._host import HostModel, host_model
 
 __all__ = ["torch_model", "torch_batch_size"]
@@ -189,7 +189,7 @@ def torch_batch_size(
     torch = _torch()
     _check_module(module)
     dev, in_dtype = _placement(module, device, input_dtype)
-    shape = tuple(check_int(s, "input_shape entries", 1) for s in input_shape)
+    shape = check_ints(input_shape, "input_shape", 1)
     max_batch = check_int(max_batch, "max_batch", 1)
     limit = _memory_budget(memory_budget)
     total = [0]
