@@ -153,6 +153,32 @@ def check_ints(values: Any, what: str, least: int = 0, *, flatten: bool = False)
     return tuple(check_int(v, what + " entries", least) for v in arr.reshape(-1))
 
 
+def check_axis(axis: Any, batch_ndim: int, what: str = "sample_axis") -> int | None:
+    """``axis`` of the ``batch_ndim`` leading (batch) axes as a non-negative int, or ``None``.
+
+    Negative values count from the last batch axis (``-1`` is the last leading axis, never the
+    subset axis). With no batch axes any integer is accepted and there is nothing to average.
+
+    >>> check_axis(-1, 2), check_axis(0, 0), check_axis(None, 3)
+    (1, 0, None)
+    >>> check_axis(2, 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_axis must be None or an integer in [-2, 2) (one of the 2 leading axes), got 2
+    """
+    if axis is None:
+        return None
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+        raise ValueError(f"{what} must be None or an integer, got {axis!r}")
+    axis = int(axis)
+    if batch_ndim == 0:
+        return axis
+    if not -batch_ndim <= axis < batch_ndim:
+        raise ValueError(f"{what} must be None or an integer in [{-batch_ndim}, {batch_ndim}) "
+                         f"(one of the {batch_ndim} leading axes), got {axis}")
+    return axis % batch_ndim
+
+
 def check_tau(tau: ArrayLike, what: str = "tau") -> None:
     """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``what``."""
     if is_traced(tau):
@@ -171,10 +197,25 @@ def player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | Non
         return None
     if isinstance(players, (str, bytes)) or not hasattr(players, "__iter__"):
         raise ValueError(f"players must be a sequence of n={n} player names, got {players!r}")
-    names = tuple(str(p) for p in players)
-    if len(names) != n:
-        raise ValueError(f"players must name all n={n} players, got {len(names)} names")
+    given = list(players)
+    if len(given) != n:
+        raise ValueError(f"players must name all n={n} players, got {len(given)} names")
+    for i, p in enumerate(given):
+        if not isinstance(p, (str, np.str_, int, np.integer)) or isinstance(p, (bool, np.bool_)):
+            raise ValueError(f"players must be names (strings, or integers written as strings), got {p!r} at "
+                             f"position {i}")
+    names = tuple(str(p) for p in given)
+    if len(set(names)) != n:
+        twice = sorted({p for p in names if names.count(p) > 1})
+        raise ValueError(f"players must have distinct names, got {twice} more than once")
     return names
+
+
+def check_bool(value: Any, what: str) -> bool:
+    """``value`` as a bool; only ``True``/``False`` (numpy bools too) are accepted, by name."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def tiny(dtype) -> float:

@@ -7,8 +7,10 @@ Re-exported by :mod:`jinter.masking`; the adapters of :mod:`jinter.integrations`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +35,34 @@ class _Id:
 
     def __eq__(self, other):
         return isinstance(other, _Id) and other.obj is self.obj
+
+
+_RAISED: list[BaseException] = []  # exceptions of host callables, taken back by reraise_host_errors
+_RAISED_LOCK = threading.Lock()
+
+
+def _record(e: BaseException) -> None:
+    with _RAISED_LOCK:
+        _RAISED.append(e)
+
+
+@contextlib.contextmanager
+def reraise_host_errors() -> Iterator[None]:
+    """Inside it, a host callable's own exception reaches the caller as itself (e.g. torch's
+    ``IndexError``), with a note, instead of the opaque ``JaxRuntimeError`` that
+    :func:`jax.pure_callback` turns it into. Wrap the code that runs *and materializes* results."""
+    with _RAISED_LOCK:
+        _RAISED.clear()
+    try:
+        yield
+    except jax.errors.JaxRuntimeError:
+        with _RAISED_LOCK:
+            first = _RAISED[0] if _RAISED else None
+            _RAISED.clear()
+        if first is None:
+            raise
+        first.add_note("(raised by the host model while jinter evaluated a batch of masked inputs)")
+        raise first from None
 
 
 def _default_float():
@@ -128,7 +158,12 @@ class HostModel:
             lead = b.shape[: b.ndim - k]
             flat = b.reshape((-1,) + input_shape)
             step = self.batch_size or max(len(flat), 1)
-            outs = [self._call(flat[i : i + step]).astype(out_dtype, copy=False) for i in range(0, len(flat), step)]
+            try:
+                outs = [self._call(flat[i : i + step]).astype(out_dtype, copy=False)
+                        for i in range(0, len(flat), step)]
+            except Exception as e:  # noqa: BLE001 - handed back to the caller by reraise_host_errors
+                _record(e)
+                raise
             out = np.concatenate(outs, axis=0) if outs else np.zeros((0,) + out_shape, dtype=out_dtype)
             return out.reshape(lead + out_shape)
 

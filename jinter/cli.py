@@ -18,10 +18,16 @@ __all__ = ["main", "build_parser"]
 
 
 def _noise_levels(text: str) -> tuple[float, ...]:
+    """Comma-separated distinct numbers; an empty string is none (``--noise-levels ''``)."""
+    if not text.strip():
+        return ()
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        levels = tuple(float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"expected distinct levels, got {text!r}")
+    return levels
 
 
 def _parse_type(annotation):

@@ -17,6 +17,8 @@ def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*bat
     distribution of zeros has mean order 0). Its entries are strengths: a concrete one that is NaN,
     infinite or negative is a ``ValueError``."""
     d = jnp.asarray(distribution)
+    if not jnp.issubdtype(d.dtype, jnp.floating) and not jnp.issubdtype(d.dtype, jnp.integer):
+        raise TypeError(f"distribution must hold real strengths, got dtype {d.dtype}")
     if d.ndim == 0:
         raise ValueError("distribution must have a last axis over the orders k = 1 … n, got a scalar")
     if not is_traced(d) and not bool(jnp.all(jnp.isfinite(d) & (d >= 0))):
@@ -26,21 +28,35 @@ def mean_order(distribution: Float[ArrayLike, "*batch n"]) -> Float[Array, "*bat
     return safe_divide(jnp.sum(k * d, axis=-1), total)
 
 
+def _real(x: ArrayLike, what: str) -> np.ndarray:
+    """``x`` as a float64 array; strings, bools and complex values are refused by name."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
 def _check_increasing(epochs: np.ndarray) -> None:
-    if not (np.issubdtype(epochs.dtype, np.number) and np.all(np.diff(epochs) > 0)):
-        raise ValueError(f"epochs must be increasing numbers (one per checkpoint, in order), got {epochs.tolist()}")
+    if not (np.all(np.isfinite(epochs)) and np.all(np.diff(epochs) > 0)):
+        raise ValueError(f"epochs must be increasing finite numbers (one per checkpoint, in order), got {epochs.tolist()}")
 
 
-def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
+def _epoch(e: float) -> int | float:
+    """An epoch as given: whole numbers as ``int``, fractional epochs (e.g. 0.25) as ``float``."""
+    return int(e) if float(e).is_integer() else float(e)
+
+
+def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | float | None:
     """Epoch where the second phase of [D24] starts: the mean order of salient interactions
     turns upward.
 
     Defined as the checkpoint where the mean order reaches its minimum, provided the order
     rises after it; ``None`` if it never rises (the first phase lasts the whole run). Phase 1
     removes complex interactions (the mean order falls), phase 2 learns ever more complex
-    ones (it rises) [D24 §1, Fig. 2].
+    ones (it rises) [D24 §1, Fig. 2]. Epochs are returned as given: whole numbers as ``int``,
+    fractional ones (checkpoints within an epoch) as ``float``.
     """
-    epochs, orders = np.asarray(epochs), np.asarray(mean_orders, dtype=np.float64)
+    epochs, orders = _real(epochs, "epochs"), _real(mean_orders, "mean_orders")
     if epochs.shape != orders.shape or epochs.ndim != 1 or len(epochs) == 0:
         raise ValueError(f"epochs and mean_orders must be 1-D of equal length, got {epochs.shape}, {orders.shape}")
     if not np.all(np.isfinite(orders)):
@@ -49,7 +65,7 @@ def phase_two_start(epochs: ArrayLike, mean_orders: ArrayLike) -> int | None:
     i = int(np.argmin(orders))
     if i == len(orders) - 1 or not np.any(orders[i + 1 :] > orders[i]):
         return None
-    return int(epochs[i])
+    return _epoch(epochs[i])
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -65,11 +81,14 @@ def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
 
 def gap_widening_epoch(
     epochs: ArrayLike, train_loss: ArrayLike, test_loss: ArrayLike, *, frac: float = 0.1, smooth: int = 5
-) -> int | None:
+) -> int | float | None:
     """First epoch at which the loss gap (test − train) starts to widen.
 
-    The gap is first smoothed by a centered moving average over ``smooth`` epochs (odd; the
-    window shrinks at the ends; 1: no smoothing), so that one noisy epoch does not decide.
+    The gap is first smoothed by a centered moving average over ``smooth`` consecutive entries
+    (odd; the window shrinks at the ends; 1: no smoothing), so that one noisy epoch does not
+    decide. The entries are the epochs where the losses were recorded: every epoch for a
+    training history (:func:`jinter.training.train`), so the window is ``smooth`` epochs there;
+    on sparser records it spans more. The epoch is returned as given (``int`` when whole).
     After the epoch of the smallest smoothed gap, the first epoch whose smoothed gap exceeds
     that minimum by ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises.
     [D24] aligns this epoch with the start of the second phase.
@@ -81,8 +100,8 @@ def gap_widening_epoch(
         >>> gap_widening_epoch(e, np.zeros(12), gap, smooth=1), gap_widening_epoch(e, np.zeros(12), gap)
         (4, 6)
     """
-    epochs = np.asarray(epochs)
-    train, test = np.asarray(train_loss, dtype=np.float64), np.asarray(test_loss, dtype=np.float64)
+    epochs = _real(epochs, "epochs")
+    train, test = _real(train_loss, "train_loss"), _real(test_loss, "test_loss")
     if not (epochs.ndim == train.ndim == test.ndim == 1 and len(epochs) == len(train) == len(test) > 0):
         raise ValueError("epochs, train_loss and test_loss must be 1-D arrays of equal length, got shapes "
                          f"{epochs.shape}, {train.shape}, {test.shape}")
@@ -92,11 +111,11 @@ def gap_widening_epoch(
     gap = test - train
     frac = check_real(frac, "frac", above=0.0, below=1.0)
     if isinstance(smooth, bool) or not isinstance(smooth, (int, np.integer)) or smooth < 1 or smooth % 2 == 0:
-        raise ValueError(f"smooth must be an odd number of epochs ≥ 1, got {smooth!r}")
+        raise ValueError(f"smooth must be an odd number of entries ≥ 1, got {smooth!r}")
     gap = _moving_average(gap, int(smooth))
     i = int(np.argmin(gap))
     rise = gap[i:].max() - gap[i]
     if rise <= 0:
         return None
     j = i + int(np.argmax(gap[i:] - gap[i] >= frac * rise))
-    return int(epochs[j])
+    return _epoch(epochs[j])

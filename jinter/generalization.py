@@ -11,9 +11,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import check_tau, safe_divide
+from jinter._checks import check_axis, check_tau, safe_divide
 from jinter.statistics import _and_or_arrays, interaction_arrays, salient_mask
 
 __all__ = ["GeneralizationPower", "generalization_power"]
@@ -78,13 +79,24 @@ def generalization_power(
     b_and, b_or = interaction_arrays(i_base, what="i_base")
     if (m_or is None) != (b_or is None):
         raise ValueError("i_model and i_base must both have OR interactions or both not")
-    model = _and_or_arrays(m_and, m_or)
-    base = _and_or_arrays(b_and, b_or)
+    model = _and_or_arrays(m_and, m_or, ("i_model's I_and", "i_model's I_or"))
+    base = _and_or_arrays(b_and, b_or, ("i_base's I_and", "i_base's I_or"))
     if model[0].shape != base[0].shape:
         raise ValueError(f"model and base shapes differ: {model[0].shape} vs {base[0].shape}")
+    batch = model[0].shape[:-1]
+    for what, t in (("tau_model", tau_model), ("tau_base", tau_base)):
+        try:
+            ok = np.broadcast_shapes(np.shape(t), batch) == batch
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{what} must broadcast to the batch shape {batch} (one threshold per sample or one "
+                             f"for all), got shape {np.shape(t)}")
+    if sample_axis is not None and batch and 0 in batch:
+        raise ValueError(f"i_model holds no samples (batch shape {batch}): there is nothing to average")
     # One kernel per type: XLA:CPU runs one fused kernel over both types several times slower.
     cols = [_generalization_counts(im, ib, tau_model, tau_base) for im, ib in zip(model, base)]
-    return _generalization_summary(tuple(cols), sample_axis)
+    return _generalization_summary(tuple(cols), check_axis(sample_axis, model[0].ndim - 1))
 
 
 @jax.jit

@@ -12,6 +12,7 @@ provenance, save/load, JSON and shapiq export (:mod:`jinter.shapiq_io`), tables)
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import zipfile
@@ -21,7 +22,8 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_finite, check_int, check_option, check_tau, player_names
+from jinter._checks import check_bool, check_finite, check_int, check_option, check_real, check_tau, player_names
+from jinter._files import atomic_write_bytes
 from jinter._records import InteractionRecord
 from jinter.decomposition import AndOrResult, SharedAndOrResult
 from jinter.generalization import GeneralizationPower, generalization_power
@@ -173,6 +175,39 @@ _FILE_KEYS = {"I_and": "i_and", "I_or": "i_or"}  # names in .npz / JSON files (f
 _RESULT_EXTRAS = ("lower_bound", "iterations", "converged")
 
 
+class _ReadOnlyDict(dict):
+    """A ``dict`` (so JSON writes it and it compares equal to one) that refuses changes."""
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise TypeError("Interactions.metadata is read-only (the result is frozen); build a new object with "
+                        "dataclasses.replace(x, metadata={**x.metadata, ...})")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self):  # copy, deepcopy and pickle rebuild it whole instead of item by item
+        return (type(self), (dict(self),))
+
+
+class _ReadOnlyList(list):
+    """A ``list`` that refuses changes (inside read-only metadata)."""
+
+    _refuse = _ReadOnlyDict._refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = remove = _refuse
+    clear = sort = reverse = _refuse
+
+    def __reduce__(self):
+        return (type(self), (list(self),))
+
+
+def _read_only(x: Any) -> Any:
+    """JSON data with every dict and list replaced by a read-only one."""
+    if isinstance(x, dict):
+        return _ReadOnlyDict({k: _read_only(v) for k, v in x.items()})
+    if isinstance(x, list):
+        return _ReadOnlyList(_read_only(v) for v in x)
+    return x
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, (np.ndarray, np.generic, jax.Array)):
         return np.asarray(x).tolist()
@@ -190,11 +225,11 @@ def _resolve_tau(
     if isinstance(tau, str):
         check_option(tau, "tau", get_args(_TauRule), otherwise="a number/array")
         if tau == "relative":
-            frac = 0.05 if tau_frac is None else float(tau_frac)
+            frac = 0.05 if tau_frac is None else check_real(tau_frac, "tau_frac", above=0.0)
             return np.asarray(tau_relative(i_and, i_or, frac)), f"relative(frac={frac!r})"
         if v is None:  # tau == "output"
             raise ValueError('tau="output" needs the outputs v on all masks')
-        frac = 0.03 if tau_frac is None else float(tau_frac)
+        frac = 0.03 if tau_frac is None else check_real(tau_frac, "tau_frac", above=0.0)
         t = np.asarray(tau_output(v, frac, sample_axis, keepdims=True))
         if t.size == 1:
             t = t.reshape(())
@@ -250,6 +285,13 @@ class Interactions:
             a = np.array(x)
             if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
                 raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+            if a.dtype.itemsize > 8:  # long double: JAX computes in at most float64, and JSON holds float64
+                raise ValueError(f"{name} has dtype {a.dtype}; jinter holds at most 64-bit values "
+                                 f"(convert with .astype(np.float64) if the rounding is acceptable)")
+            if np.issubdtype(a.dtype, np.integer):  # values are real numbers: integer sums would wrap
+                a = a.astype(np.float64)
+            elif not a.dtype.isnative:  # e.g. '>f8' from a file: the same values in native order
+                a = a.astype(a.dtype.newbyteorder("="))
             if name == "I_and" or name in _SUBSET_FIELDS:
                 check_finite(a, name)  # names the mask
             elif not np.all(np.isfinite(a)):
@@ -280,7 +322,8 @@ class Interactions:
                 ok = False
             if not ok:
                 raise ValueError(f"{name} must have one value per sample (broadcasting to {batch}), got {x.shape}")
-        put("tau_rule", str(self.tau_rule))
+        if not isinstance(self.tau_rule, str):
+            raise ValueError(f"tau_rule must be a string describing how tau was chosen, got {self.tau_rule!r}")
         put("players", player_names(self.players, n))
         if not isinstance(self.metadata, Mapping):
             raise ValueError(f"metadata must be a mapping with string keys, got {type(self.metadata).__name__}")
@@ -291,7 +334,7 @@ class Interactions:
             meta = json.loads(json.dumps(meta, allow_nan=False))  # stored as the file will hold it: tuples → lists
         except (TypeError, ValueError) as e:
             raise ValueError(f"metadata must be JSON-serializable: {e}") from None
-        put("metadata", meta)
+        put("metadata", _read_only(meta))
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -358,8 +401,11 @@ class Interactions:
             )
         meta = dict(metadata or {})
         extras = {k: _jsonable(x) for k in _RESULT_EXTRAS if (x := getattr(result, k)) is not None}
+        if extras and "decomposition" in meta:
+            raise ValueError('metadata["decomposition"] is where from_and_or keeps the solver\'s lower_bound, '
+                             "iterations and converged; use another key")
         if extras:
-            meta.setdefault("decomposition", extras)
+            meta["decomposition"] = extras
         return cls.from_arrays(
             result.I_and, result.I_or, v=v, tau=tau, tau_frac=tau_frac, sample_axis=sample_axis,
             players=players, metadata=meta, q=result.q, gamma=gamma, objective=result.objective,
@@ -407,7 +453,7 @@ class Interactions:
             for i, b in zip(index, self.batch_shape))
         if not ok:
             raise ValueError(f"sample {sample!r} does not index one sample of batch shape {self.batch_shape}")
-        return tuple(int(i) for i in index)
+        return tuple(int(i) % b for i, b in zip(index, self.batch_shape))  # -1 → the last sample
 
     def _tau_of(self, index: tuple[int, ...]) -> float:
         return float(np.broadcast_to(self.tau, self.batch_shape)[index])
@@ -440,6 +486,7 @@ class Interactions:
         self, k: int = 10, sample: int | tuple[int, ...] | None = None, *, salient_only: bool = False
     ) -> list[InteractionRecord]:
         """The ``k`` strongest interactions of one sample (:func:`top_interactions`)."""
+        check_bool(salient_only, "salient_only")
         index = self._sample_index(sample)
         return top_interactions(
             self.I_and[index], None if self.I_or is None else self.I_or[index], k, self.players,
@@ -448,6 +495,9 @@ class Interactions:
 
     def generalization_power(self, base: Interactions, *, sample_axis: int | None = 0) -> GeneralizationPower:
         """[H25] generalization power against a baseline model's interactions, each with its τ."""
+        if not isinstance(base, Interactions):
+            raise TypeError(f"base must be an Interactions object (with its own τ), got {type(base).__name__}; "
+                            "for arrays use jinter.generalization_power(i_model, i_base, tau_model, tau_base)")
         return generalization_power(self, base, self.tau, base.tau, sample_axis=sample_axis)
 
     def to_table(
@@ -462,6 +512,8 @@ class Interactions:
 
         The bias ``i_and[..., 0]`` is a row of type ``"bias"`` only with ``include_bias``.
         """
+        check_bool(salient_only, "salient_only")
+        check_bool(include_bias, "include_bias")
         if sample is not None or not self.batch_shape:
             indices = [self._sample_index(sample)]
             with_sample = False
@@ -499,6 +551,7 @@ class Interactions:
             "tau_rule": self.tau_rule,
             "players": None if self.players is None else list(self.players),
             "metadata": self.metadata,
+            "arrays": sorted(self._arrays()),  # what the file holds: a reader refuses a file missing one
         }
 
     @classmethod
@@ -510,6 +563,10 @@ class Interactions:
         if int(header.get("version", -1)) > _FORMAT_VERSION:
             raise ValueError(f"file format version {header['version']} is newer than {_FORMAT_VERSION}")
         players = header.get("players")
+        listed = header.get("arrays")  # absent in files written before it was recorded
+        if listed is not None and sorted(listed) != sorted(arrays):
+            missing, extra = sorted(set(listed) - set(arrays)), sorted(set(arrays) - set(listed))
+            raise ValueError(f"its arrays do not match its header: missing {missing}, not listed {extra}")
         return cls(
             **{k: arrays[_FILE_KEYS.get(k, k)] for k in _ARRAY_FIELDS if _FILE_KEYS.get(k, k) in arrays},
             n=header["n"], tau_rule=header["tau_rule"],
@@ -520,9 +577,12 @@ class Interactions:
         return {_FILE_KEYS.get(k, k): getattr(self, k) for k in _ARRAY_FIELDS if getattr(self, k) is not None}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an ``.npz`` file: the arrays bit-exact plus a JSON header entry (no pickle)."""
-        with open(path, "wb") as f:
-            np.savez(f, header_json=np.array(json.dumps(self._header())), **self._arrays())
+        """Write an ``.npz`` file: the arrays bit-exact plus a JSON header entry (no pickle).
+
+        The file is written atomically (an existing one is replaced only by a complete file)."""
+        buf = io.BytesIO()
+        np.savez(buf, header_json=np.array(json.dumps(self._header())), **self._arrays())
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Interactions:
@@ -530,6 +590,9 @@ class Interactions:
         ``ValueError`` naming it."""
         try:
             with open(path, "rb") as f:  # our handle: closed however np.load fails
+                if not zipfile.is_zipfile(f):
+                    raise ValueError("not an .npz archive (Interactions.save writes one)")
+                f.seek(0)
                 z = np.load(f, allow_pickle=False)
                 if not isinstance(z, np.lib.npyio.NpzFile):
                     raise ValueError(f"not a {_FORMAT} file (a single array, no header)")

@@ -26,7 +26,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
 from jinter._checks import check_finite, check_int, check_ints, check_option, check_real, is_traced
-from jinter._host import HostModel, _Id, host_model
+from jinter._host import HostModel, _Id, host_model, reraise_host_errors
 from jinter.transforms import mobius
 
 __all__ = [
@@ -336,9 +336,10 @@ class _LabelReward:
     label: Any
     kind: str
     label_range: tuple[int, int] | None = None  # (min, max) of a concrete label: static, for checks
+    what: str = "label"  # the argument the labels came from, for the error
 
     def tree_flatten(self):
-        return (self.label,), (self.kind, self.label_range)
+        return (self.label,), (self.kind, self.label_range, self.what)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
@@ -361,7 +362,9 @@ class _LabelReward:
             return
         hi = 2 if (num_classes == 1 and self.kind == "log_odds") else num_classes
         if self.label_range[0] < 0 or self.label_range[1] >= hi:
-            raise ValueError(f"label range {self.label_range} out of range for {num_classes} model output(s)")
+            lo, top = self.label_range
+            raise ValueError(f"{self.what} must be class indices in [0, {hi}) for a model with {num_classes} "
+                             f"output(s), got {lo if lo < 0 else top}")
 
 
 def log_odds(label: int | Int[ArrayLike, " B"]) -> Callable[[Array], Array]:
@@ -692,10 +695,19 @@ def masked_outputs(
 
     mdtype = _mask_dtype(n)
     args = (apply, reward, x, base, players.owner)
-    run, chunk = _plan_chunks(args, mdtype, mask_arr is not None, b, num, shape, x.dtype, limit, chunk)
-    values = _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress)
-    check_finite(values, "model values on the masked inputs", masks=mask_arr, error=NonFiniteOutputError)
+    with reraise_host_errors():  # a host model's own exception, not an opaque JaxRuntimeError
+        run, chunk = _plan_chunks(args, mdtype, mask_arr is not None, b, num, shape, x.dtype, limit, chunk)
+        values = _run_chunks(run, args, mask_arr, mdtype, batch, num, chunk, progress)
+        check_finite(values, "model values on the masked inputs", masks=mask_arr, error=NonFiniteOutputError)
     return values
+
+
+def _input_array(x: Any) -> Array:
+    """An input as a JAX array; a torch tensor (also one that requires grad, or on a GPU) is
+    detached and copied to the host first, its values unchanged."""
+    if all(hasattr(x, a) for a in ("detach", "cpu", "numpy")) and not isinstance(x, (np.ndarray, jax.Array)):
+        x = x.detach().cpu().numpy()
+    return jnp.asarray(x)
 
 
 def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tuple[Any, Any, Array]:
@@ -713,12 +725,12 @@ def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tup
         feats_apply = _adapt(model[0], fparams)
         apply = _adapt(model[1], hparams)
         feats_fn = functools.partial(_features_jit, feats_apply)
-        x = jnp.asarray(feats_fn(jnp.asarray(x)))
+        x = jnp.asarray(feats_fn(_input_array(x)))
         where = "features(x)"
     else:
         feats_fn = None
         apply = _adapt(model, params)
-        x = jnp.asarray(x)
+        x = _input_array(x)
         where = "x"
     _refuse_complex(x, where)
     k = len(shape)
@@ -770,10 +782,10 @@ def _prepare_reward(reward: Any, b: int) -> Any:
         lab = reward.label
         if lab.ndim and lab.size not in (1, b):
             raise ValueError(f"label has shape {lab.shape}; expected a scalar or one label per input ({b})")
-        rng_ = None
+        rng_ = reward.label_range  # a traced label keeps the range its caller stated
         if not is_traced(lab) and lab.size:
             rng_ = (int(np.min(lab)), int(np.max(lab)))
-        return _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_)
+        return _LabelReward(lab.reshape(-1) if lab.ndim else lab, reward.kind, rng_, reward.what)
     return reward
 
 
@@ -976,7 +988,7 @@ def learn_baseline(
     if optimizer is None:
         learning_rate = check_real(learning_rate, "learning_rate", above=0.0)
     shape = tuple(players.input_shape)
-    x = jnp.asarray(x)
+    x = _input_array(x)
     if isinstance(players, TokenPlayers) and players.embed_dim is None:
         raise ValueError("learn_baseline learns a continuous baseline: token-id inputs have none (learn it on the "
                          "embeddings, TokenPlayers(..., embed_dim=...))")

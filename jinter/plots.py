@@ -21,6 +21,7 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from jinter._checks import check_axis
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import PatchPlayers
 from jinter.statistics import interaction_arrays, signed_order_strength
@@ -162,8 +163,9 @@ def plot_order_distribution(
     stats = []
     for name, arr, colors in parts:
         pos, neg = (np.asarray(x) for x in signed_order_strength(arr, None, tau))
-        if sample_axis is not None and pos.ndim > 1:
-            pos, neg = pos.mean(axis=sample_axis), neg.mean(axis=sample_axis)
+        axis = check_axis(sample_axis, pos.ndim - 1)
+        if axis is not None and pos.ndim > 1:
+            pos, neg = pos.mean(axis=axis), neg.mean(axis=axis)
         if pos.ndim != 1:
             raise ValueError(f"after averaging, expected one distribution, got shape {pos.shape}")
         stats.append((name, pos, neg, colors))

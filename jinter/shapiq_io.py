@@ -18,7 +18,8 @@ from typing import Any, Literal, Sequence, get_args
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_finite, check_option, check_real, check_tau, player_names
+from jinter._checks import check_bool, check_finite, check_ints, check_option, check_real, check_tau, player_names
+from jinter._files import atomic_write_bytes
 from jinter._version import __version__
 from jinter.transforms import num_players
 
@@ -46,7 +47,8 @@ def to_shapiq_json(
     ``baseline_value`` = value of ``()``). ``kind="or"`` exports the OR part as index
     ``"Co-Moebius"``: shapiq's co-Möbius ``m*(T) = Σ_{L⊆T}(−1)^{|T|−|L|} u(N∖T ∪ L)``
     relates to ours by ``I_or(T) = (−1)^{|T|+1} m*(T)``, so values are converted; its
-    ``()`` entry is the OR part's bias ``i_or[0]`` (0 in the AND-OR split). Keys are
+    ``()`` entry is ``m*(∅) = u(N) = Σ_T i_or[T]``, the OR part's value on all players (also with
+    ``salient_only``), and ``baseline_value`` is ``u(∅) = i_or[0]`` (0 in the AND-OR split). Keys are
     ``"Empty"`` and comma-joined players, ordered by size then lexicographically.
 
     Args:
@@ -62,7 +64,13 @@ def to_shapiq_json(
     Returns:
         The JSON document as a dict.
     """
+    for what, x in (("i_and", i_and), ("i_or", i_or)):
+        if hasattr(x, "I_and"):
+            raise TypeError(f"{what} must be an array of one sample's interactions, got {type(x).__name__}; "
+                            "an Interactions object exports itself with its to_shapiq_json method")
     check_option(kind, "kind", get_args(_Kind))
+    sample = (sample,) if isinstance(sample, (int, np.integer)) and not isinstance(sample, bool) else sample
+    sample = check_ints(sample, "sample") if len(np.shape(sample)) or np.size(sample) else ()
     if kind == "or" and i_or is None:
         raise ValueError("these interactions have no OR part")
     vals = np.asarray(i_and if kind == "and" else i_or)
@@ -74,10 +82,11 @@ def to_shapiq_json(
     check_finite(vals, f"i_{kind}")  # NaN / inf would make the document invalid JSON
     check_tau(tau)
     tau = check_real(tau, "tau", least=0.0)  # finite: JSON has no inf
-    if not isinstance(salient_only, (bool, np.bool_)):
-        raise TypeError(f"salient_only must be True or False, got {salient_only!r}")
+    check_bool(salient_only, "salient_only")
     names = player_names(players, n)
-    data: dict[str, float] = {"Empty": float(vals[0])}
+    if i_or is not None and np.shape(i_or) != np.shape(i_and):
+        raise ValueError(f"i_or must have the shape of i_and {np.shape(i_and)}, got {np.shape(i_or)}")
+    data: dict[str, float] = {"Empty": float(vals[0]) if kind == "and" else float(np.sum(vals))}
     for k in range(1, n + 1):
         sign = 1.0 if kind == "and" or k % 2 else -1.0
         for who in itertools.combinations(range(n), k):
@@ -95,7 +104,7 @@ def to_shapiq_json(
         + (" (OR part as shapiq Co-Moebius: I_or(T) = (-1)^(|T|+1) m*(T))" if kind == "or" else ""),
         "parameters": {
             "jinter_type": kind,
-            "sample": [int(i) for i in sample],
+            "sample": list(sample),
             "tau": tau,
             "tau_rule": str(tau_rule),
             "salient_only": bool(salient_only),
@@ -114,8 +123,7 @@ def to_shapiq_json(
         "data": data,
     }
     if path is not None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
+        atomic_write_bytes(path, json.dumps(doc, indent=2).encode("utf-8"))
     return doc
 
 

@@ -113,6 +113,7 @@ from jinter._blas import one_pool
 from jinter._budget import MemoryBudgetError, format_bytes
 from jinter._budget import memory_budget as _memory_budget
 from jinter._checks import check_finite, check_int, check_real
+from jinter._host import reraise_host_errors
 from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
 from jinter.masking import (
@@ -122,6 +123,7 @@ from jinter.masking import (
     _check_players,
     _chunk_size_option,
     _features_jit,
+    _input_array,
     _LabelReward,
     _resolve_baseline,
     _reward_values,
@@ -1124,7 +1126,7 @@ def masked_value_fn(
         fparams, hparams = params if isinstance(params, tuple) else (params, params)
         feats_fn = functools.partial(_features_jit, _adapt(model[0], fparams))
         apply = _adapt(model[1], hparams)
-        xa = jnp.asarray(x)
+        xa = _input_array(x)
         feats = jnp.asarray(feats_fn(xa[None]))
         if feats.shape[1:] != shape:
             raise ValueError(f"features(x) has shape {feats.shape[1:]}, not the player input shape {shape}")
@@ -1132,7 +1134,7 @@ def masked_value_fn(
     else:
         feats_fn = None
         apply = _adapt(model, params)
-        xa = jnp.asarray(x)
+        xa = _input_array(x)
     if xa.shape != shape:
         raise ValueError(
             f"x must be ONE input of shape {shape} (players.input_shape of {type(players).__name__}); "
@@ -1169,10 +1171,11 @@ def masked_value_fn(
         m = s.shape[0]
         c = max(1, min(chunk, 1 << max(m - 1, 0).bit_length()))  # small calls compile small chunks
         outs = []
-        for a in range(0, m, c):
-            rows = np.zeros((c, n), dtype=bool)
-            rows[: min(c, m - a)] = s[a : a + c]
-            outs.append(np.asarray(_eval_rows(apply, reward, xa, base, owner, jnp.asarray(rows), chunk=c))[: m - a])
+        with reraise_host_errors():  # a host model's own exception, not an opaque JaxRuntimeError
+            for a in range(0, m, c):
+                rows = np.zeros((c, n), dtype=bool)
+                rows[: min(c, m - a)] = s[a : a + c]
+                outs.append(np.asarray(_eval_rows(apply, reward, xa, base, owner, jnp.asarray(rows), chunk=c))[: m - a])
         vals = np.concatenate(outs) if outs else np.zeros(0)
         if not np.issubdtype(vals.dtype, np.floating):  # e.g. an integer x and model: values as floats
             vals = vals.astype(np.float64)

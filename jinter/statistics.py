@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import check_tau, is_traced, safe_divide
+from jinter._checks import as_real_float, check_axis, check_finite, check_real, check_tau, is_traced, safe_divide
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
@@ -113,8 +113,16 @@ def order_sums(values: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch 
     return out.at[..., orders].add(values)[..., 1:]
 
 
-def _types(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:
-    return [jnp.asarray(i_and)] + ([] if i_or is None else [jnp.asarray(i_or)])
+def _types(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("i_and", "i_or")) -> list[Array]:
+    """The AND (and OR) arrays as real float arrays; complex values, NaN and inf are refused by
+    name, with the first offending mask (when concrete)."""
+    arrays = []
+    for name, x in zip(names, (i_and, i_or)):
+        if x is not None:
+            a = as_real_float(x, name)
+            check_finite(a, name)
+            arrays.append(a)
+    return arrays
 
 
 def order_strength(
@@ -170,6 +178,7 @@ def order_distribution(
     leading index). A zero numerator gives zeros, not NaN.
     """
     num = order_strength(i_and, i_or, tau)
+    sample_axis = check_axis(sample_axis, num.ndim - 1)
     if sample_axis is not None and num.ndim > 1:
         num = jnp.mean(num, axis=sample_axis)
     z = jnp.mean(num, axis=-1, keepdims=True)
@@ -184,10 +193,7 @@ def _check_frac(frac: Any, what: str = "frac") -> Any:
     """A concrete fraction as a Python float (weakly typed: keeps float32 inputs float32)."""
     if is_traced(frac):
         return frac
-    f = float(frac)
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{what} must be a positive finite number, got {frac!r}")
-    return f
+    return check_real(frac, what, above=0.0)
 
 
 class InteractionResult(abc.ABC):
@@ -250,14 +256,14 @@ def interaction_arrays(x: Any, i_or: Any = None, *, what: str = "i_and") -> tupl
     )
 
 
-def _and_or_arrays(i_and: ArrayLike, i_or: ArrayLike | None) -> list[Array]:
-    """AND (and OR) interactions as arrays, checked to be over subsets and of one shape."""
-    arrays = _types(i_and, i_or)
-    for name, a in zip(("i_and", "i_or"), arrays):
+def _and_or_arrays(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("i_and", "i_or")) -> list[Array]:
+    """AND (and OR) interactions as arrays, checked to be finite, over subsets and of one shape."""
+    arrays = _types(i_and, i_or, names)
+    for name, a in zip(names, arrays):
         num_players(a, what=name)
     if len(arrays) == 2 and arrays[0].shape != arrays[1].shape:
         raise ValueError(
-            f"i_and and i_or must have the same shape, got {arrays[0].shape} and {arrays[1].shape}"
+            f"{names[0]} and {names[1]} must have the same shape, got {arrays[0].shape} and {arrays[1].shape}"
         )
     return arrays
 
@@ -299,6 +305,7 @@ def tau_output(
     v = jnp.asarray(v)
     num_players(v, what="v")
     d = jnp.abs(v[..., -1] - v[..., 0])
+    sample_axis = check_axis(sample_axis, d.ndim)
     if sample_axis is not None and d.ndim > 0:
         d = jnp.mean(d, axis=sample_axis, keepdims=keepdims)
     return frac * d
@@ -315,7 +322,8 @@ def sparsity_curve(
     that) divided by its maximum and sorted in descending order, then averaged over
     ``sample_axis`` (``None``: one curve per sample). An all-zero sample gives zeros.
     """
-    return _sparsity_curve(tuple(_and_or_arrays(i_and, i_or)), sample_axis)
+    arrays = tuple(_and_or_arrays(i_and, i_or))
+    return _sparsity_curve(arrays, check_axis(sample_axis, arrays[0].ndim - 1))
 
 
 def _sort_descending_nonneg(a: Array) -> Array:

@@ -37,7 +37,7 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from jinter import dynamics, generalization, interactions, statistics, theory
-from jinter._checks import check_int, check_option, tiny
+from jinter._checks import check_int, check_option, check_real, tiny
 from jinter._checks import json_list as _json
 from jinter.transforms import num_players
 
@@ -88,8 +88,8 @@ class DemoAnalysis:
     signed_neg: np.ndarray  # (C, n)
     parts: tuple[theory.DisentangleResult, ...]  # one per checkpoint
     sparsity: np.ndarray  # (C, m) sparsity curves
-    phase_two_start: int | None
-    gap_widening_epoch: int | None
+    phase_two_start: int | float | None
+    gap_widening_epoch: int | float | None
     top: tuple[interactions.InteractionRecord, ...]  # sample 0, final checkpoint, AND and OR together
     top_and: tuple[interactions.InteractionRecord, ...]  # the strongest AND interactions alone
     top_or: tuple[interactions.InteractionRecord, ...]  # the strongest OR interactions alone
@@ -250,10 +250,10 @@ def analyze(
     """
     check_option(spindle, "spindle", get_args(_SpindleName))
     top_k = check_int(top_k, "top_k", 0)
-    for what, obj, needs in (("sweep", sweep, ("epochs", "v", "I_and", "I_or")), ("baseline", baseline, ("v", "I_and", "I_or"))):
-        if obj is not None and not all(hasattr(obj, a) for a in needs):
-            raise TypeError(f"{what} must be a sweep result ({', '.join(needs)}; e.g. jinter.sweep.load_sweep), "
-                            f"got {type(obj).__name__}")
+    _check_sweep("sweep", sweep, ("epochs", "v", "I_and", "I_or"))
+    if baseline is not None:
+        _check_sweep("baseline", baseline)
+    _check_noise(noise)
     if history is not None and not all(k in history for k in ("epoch", "train_loss", "test_loss")):
         raise ValueError(f"history needs 'epoch', 'train_loss' and 'test_loss', got keys {sorted(history)}")
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
@@ -310,6 +310,7 @@ def label_noise_study(
             ``settings["q_ratio"]`` (0.02 if it has none).
     """
     check_option(spindle, "spindle", get_args(_SpindleName))
+    _check_noise(noise)
     if not noise:
         return ()
     first = next(iter(noise.values()))[0]
@@ -354,6 +355,28 @@ def _splitter(n: int, spindle: _SpindleName, q_ratio: float):
         return theory.disentangle(a_pos, a_neg, n, spindle=template.scaled(delta))
 
     return split
+
+
+def _check_sweep(what: str, obj: Any, needs: tuple[str, ...] = ("v", "I_and", "I_or")) -> None:
+    if not all(hasattr(obj, a) for a in needs):
+        raise TypeError(f"{what} must be a sweep result ({', '.join(needs)}; e.g. jinter.sweep.load_sweep), "
+                        f"got {type(obj).__name__}")
+
+
+def _check_noise(noise: Any) -> None:
+    """``noise`` is None or ``{level in [0, 1]: (sweep, history with train_acc and test_acc)}``."""
+    if noise is None:
+        return
+    if not isinstance(noise, Mapping):
+        raise TypeError(f"noise must be a mapping label-noise level → (sweep, history), got {type(noise).__name__}")
+    for level, entry in noise.items():
+        check_real(level, "noise levels", least=0.0, most=1.0)
+        if not (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2):
+            raise TypeError(f"noise[{level!r}] must be a pair (sweep, history), got {type(entry).__name__}")
+        _check_sweep(f"noise[{level!r}][0]", entry[0])
+        h = entry[1]
+        if not (isinstance(h, Mapping) and all(k in h and len(h[k]) > 0 for k in ("train_acc", "test_acc"))):
+            raise ValueError(f"noise[{level!r}][1] must be a training history with 'train_acc' and 'test_acc'")
 
 
 def _noise_levels(noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]], split) -> tuple[NoiseLevelAnalysis, ...]:

@@ -69,7 +69,8 @@ from jaxtyping import ArrayLike, Float, Int
 
 from jinter import decomposition, masking, statistics
 from jinter._checks import check_finite, check_int, check_option
-from jinter.training import atomic_write_bytes, list_checkpoints
+from jinter._host import reraise_host_errors
+from jinter.training import atomic_write_bytes, list_checkpoints, restore_params
 
 __all__ = [
     "SweepReport",
@@ -248,7 +249,7 @@ def _load_checkpoint(ckpt: Any) -> tuple[Any, str]:
     """``(params, sha256 of their msgpack bytes)`` for a path or a parameter pytree."""
     if isinstance(ckpt, (str, os.PathLike)):
         data = Path(ckpt).read_bytes()
-        return flax.serialization.msgpack_restore(data), _sha(data)
+        return restore_params(data, ckpt), _sha(data)
     return ckpt, _sha(flax.serialization.to_bytes(ckpt))
 
 
@@ -309,31 +310,31 @@ def _cast(tree: Any, dtype) -> Any:
 
 _RewardName = Literal["log_odds", "logit"]  # a reward by name (None: a scalar model)
 _OnMismatch = Literal["recompute", "error"]
-_REWARDS: dict[str | None, Callable | None] = {"log_odds": masking.log_odds, "logit": masking.logit, None: None}
 
 
 _VALUES_CACHE: dict[Any, Callable] = {}
 
 
-def _values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh):
+def _values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh, label_max: int = 0):
     """Jitted ``(params, x, y, baseline, data) -> v``, sharded over the sample axis.
 
     Cached per (model, players, settings, mesh), so repeated or resumed sweeps in one process
-    compile once (unhashable models are simply not cached).
+    compile once (unhashable models are simply not cached). ``label_max``, the largest label of
+    ``y``, is checked against the model's number of outputs when it is compiled.
     """
-    key = (model, players, baseline_kind, reward, jnp.dtype(dtype), mesh)
+    key = (model, players, baseline_kind, reward, jnp.dtype(dtype), mesh, label_max)
     try:
         return _VALUES_CACHE[key]
     except TypeError:
-        return _build_values_fn(model, players, baseline_kind, reward, dtype, mesh)
+        return _build_values_fn(model, players, baseline_kind, reward, dtype, mesh, label_max)
     except KeyError:
         if len(_VALUES_CACHE) > 32:
             _VALUES_CACHE.clear()
-        fn = _VALUES_CACHE[key] = _build_values_fn(model, players, baseline_kind, reward, dtype, mesh)
+        fn = _VALUES_CACHE[key] = _build_values_fn(model, players, baseline_kind, reward, dtype, mesh, label_max)
         return fn
 
 
-def _build_values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh):
+def _build_values_fn(model, players, baseline_kind: str, reward: str | None, dtype, mesh: Mesh, label_max: int):
     sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
     replicated = NamedSharding(mesh, PartitionSpec())
 
@@ -343,9 +344,9 @@ def _build_values_fn(model, players, baseline_kind: str, reward: str | None, dty
         y = y.astype(jnp.result_type(int))  # the default int (int64 under x64)
         base = baseline.astype(dtype) if baseline_kind == "array" else baseline_kind
         data = None if data is None else data.astype(dtype)
-        make_reward = _REWARDS[reward]
+        label_reward = None if reward is None else masking._LabelReward(y, reward, (0, label_max), "y")
         v = masking.masked_outputs(
-            model, x, players, baseline=base, reward=None if make_reward is None else make_reward(y),
+            model, x, players, baseline=base, reward=label_reward,
             data=data, params=params,
         )
         return jax.lax.with_sharding_constraint(v, sharded)
@@ -591,7 +592,8 @@ class _Executor:
     def __init__(self, plan: _Plan, model: Any, players: Any, devices: Sequence[jax.Device] | None):
         self.plan = plan
         mesh = sample_mesh(devices)
-        self.values_fn = _values_fn(model, players, plan.baseline_kind, plan.reward, plan.dtype, mesh)
+        label_max = int(plan.y.max()) if plan.reward is not None else 0
+        self.values_fn = _values_fn(model, players, plan.baseline_kind, plan.reward, plan.dtype, mesh, label_max)
         self.baseline = jnp.asarray(plan.baseline)
         self.data = None if plan.data is None else jnp.asarray(plan.data)
         self.sharded = NamedSharding(mesh, PartitionSpec(_AXIS))
@@ -614,8 +616,9 @@ class _Executor:
         xb = jax.device_put(_pad(plan.x[idx], self.padded), self.sharded)
         yb = jax.device_put(_pad(plan.y[idx], self.padded), self.sharded)
         t0 = time.perf_counter()
-        v = self.values_fn(self.params(unit["checkpoint"]), xb, yb, self.baseline, self.data)
-        host = np.asarray(v)[: len(idx)]
+        with reraise_host_errors():  # a host model's own exception, not an opaque JaxRuntimeError
+            v = self.values_fn(self.params(unit["checkpoint"]), xb, yb, self.baseline, self.data)
+            host = np.asarray(v)[: len(idx)]
         self.value_seconds += time.perf_counter() - t0
         check_finite(host, f"model values in unit {unit['file']}", error=masking.NonFiniteOutputError,
                      context=f" (epoch {unit['epoch']}, samples {plan.sample_indices[idx].tolist()})")

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence, get_args
 
@@ -35,6 +34,7 @@ import numpy as np
 import optax
 
 from jinter._checks import check_option
+from jinter._files import atomic_write_bytes
 from jinter.data import Dataset
 from jinter.models import init_params
 
@@ -46,6 +46,7 @@ __all__ = [
     "dense_then_log_epochs",
     "save_params",
     "load_params",
+    "restore_params",
     "list_checkpoints",
     "atomic_write_bytes",
     "evaluate",
@@ -137,35 +138,6 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it: set and restore
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename.
-
-    The file gets the mode of a plain ``open(path, "w")``: ``0o666 & ~umask`` (the
-    temporary file of :func:`tempfile.mkstemp` would be 0600).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_params(path: str | os.PathLike, params: Any) -> Path:
     """Save a parameter pytree as flax msgpack bytes, atomically."""
     return atomic_write_bytes(path, flax.serialization.to_bytes(params))
@@ -181,8 +153,20 @@ def load_params(path: str | os.PathLike, template: Any = None) -> Any:
     """
     data = Path(path).read_bytes()
     if template is not None:
-        return flax.serialization.from_bytes(template, data)
-    return jax.tree.map(jnp.asarray, flax.serialization.msgpack_restore(data))
+        return restore_params(data, path, template)
+    return jax.tree.map(jnp.asarray, restore_params(data, path))
+
+
+def restore_params(data: bytes, path: str | os.PathLike, template: Any = None) -> Any:
+    """The parameters in the msgpack bytes ``data`` read from ``path`` (into ``template``'s
+    structure if given); bytes that are not a checkpoint are a ``ValueError`` naming the file."""
+    try:
+        if template is not None:
+            return flax.serialization.from_bytes(template, data)
+        return flax.serialization.msgpack_restore(data)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable parameter checkpoint (flax msgpack): "
+                         f"{type(e).__name__}: {e}") from e
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:

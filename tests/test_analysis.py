@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import chex
 import jax
@@ -30,6 +31,7 @@ from jinter.analysis import (
     top_interactions_batch,
 )
 from jinter.decomposition import AndOrResult
+from jinter.shapiq_io import to_shapiq_json
 
 
 def FakeAndOr(*fields):
@@ -418,7 +420,8 @@ def test_to_shapiq_json_structure_and_or_convention(batch, tmp_path):
     od = x.to_shapiq_json("or", sample=0)
     assert od["metadata"]["index"] == "Co-Moebius" and od["parameters"]["jinter_type"] == "or"
     m = {sum(1 << int(p) for p in k.split(",")) if k != "Empty" else 0: val for k, val in od["data"].items()}
-    m[0] = float(np.sum(r.I_or[0]))  # the co-Moebius value of ∅ is u(N)
+    assert m[0] == pytest.approx(float(np.sum(r.I_or[0])), abs=1e-14)  # the co-Moebius value of ∅ is u(N)
+    assert od["metadata"]["baseline_value"] == r.I_or[0, 0]  # u(∅)
     u = np.asarray(or_zeta(r.I_or[0]))
     for s in range(M):
         comp = (M - 1) & ~s
@@ -641,3 +644,115 @@ def test_players_must_be_names():
     with pytest.raises(ValueError, match="players must be a sequence"):
         Interactions(i, players="abcd")
     assert Interactions(i, players=list("abcd")).players == ("a", "b", "c", "d")
+
+
+def test_sample_axis_is_one_of_the_leading_axes(batch):
+    """``sample_axis`` indexes the batch axes (negative from the last of them), never the subset or
+    order axis; anything else is refused by name."""
+    v, r = batch
+    two = np.stack([r.I_and, 2 * r.I_and])  # (2, 3, 2**n)
+    x = Interactions(two)
+    np.testing.assert_allclose(x.sparsity_curve(-1), x.sparsity_curve(1))
+    np.testing.assert_allclose(x.order_distribution(-2), x.order_distribution(0))
+    np.testing.assert_allclose(tau_output(np.stack([v, v]), sample_axis=-1), tau_output(np.stack([v, v]), sample_axis=1))
+    for bad, message in ((2, r"in \[-2, 2\) \(one of the 2 leading axes\), got 2"), (-3, "got -3"),
+                         ("a", "got 'a'"), (1.0, "got 1.0"), (True, "got True")):
+        for call in (lambda: x.sparsity_curve(bad), lambda: x.order_distribution(bad),
+                     lambda: generalization_power(x, x, 0.1, 0.1, sample_axis=bad)):
+            with pytest.raises(ValueError, match=r"sample_axis must be None or an integer.*" + message):
+                call()
+    assert x.order_distribution(None).shape == (2, 3, N)
+
+
+def test_interactions_options_named(batch, tmp_path):
+    v, r = batch
+    for frac in ("x", -0.1, float("nan"), None.__class__):
+        with pytest.raises(ValueError, match="tau_frac must be a finite number > 0"):
+            Interactions.from_and_or(r, v=v, tau="output", tau_frac=frac)
+    x = Interactions.from_and_or(r, v=v)
+    with pytest.raises(TypeError, match="base must be an Interactions object .* got int"):
+        x.generalization_power(5)
+    with pytest.raises(ValueError, match="I_and has dtype float128; jinter holds at most 64-bit values"):
+        Interactions(np.asarray(r.I_and, dtype=np.longdouble))
+    # save replaces an existing file only with a complete one, and leaves no temporary file behind
+    path = tmp_path / "x.npz"
+    path.write_bytes(b"old")
+    x.save(path)
+    assert Interactions.load(path).I_and.tolist() == x.I_and.tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_statistics_refuse_nan_complex_and_thresholds_of_another_shape(rng):
+    """NaN or inf interactions are named with their mask instead of being left out of the counts;
+    a τ that does not broadcast to the samples (or would add an axis) is named."""
+    a = rng.normal(size=(3, 16))
+    bad = a.copy()
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"i_model's I_and: 1 non-finite .* batch index \(1,\), mask 3"):
+        generalization_power(bad, a, 0.5, 0.5)
+    bad[1, 3] = np.inf
+    with pytest.raises(ValueError, match=r"i_base's I_and: 1 non-finite"):
+        generalization_power(a, bad, 0.5, 0.5)
+    for fn in (lambda x: order_distribution(x), lambda x: sparsity_curve(x), lambda x: tau_relative(x)):
+        with pytest.raises(ValueError, match=r"i_and: 1 non-finite \(NaN or inf\) value\(s\), the first \(inf\)"):
+            fn(bad)
+        with pytest.raises(TypeError, match="i_and is complex"):
+            fn(a + 1j)
+    for tau in (np.ones(2), np.ones((3, 1)), np.ones(16)):
+        with pytest.raises(ValueError, match=r"tau_model must broadcast to the batch shape \(3,\).*got shape " + re.escape(str(tau.shape))):
+            generalization_power(a, a, tau, 0.5)
+    with pytest.raises(ValueError, match="i_model holds no samples"):
+        generalization_power(np.zeros((0, 16)), np.zeros((0, 16)), 0.5, 0.5)
+    ints = np.array([0, 200, 200, 0, 200, 0, 0, 0], np.uint8)  # integers are promoted, not wrapped
+    np.testing.assert_allclose(signed_order_strength(ints, None, 0.0)[0], [600.0, 0.0, 0.0])
+
+
+def test_interactions_second_user_trial(batch, tmp_path):
+    """Frozen metadata, numbers held as floats in native order, names that are names, files that
+    say what they hold, and exports that name their arguments."""
+    v, r = batch
+    x = Interactions.from_and_or(r, v=v, metadata={"run": {"seeds": [1, 2]}})
+    for change in (lambda: x.metadata.__setitem__("k", 1), lambda: x.metadata["run"]["seeds"].append(3),
+                   lambda: x.metadata["decomposition"].update(iterations=0)):
+        with pytest.raises(TypeError, match="metadata is read-only"):
+            change()
+    assert x.metadata["run"] == {"seeds": [1, 2]} and json.loads(json.dumps(x.metadata))["run"]["seeds"] == [1, 2]
+    with pytest.raises(ValueError, match=r'metadata\["decomposition"\] is where from_and_or keeps'):
+        Interactions.from_and_or(r, metadata={"decomposition": "mine"})
+    wrapped = Interactions(np.array([0, 200, 200, 0, 200, 0, 0, 0], np.uint8), tau=0.0)
+    assert wrapped.I_and.dtype == np.float64 and wrapped.signed_order_strength()[0].tolist() == [600.0, 0.0, 0.0]
+    assert Interactions(np.array([0, -128, 100, 0], np.int8)).top(1)[0].value == -128.0
+    big = Interactions(np.asarray(r.I_and, dtype=">f8"))
+    assert big.I_and.dtype.isnative
+    assert big.top(1, sample=0) == Interactions(np.asarray(r.I_and)).top(1, sample=0)
+    for players, message in (([1, None, 2, 3], "got None at position 1"), (["a", "a", "b", "c"], r"distinct names, got \['a'\]"),
+                             ([0.5, 1, 2, 3], "got 0.5 at position 0")):
+        with pytest.raises(ValueError, match=message):
+            Interactions(r.I_and, players=players)
+    assert Interactions(r.I_and, players=range(N)).players == ("0", "1", "2", "3")
+    with pytest.raises(ValueError, match="tau_rule must be a string"):
+        Interactions(r.I_and, tau_rule=None)
+    for call in (lambda: x.top(3, sample=0, salient_only="no"), lambda: x.to_table(salient_only=1),
+                 lambda: x.to_shapiq_json(sample=0, salient_only="yes")):
+        with pytest.raises(TypeError, match="salient_only must be True or False"):
+            call()
+    # the file lists its arrays; one that lost an array is refused, not read with it missing
+    x.save(tmp_path / "x.npz")
+    with np.load(tmp_path / "x.npz") as z:
+        kept = {k: z[k] for k in z.files if k not in ("i_or", "v")}
+    np.savez(tmp_path / "cut.npz", **kept)
+    with pytest.raises(ValueError, match=r"cut.npz.*missing \['i_or', 'v'\]"):
+        Interactions.load(tmp_path / "cut.npz")
+    (tmp_path / "text.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"text.json.*not an .npz archive"):
+        Interactions.load(tmp_path / "text.json")
+    with pytest.raises(ValueError, match="exists and is not a regular file"):
+        x.save(tmp_path)
+    # shapiq export: the co-Moebius value of ∅ is u(N); a negative sample index is resolved
+    od = x.to_shapiq_json("or", sample=-1)
+    assert od["data"]["Empty"] == pytest.approx(float(np.sum(r.I_or[2])), abs=1e-14)
+    assert od["parameters"]["sample"] == [2]
+    with pytest.raises(ValueError, match=r"i_or must have the shape of i_and \(16,\), got \(8,\)"):
+        to_shapiq_json(np.ones(16), np.ones(8), kind="or")
+    with pytest.raises(TypeError, match="exports itself with its to_shapiq_json method"):
+        to_shapiq_json(x)

@@ -64,7 +64,7 @@ def test_analysis_facade_reexports_the_home_objects():
 # The package's layers, lowest first: a module imports (at its top or inside a function) only
 # from modules of lower layers. The facade jinter.analysis is imported by nothing but the root.
 LAYERS = [  # transforms → masking → decomposition → analysis → theory → training/sweep → report/cli
-    {"_version", "_checks"},
+    {"_version", "_checks", "_files"},
     {"_budget", "_blas", "_host", "_records", "data", "models", "integrations"},
     {"transforms", "integrations.torch"},
     {"masking"},
@@ -167,7 +167,7 @@ def test_string_option_hints_are_the_checked_literals():
     assert get_args(interactions._Kind) == ("and", "or")
     assert get_args(masking._BaselineName) == ("zeros", "mean")
     assert get_args(masking._InitName) == ("mean", "zeros")
-    assert set(get_args(sweep._RewardName)) | {None} == set(sweep._REWARDS)
+    assert get_args(sweep._RewardName) == ("log_odds", "logit")
     assert get_args(sweep._OnMismatch) == ("recompute", "error")
     assert get_args(training._Optimizer) == ("sgd", "adam")
     assert get_args(data._DatasetName) == data.DATASETS

@@ -118,6 +118,20 @@ def test_bad_options(tmp_path, capsys, args, message):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("text, message", [
+    (",", "expected comma-separated numbers"), ("0.1,,0.3", "expected comma-separated numbers"),
+    ("0.1,0.1", "expected distinct levels"),
+])
+def test_noise_levels_are_parsed_strictly(tmp_path, capsys, text, message):
+    """An empty item or a repeated level is an argparse error (exit 2), not silently dropped."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", *TINY, "--noise-levels", text, "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"jinter demo: error: argument --noise-levels: {message}" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_console_script_user_error_has_no_traceback(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "jinter.cli", "demo", "--dataset", "nope", "--out",

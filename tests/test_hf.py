@@ -151,3 +151,24 @@ def test_hf_errors(tokenizer):
                                      output_shape=()).masked_outputs()
     with pytest.raises(TypeError, match="target_token_id must be an int"):
         hf.last_token_logprob(1.5)
+    with pytest.raises(ValueError, match="position 40 is outside the sequence of"):
+        hf.mask_tokens_at_embeddings(_gpt2(), ids, mask_embedding=0, output=hf.last_token_logprob(1, position=40),
+                                     output_shape=()).masked_outputs()
+    with pytest.raises(ValueError, match="mask_embedding must be finite"):
+        hf.mask_tokens_at_embeddings(bert, ids, mask_embedding=np.full(16, np.nan))
+
+
+def test_scaled_word_embeddings_mask_like_the_masked_ids():
+    """A token-id mask embedding goes through the embedding layer like x, so a model that scales
+    its word embeddings (Bart here) gives v(∅) = the model on the all-masked ids."""
+    torch.manual_seed(0)
+    cfg = transformers.BartConfig(vocab_size=50, d_model=16, decoder_layers=1, encoder_layers=1,
+                                  decoder_attention_heads=2, encoder_attention_heads=2, decoder_ffn_dim=32,
+                                  encoder_ffn_dim=32, max_position_embeddings=32, scale_embedding=True)
+    lm = transformers.BartForCausalLM(cfg).eval()
+    ids = [5, 7, 9, 11, 13]
+    v = hf.mask_tokens_at_embeddings(lm, ids, mask_embedding=3, output=hf.last_token_logprob(4)).masked_outputs()
+    with torch.no_grad():
+        empty = lm(torch.tensor([[3] * 5])).logits[0, -1].double().log_softmax(-1)[4].item()
+        full = lm(torch.tensor([ids])).logits[0, -1].double().log_softmax(-1)[4].item()
+    assert float(v[0]) == pytest.approx(empty, abs=1e-6) and float(v[-1]) == pytest.approx(full, abs=1e-6)

@@ -234,3 +234,14 @@ def test_mlp_flattens_image_inputs():
     batched = model.apply(params, x.reshape(1, 5, 8, 8, 1))
     assert batched.shape == (1, 5, 10)
     np.testing.assert_allclose(batched[0], out, rtol=1e-6)
+
+
+def test_a_corrupt_checkpoint_is_named(tmp_path):
+    """Bytes that are not a flax msgpack checkpoint are a ValueError naming the file."""
+    for name, data in (("garbage.msgpack", b"\x93\x01garbage"), ("empty.msgpack", b"")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name}' is not a readable parameter checkpoint"):
+            load_params(path)
+        with pytest.raises(ValueError, match=f"{name}' is not a readable parameter checkpoint"):
+            load_params(path, template={"w": np.zeros(2)})

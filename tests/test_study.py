@@ -179,6 +179,12 @@ def test_analyze_names_bad_arguments():
         (dict(top_k=-1), ValueError, "top_k"), (dict(top_k=2.5), ValueError, "top_k"),
         (dict(baseline=np.zeros(3)), TypeError, "baseline must be a sweep result"),
         (dict(history={"epoch": [0, 1]}), ValueError, "history needs"),
+        (dict(noise=[0.1]), TypeError, "noise must be a mapping"),
+        (dict(noise={0.1: _sweep(8)}), TypeError, r"noise\[0.1\] must be a pair"),
+        (dict(noise={"a": (_sweep(8), {})}), ValueError, "noise levels must be a finite number"),
+        (dict(noise={1.5: (_sweep(8), {})}), ValueError, r"noise levels must be a finite number in \[0, 1\]"),
+        (dict(noise={0.1: (np.zeros(3), {})}), TypeError, r"noise\[0.1\]\[0\] must be a sweep result"),
+        (dict(noise={0.1: (_sweep(8), {"train_acc": []})}), ValueError, r"noise\[0.1\]\[1\] must be a training history"),
     ]:
         with pytest.raises(error, match=message):
             study.analyze(_sweep(8), spindle="mobius", **kwargs)

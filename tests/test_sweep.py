@@ -498,3 +498,12 @@ def test_sweep_options_are_not_truncated(setup, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sweep.run_sweep(**args)
     assert not (tmp_path / "s").exists()
+
+
+def test_label_beyond_the_model_outputs_names_y(setup, tmp_path):
+    """A label the model has no output for is named as ``y``, not reported as a non-finite mask."""
+    ds, model, res, _, _, _ = setup
+    x = np.asarray(ds.x_test[:2])
+    with pytest.raises(ValueError, match=r"y must be class indices in \[0, 2\) for a model with 2 output\(s\), got 5"):
+        sweep.run_sweep(model, res.checkpoints, x, np.array([0, 5]), masking.TabularPlayers(N), tmp_path / "s",
+                        progress=False)

@@ -450,6 +450,29 @@ def test_epoch_rules_refuse_broadcasting_nan_and_unsorted_epochs():
     assert dynamics.gap_widening_epoch(e, np.zeros(4), [1, 0.5, 0.8, 1.2], smooth=1) == 2
 
 
+def test_epoch_rules_keep_fractional_epochs_and_refuse_non_numbers():
+    """Checkpoints within an epoch come back as given (0.5, not 0); unsigned epochs cannot wrap
+    around the order check; strings, bools and complex values are refused by name."""
+    from jinter import dynamics
+
+    e = [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert dynamics.phase_two_start(e, [4.0, 3.0, 2.0, 2.5, 3.0]) == 0.5
+    assert dynamics.gap_widening_epoch(e, np.zeros(5), [1.0, 0.5, 0.2, 0.6, 1.0], smooth=1) == 0.75
+    got = dynamics.phase_two_start(np.arange(5.0), [4.0, 3.0, 2.0, 2.5, 3.0])
+    assert got == 2 and isinstance(got, int)
+    with pytest.raises(ValueError, match="epochs must be increasing"):
+        dynamics.phase_two_start(np.array([30, 20, 10], np.uint8), [3.0, 1.0, 2.0])
+    with pytest.raises(TypeError, match="mean_orders must hold real numbers"):
+        dynamics.phase_two_start([0, 1, 2], ["3", "1", "2"])
+    with pytest.raises(TypeError, match="test_loss must hold real numbers"):
+        dynamics.gap_widening_epoch([0, 1, 2], [0.0] * 3, ["1", "0", "2"])
+    with pytest.raises(TypeError, match="epochs must hold real numbers"):
+        dynamics.phase_two_start([True, False, True], [3.0, 1.0, 2.0])
+    for bad in (np.array([True, False]), np.array([1 + 1j, 2.0])):
+        with pytest.raises(TypeError, match="distribution must hold real strengths"):
+            dynamics.mean_order(bad)
+
+
 def test_fit_sigma2_refuses_nan_or_negative_distributions_and_bad_options():
     w = np.zeros(16)
     w[[1, 3, 7]] = [1.0, -0.5, 0.25]

@@ -10,7 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jinter import PatchPlayers, TabularPlayers, and_or, host_model, log_odds, logit, masked_outputs, mobius
+from jinter import (
+    PatchPlayers,
+    TabularPlayers,
+    TokenPlayers,
+    and_or,
+    host_model,
+    log_odds,
+    logit,
+    masked_outputs,
+    mobius,
+)
 
 
 def _log_odds_np(logits, y):
@@ -287,3 +297,44 @@ def test_torchvision_resnet18_recipe(torch, rng):
     np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
     assert math.isfinite(float(v[-1]))
     np.testing.assert_allclose(jnp.sum(mobius(v)), v[-1], rtol=1e-9)
+
+
+def test_torch_second_user_trial(torch):
+    """Training mode anywhere in the module (now or later) is refused; integer inputs reach the
+    module as token ids; a torch tensor x is detached; the module's own exception is raised."""
+    from jinter.integrations.torch import torch_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Dropout(0.5), torch.nn.Linear(16, 3))
+    net.eval()
+    net[2].train()
+    with pytest.raises(ValueError, match=r"training mode \(modules 2\)"):
+        torch_model(net)
+    net.eval()
+    model, x, players = torch_model(net, output_shape=(3,)), np.linspace(-1, 1, 6), TabularPlayers(6)
+    ref = masked_outputs(model, x, players, reward=log_odds(0))
+    net.train()  # switched after wrapping: refused at the call
+    with pytest.raises(ValueError, match="training mode"):
+        masked_outputs(model, x, players, reward=log_odds(0))
+    net.eval()
+    np.testing.assert_array_equal(masked_outputs(model, torch.tensor(x, requires_grad=True), players,
+                                                 reward=log_odds(0)), ref)
+
+    class TokNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.l = torch.nn.Embedding(20, 8), torch.nn.Linear(8, 2)
+
+        def forward(self, ids):
+            assert ids.dtype == torch.long
+            return self.l(self.e(ids).mean(1))
+
+    tok = TokNet().eval()
+    ids, tplayers = np.array([3, 5, 7, 9, 11]), TokenPlayers(5, mask_token=0)
+    v = masked_outputs(torch_model(tok), ids, tplayers, reward=log_odds(0))
+    with torch.no_grad():
+        full = tok(torch.tensor(ids)[None])[0].double()
+    assert float(v[-1]) == pytest.approx(float(full[0] - full[1]), abs=1e-6)
+    with pytest.raises(IndexError, match="index out of range") as err:  # torch's own error, with a note
+        masked_outputs(torch_model(tok), np.array([3, 50, 7, 9, 11]), tplayers, reward=log_odds(0))
+    assert any("raised by the host model" in note for note in err.value.__notes__)

@@ -83,6 +83,8 @@ def last_token_logprob(target_token_id: int, position: int = -1) -> Callable[[An
             raise ValueError(f"expected causal-LM logits of shape (B, L, vocab), got {tuple(logits.shape)}")
         if not 0 <= target < logits.shape[-1]:
             raise ValueError(f"target_token_id {target} is outside the vocabulary of {logits.shape[-1]}")
+        if not -logits.shape[1] <= pos < logits.shape[1]:
+            raise ValueError(f"position {pos} is outside the sequence of {logits.shape[1]} tokens")
         return logits[:, pos].double().log_softmax(-1)[:, target]
 
     return pick
@@ -164,7 +166,9 @@ def mask_tokens_at_embeddings(
             default without a tokenizer: every position). The other positions keep their
             embedding (e.g. make [CLS] and [SEP] non-players).
         mask_embedding: the embedding given to masked players: a vector ``(d,)``, or a token
-            id whose embedding is used. Default: the embedding of ``tokenizer.mask_token_id``.
+            id whose embedding is used (through the embedding layer, like ``x``, so models that
+            scale their word embeddings, e.g. Bart or Gemma, give ``v(∅)`` equal to the model
+            on the all-masked ids). Default: the embedding of ``tokenizer.mask_token_id``.
         attention_mask: ``(L,)`` or ``(1, L)``, repeated for every masked input (default all ones).
         output: maps the model output to a tensor ``(B,)`` or ``(B, C)``; default ``.logits``
             (a classifier's ``(B, C)``); for a causal LM use :func:`last_token_logprob`.
@@ -215,7 +219,9 @@ def mask_tokens_at_embeddings(
         if isinstance(mask_embedding, (int, np.integer)) and not isinstance(mask_embedding, bool):
             if not 0 <= int(mask_embedding) < vocab:
                 raise ValueError(f"mask_embedding token id {mask_embedding} is outside the vocabulary [0, {vocab})")
-            base = _to_numpy(weight[int(mask_embedding)]).astype(np.float64)
+            # through the embedding layer, as x is: scaled embeddings (Bart, Gemma, …) scale it too
+            base = _to_numpy(emb(torch.as_tensor([[int(mask_embedding)]], device=weight.device)))[0, 0]
+            base = base.astype(np.float64)
         else:
             base = np.asarray(_to_numpy(mask_embedding) if hasattr(mask_embedding, "detach") else mask_embedding)
             if base.shape != (d,):
@@ -223,6 +229,8 @@ def mask_tokens_at_embeddings(
             if not np.issubdtype(base.dtype, np.floating):
                 raise TypeError(f"mask_embedding must be a float vector (or an int token id), got dtype {base.dtype}")
             base = base.astype(np.float64)
+            if not np.all(np.isfinite(base)):
+                raise ValueError("mask_embedding must be finite, got NaN or inf entries")
     x.setflags(write=False)
     base.setflags(write=False)
 
@@ -237,6 +245,7 @@ def mask_tokens_at_embeddings(
     pick = output if output is not None else None
 
     def forward(embeds):  # embeds: (B, L, d) tensor of the model's dtype
+        _check_module(model, "model")  # again at every call: a model switched to .train() later is refused
         return model(inputs_embeds=embeds, attention_mask=am.expand(embeds.shape[0], -1), **model_kwargs)
 
     host = torch_model(forward, output=pick, output_shape=output_shape, dtype=dtype, batch_size=batch_size,

@@ -52,11 +52,14 @@ def _check_module(module: Any, what: str = "module") -> None:
     torch = _torch()
     if not callable(module):
         raise TypeError(f"{what} must be a torch.nn.Module or a callable of tensors, got {type(module).__name__}")
-    if isinstance(module, torch.nn.Module) and module.training:
-        raise ValueError(
-            f"{what} is in training mode: dropout and batch-norm batch statistics would make v "
-            "random or depend on the batch; call .eval() first"
-        )
+    if isinstance(module, torch.nn.Module):
+        training = [name or "(itself)" for name, m in module.named_modules() if m.training]
+        if training:
+            more = f" and {len(training) - 3} more" if len(training) > 3 else ""
+            raise ValueError(
+                f"{what} is in training mode (modules {', '.join(training[:3])}{more}): dropout and batch-norm "
+                "batch statistics would make v random or depend on the batch; call .eval() first"
+            )
 
 
 def _placement(module: Any, device: Any, input_dtype: Any) -> tuple[Any, Any]:
@@ -121,8 +124,9 @@ def torch_model(
     and handed back to JAX as ``dtype`` (float64 with x64 on, whatever the module's precision).
 
     Args:
-        module: an ``nn.Module`` in eval mode (a module in training mode is refused), or a
-            function of a tensor batch.
+        module: an ``nn.Module`` in eval mode, or a function of a tensor batch. A module any of
+            whose submodules is in training mode is refused, when it is wrapped and again at
+            every call.
         output: maps the module's return value to a tensor ``(B,)`` or ``(B, C)``. Default:
             the tensor itself, or its ``.logits`` (Hugging Face model outputs).
         output_shape: the expected per-input output shape (``()`` or ``(C,)``), checked once
@@ -131,7 +135,8 @@ def torch_model(
         batch_size: most inputs per forward pass (default: the whole chunk jinter evaluates,
             at most 4096); :func:`torch_batch_size` picks one for the memory budget.
         device: where to run (default: the device of the module's parameters, else CPU).
-        input_dtype: torch dtype of the inputs (default: that of the module's parameters).
+        input_dtype: torch dtype of the inputs (default: that of the module's parameters for
+            float inputs; ``torch.long`` for integer inputs, i.e. token ids).
 
     Example:
         >>> import jax, numpy as np, torch, jinter
@@ -150,9 +155,13 @@ def torch_model(
         raise TypeError(f"output must be callable, got {type(output).__name__}")
     pick = _default_output if output is None else output
 
+    ids_dtype = input_dtype if input_dtype is not None else torch.long
+
     def fn(batch: np.ndarray) -> np.ndarray:
+        _check_module(module)  # again at every call: a module switched to .train() later is refused too
         with torch.inference_mode():
-            t = torch.from_numpy(batch).to(device=dev, dtype=in_dtype)
+            # integer batches are token ids: torch.long (or the input_dtype given), never floats
+            t = torch.from_numpy(batch).to(device=dev, dtype=in_dtype if batch.dtype.kind == "f" else ids_dtype)
             return _to_numpy(pick(module(t)))
 
     # masked inputs are built in the module's dtype inside JAX, so the forward gets its tensor
