@@ -211,6 +211,22 @@ def player_names(players: Sequence[Any] | None, n: int) -> tuple[str, ...] | Non
     return names
 
 
+def sample_index(sample: Any, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``sample`` (an int, or a tuple with one int per batch axis; negative from the end) as the
+    non-negative index of one sample of ``batch_shape``; anything else is a ``ValueError``.
+
+    >>> sample_index(-1, (3,)), sample_index((0, 2), (2, 4))
+    ((2,), (0, 2))
+    """
+    index = tuple(sample) if isinstance(sample, (tuple, list)) else (sample,)
+    ok = len(index) == len(batch_shape) and all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) and -b <= i < b
+        for i, b in zip(index, batch_shape))
+    if not ok:
+        raise ValueError(f"sample {sample!r} does not index one sample of batch shape {batch_shape}")
+    return tuple(int(i) % b for i, b in zip(index, batch_shape))
+
+
 def check_bool(value: Any, what: str) -> bool:
     """``value`` as a bool; only ``True``/``False`` (numpy bools too) are accepted, by name."""
     if not isinstance(value, (bool, np.bool_)):

@@ -23,6 +23,8 @@ from typing import Callable, Literal, NamedTuple, get_args
 
 import numpy as np
 
+from jinter._checks import check_int
+
 __all__ = [
     "DATASETS",
     "Dataset",
@@ -135,19 +137,31 @@ def make_synthetic(
     Returns:
         ``(x, y, planted)`` with ``x`` of shape ``(n_samples, n_features)`` in {0, 1}.
     """
-    if n_features < 2:
-        raise ValueError(f"synthetic data needs n_features >= 2, got {n_features}")
-    if not 2 <= max_order <= n_features:
-        raise ValueError(f"max_order must be in [2, n_features={n_features}], got {max_order}")
+    n_samples = check_int(n_samples, "n_samples", 2)
+    n_features = check_int(n_features, "n_features", 2)
+    n_and, n_or = check_int(n_and, "n_and", 0), check_int(n_or, "n_or", 0)
+    max_order = check_int(max_order, "max_order", 2, most=n_features)
+    seed = check_int(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     if planted is None:
+        if n_and + n_or == 0:
+            raise ValueError("n_and + n_or must be ≥ 1: without a planted term every label is the same")
         planted = _random_terms(rng, n_features, n_and, n_or, max_order)
     for t in planted:
-        if t.kind not in ("and", "or") or not all(0 <= p < n_features for p in t.players):
-            raise ValueError(f"bad planted term {t} for n_features={n_features}")
+        players = tuple(t.players)
+        ok = (t.kind in ("and", "or") and players and len(set(players)) == len(players)
+              and all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)) and 0 <= p < n_features
+                      for p in players)
+              and isinstance(t.weight, (int, float, np.integer, np.floating)) and np.isfinite(t.weight))
+        if not ok:
+            raise ValueError(f"bad planted term {t} for n_features={n_features}: kind 'and' or 'or', distinct "
+                             f"integer players in [0, {n_features}), a finite weight")
     x = (rng.random((n_samples, n_features)) < 0.5).astype(np.float32)
     s = planted_score(planted, x)
     y = (s > np.median(s)).astype(np.int32)
+    if y.min() == y.max():
+        raise ValueError("the planted terms give every sample the same label (a one-class task); plant terms "
+                         "with non-zero weights")
     return x, y, tuple(planted)
 
 
@@ -208,6 +222,7 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    seed = check_int(seed, "seed", 0)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if not 0.0 <= label_noise < 1.0:

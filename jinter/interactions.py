@@ -22,7 +22,16 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from jinter._checks import check_bool, check_finite, check_int, check_option, check_real, check_tau, player_names
+from jinter._checks import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_option,
+    check_real,
+    check_tau,
+    player_names,
+    sample_index,
+)
 from jinter._files import atomic_write_bytes
 from jinter._records import InteractionRecord
 from jinter.decomposition import AndOrResult, SharedAndOrResult
@@ -447,13 +456,7 @@ class Interactions:
             if self.batch_shape:
                 raise ValueError(f"batch shape is {self.batch_shape}: pass sample=(index of one sample)")
             return ()
-        index = tuple(sample) if isinstance(sample, (tuple, list)) else (sample,)
-        ok = len(index) == len(self.batch_shape) and all(
-            isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) and -b <= i < b
-            for i, b in zip(index, self.batch_shape))
-        if not ok:
-            raise ValueError(f"sample {sample!r} does not index one sample of batch shape {self.batch_shape}")
-        return tuple(int(i) % b for i, b in zip(index, self.batch_shape))  # -1 → the last sample
+        return sample_index(sample, self.batch_shape)
 
     def _tau_of(self, index: tuple[int, ...]) -> float:
         return float(np.broadcast_to(self.tau, self.batch_shape)[index])

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from jinter._checks import check_int, check_ints
+
 __all__ = ["MLP", "CNN", "MODELS", "DEFAULT_MODEL", "make_model", "model_for_dataset", "init_params"]
 
 DEFAULT_MODEL = "mlp"
@@ -102,17 +104,20 @@ def make_model(name: _ModelName, *, n_classes: int, **kwargs) -> nn.Module:
     Raises:
         ValueError: unknown name (the message lists the valid ones) or bad sizes.
     """
-    if n_classes < 1:
-        raise ValueError(f"n_classes must be positive, got {n_classes}")
+    n_classes = check_int(n_classes, "n_classes", 1)
     if name == "mlp":
-        kwargs["hidden"] = tuple(int(h) for h in kwargs.get("hidden", MLP.hidden))
+        kwargs["hidden"] = check_ints(kwargs.get("hidden", MLP.hidden), "hidden", 1)
         if kwargs.get("input_shape") is not None:
-            kwargs["input_shape"] = tuple(int(c) for c in kwargs["input_shape"])
+            kwargs["input_shape"] = check_ints(kwargs["input_shape"], "input_shape", 1)
         return MLP(n_classes=n_classes, **kwargs)
     if name == "cnn":
         for key in ("channels", "image_shape"):
             if key in kwargs:
-                kwargs[key] = tuple(int(c) for c in kwargs[key])
+                kwargs[key] = check_ints(kwargs[key], key, 1)
+        if "hidden" in kwargs:
+            kwargs["hidden"] = check_int(kwargs["hidden"], "hidden", 1)
+        if len(kwargs.get("image_shape", (8, 8))) not in (2, 3):
+            raise ValueError(f"the cnn takes images: image_shape must be (H, W) or (H, W, C), got {kwargs['image_shape']}")
         return CNN(n_classes=n_classes, **kwargs)
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
 
@@ -122,6 +127,9 @@ def model_for_dataset(dataset, name: _ModelName | None = None, **kwargs) -> nn.M
     :class:`jinter.data.Dataset`: its classes, and its input or image shape."""
     if name is None:
         name = DEFAULT_MODEL
+    if name == "cnn" and len(dataset.input_shape) < 2:
+        raise ValueError(f"the cnn takes images; {dataset.name} has tabular inputs of shape {dataset.input_shape} "
+                         "(use the mlp)")
     if name == "cnn":
         kwargs.setdefault("image_shape", dataset.input_shape)
     elif len(dataset.input_shape) > 1:

@@ -21,10 +21,10 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter._checks import check_axis
+from jinter._checks import check_axis, check_int, check_ints, check_option, check_real, sample_index
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import PatchPlayers
-from jinter.statistics import interaction_arrays, signed_order_strength
+from jinter.statistics import _and_or_arrays, interaction_arrays, signed_order_strength, sparsity_curve
 from jinter.transforms import mask_to_players, num_players
 
 __all__ = [
@@ -44,6 +44,8 @@ _POS, _NEG = "#c0392b", "#1f5fa8"
 
 
 def _fig_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (or None for a new figure), got {type(ax).__name__}")
     if ax is None:
         if "IPython" in sys.modules:  # in a notebook, pyplot registers the display hook for Figures
             import matplotlib.pyplot  # noqa: F401
@@ -65,7 +67,8 @@ def _unpack(i_and: Any, i_or: Any, tau: Any) -> tuple[np.ndarray, np.ndarray | N
     if tau is None:
         tau = i_and.tau if isinstance(i_and, Interactions) else 0.0
     a, o = interaction_arrays(i_and, i_or, what="i_and")
-    return np.asarray(a), None if o is None else np.asarray(o), tau
+    checked = _and_or_arrays(a, o)  # real, finite, over subsets, AND and OR of one shape
+    return np.asarray(checked[0]), None if o is None else np.asarray(checked[1]), tau
 
 
 def _record(r: Any) -> InteractionRecord:
@@ -73,20 +76,26 @@ def _record(r: Any) -> InteractionRecord:
     if isinstance(r, InteractionRecord):
         return r
     if isinstance(r, Mapping):
+        if "value" not in r or ("players" not in r and "mask" not in r):
+            raise ValueError(f"a record dict needs 'value' and 'players' (or 'mask'), got keys {sorted(r)}")
         players = r.get("players")
         if players is None:
             players = mask_to_players(r["mask"])
-        players = tuple(int(p) for p in players)
+        players = check_ints(players, "record players")
         mask = sum(1 << p for p in players)
+        if r.get("mask") is not None and r.get("players") is not None and int(r["mask"]) != mask:
+            raise ValueError(f"record mask {r['mask']} does not match its players {players}")
+        kind = r.get("type", "and")
+        check_option(kind, "record type", ("and", "or"))
+        value = check_real(r["value"], "record value")
         names = r.get("names")
-        return InteractionRecord(
-            players, str(r.get("type", "and")), float(r["value"]), mask, len(players),
-            None if names is None else tuple(names),
-        )  # fmt: skip
+        return InteractionRecord(players, kind, value, mask, len(players), None if names is None else tuple(names))
     raise TypeError(f"a record is an InteractionRecord or a dict, got {type(r).__name__}")
 
 
 def _records(records: Sequence[Any]) -> list[InteractionRecord]:
+    if isinstance(records, (InteractionRecord, Mapping)):
+        raise TypeError("records must be a list of records (e.g. top_interactions(...)); wrap a single one: [record]")
     out = [_record(r) for r in records]
     if not out:
         raise ValueError("records is empty: nothing to draw")
@@ -110,17 +119,28 @@ def plot_sparsity_curve(
             mapping label → curve, or an ``Interactions`` object.
         labels: legend labels for the rows.
     """
-    if isinstance(curves, Interactions):
-        curves = curves.sparsity_curve()
+    def curve(c: Any) -> np.ndarray:
+        if isinstance(c, Interactions):
+            return c.sparsity_curve()
+        if hasattr(c, "I_and"):  # an and_or result: its curve averaged over its samples
+            return np.asarray(sparsity_curve(*interaction_arrays(c, what="curves")))
+        return np.asarray(c, dtype=float)
+
     if isinstance(curves, Mapping):
-        labels, rows = list(curves), [np.asarray(c, dtype=float) for c in curves.values()]
+        if labels is not None:
+            raise ValueError("labels come from the mapping's keys; pass either a mapping or labels")
+        labels, rows = list(curves), [curve(c) for c in curves.values()]
+        if any(r.ndim != 1 for r in rows):
+            raise ValueError(f"each curve of the mapping must be 1-D, got shapes {[r.shape for r in rows]}")
     else:
-        arr = np.asarray(curves, dtype=float)
+        arr = curve(curves)
         if arr.ndim not in (1, 2):
             raise ValueError(f"curves must be 1-D or 2-D, got shape {arr.shape}")
         rows = list(np.atleast_2d(arr))
     if labels is not None and len(labels) != len(rows):
         raise ValueError(f"{len(labels)} labels for {len(rows)} curves")
+    if not all(r.size and np.all(np.isfinite(r)) and np.all(r >= 0) for r in rows):
+        raise ValueError("curves must be non-empty, finite and ≥ 0 (normalized strengths, e.g. sparsity_curve)")
     fig, ax = _fig_ax(ax, (5.0, 3.5))
     for j, row in enumerate(rows):
         y = np.where(row > 0, row, np.nan)  # zeros have no place on a log axis
@@ -159,6 +179,19 @@ def plot_order_distribution(
     """
     a, o, tau = _unpack(i_and, i_or, tau)
     n = num_players(a, what="i_and")
+    try:
+        ok = np.broadcast_shapes(np.shape(tau), a.shape[:-1]) == a.shape[:-1]
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"tau must broadcast to the batch shape {a.shape[:-1]}, got shape {np.shape(tau)}")
+    curves = None
+    if theory is not None:
+        curves = list(theory) if isinstance(theory, tuple) else [theory]
+        curves = [np.asarray(c, dtype=float) for c in curves]
+        if len(curves) > 2 or any(c.shape != (n,) or not np.all(np.isfinite(c)) for c in curves):
+            raise ValueError(f"theory must be one curve over the orders 1…{n} (shape ({n},)) or a (positive, "
+                             f"negative) pair of them, finite; got shapes {[c.shape for c in curves]}")
     parts = [("AND", a, _AND_COLORS)] + ([("OR", o, _OR_COLORS)] if o is not None else [])
     stats = []
     for name, arr, colors in parts:
@@ -180,12 +213,8 @@ def plot_order_distribution(
         x = k + (j - (len(stats) - 1) / 2) * width
         ax.bar(x, pos, width, color=colors[0], label=f"{name} +")
         ax.bar(x, neg, width, color=colors[1], label=f"{name} −")
-    if theory is not None:
-        if isinstance(theory, tuple):
-            for curve, style in zip(theory, ("k-", "k--")):
-                ax.plot(k, np.asarray(curve, dtype=float), style, marker="o", ms=3, label="theory")
-        else:
-            ax.plot(k, np.asarray(theory, dtype=float), "k-", marker="o", ms=3, label="theory")
+    for c, style in zip(curves or (), ("k-", "k--")):
+        ax.plot(k, c, style, marker="o", ms=3, label="theory")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(k)
     ax.set_xlabel("order k")
@@ -205,7 +234,11 @@ def _membership(players: Any, shape: tuple[int, int]) -> np.ndarray:
         raise TypeError(
             f"players must be a PatchPlayers or a boolean (n, H, W) membership array, got {type(players).__name__}"
         )
-    m = np.asarray(players).astype(bool)
+    m = np.asarray(players)
+    if m.dtype != np.bool_ and not (m.dtype.kind in "iuf" and np.all((m == 0) | (m == 1))):
+        raise ValueError(f"players must be a boolean membership (True/False or 0/1), got {m.dtype} values "
+                         f"{np.unique(m)[:5].tolist()}")
+    m = m.astype(bool)
     if m.ndim == 4:  # (n, C, H, W) or, with channels_last, (n, H, W, C): a patch spans channels
         m = m.any(axis=-1 if channels_last else 1)
     if m.ndim != 3:
@@ -243,11 +276,18 @@ def plot_top_interactions_image(
         dim: how strongly pixels outside the interaction are faded (0 none, 1 white).
     """
     recs = _records(records)
+    dim = check_real(dim, "dim", least=0.0, most=1.0)
+    if ncols is not None:
+        ncols = check_int(ncols, "ncols", 1, most=len(recs))
     img = np.asarray(image)
-    if img.ndim not in (2, 3):
-        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {img.shape}")
+    if img.ndim not in (2, 3) or img.dtype.kind not in "uif":
+        raise ValueError(f"image must be a real (H, W) or (H, W, C) image, got shape {img.shape} dtype {img.dtype}")
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3, 4):
         img = np.moveaxis(img, 0, -1)  # channels first → last
+    if img.ndim == 3 and img.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image must have 1, 3 or 4 channels (gray, RGB, RGBA), got shape {img.shape}")
+    if not np.all(np.isfinite(img)):
+        raise ValueError("image has NaN or infinite pixels")
     if img.dtype == np.uint8:
         img = img / 255.0
     img = img.astype(float)
@@ -366,8 +406,15 @@ def plot_curves(
         phases: x positions of phase boundaries, or label → position.
     """
     xs = np.asarray(x, dtype=float)
+    if not isinstance(series, Mapping):
+        raise TypeError(f"series must be a mapping label → values, got {type(series).__name__}")
     if not series:
         raise ValueError("series is empty")
+    if phases is not None:
+        if not isinstance(phases, Mapping) and (isinstance(phases, (str, bytes)) or not hasattr(phases, "__iter__")):
+            raise TypeError(f"phases must be a sequence of x positions or a mapping label → position, got {phases!r}")
+        items = list(phases.items()) if isinstance(phases, Mapping) else [(None, p) for p in phases]
+        phases = [(label, check_real(p, "phases entries")) for label, p in items]
     fig, ax = _fig_ax(ax, (5.5, 3.5))
     for label, ys in series.items():
         ys = np.asarray(ys, dtype=float)
@@ -375,8 +422,7 @@ def plot_curves(
             raise ValueError(f"series {label!r} has shape {ys.shape}, x has {xs.shape}")
         ax.plot(xs, ys, label=label)
     if phases is not None:
-        items = phases.items() if isinstance(phases, Mapping) else [(None, p) for p in phases]
-        for label, p in items:
+        for label, p in phases:
             ax.axvline(float(p), color="gray", ls="--", lw=1)
             if label is not None:
                 ax.annotate(str(label), (float(p), 1.0), xycoords=("data", "axes fraction"),
@@ -423,9 +469,7 @@ def _one_sample(
                 f"{what} draws one sample: pass I[i] (or sample=i); got interactions of shape {a.shape}"
             )
     else:
-        index = (sample,) if isinstance(sample, (int, np.integer)) else tuple(sample)
-        if len(index) != len(batch):
-            raise ValueError(f"sample {sample!r} does not index one sample of batch shape {batch}")
+        index = sample_index(sample, batch)
         a, o = a[index], None if o is None else o[index]
     names = tuple(f"p{i}" for i in range(n)) if players is None else tuple(str(p) for p in players)
     if len(names) != n:

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jinter._checks import json_list, safe_divide_host
+from jinter._checks import check_int, check_real, json_list, safe_divide_host
 from jinter.models import DEFAULT_MODEL  # one default architecture per dataset, re-exported
 
 __all__ = ["DemoSettings", "ReportError", "run_demo", "DEFAULT_MODEL", "LOCK"]
@@ -111,11 +111,30 @@ class DemoSettings:
         from jinter.data import DATASETS
         from jinter.models import MODELS
 
+        typed = {}
+        for f in dataclasses.fields(self):  # the type of every field first: no truncated 2.5 epochs, no inf
+            value, kind = getattr(self, f.name), f.type
+            try:
+                if kind == "int":
+                    typed[f.name] = check_int(value, f.name, 0)
+                elif kind == "float":
+                    typed[f.name] = check_real(value, f.name)
+                elif kind == "tuple[float, ...]":
+                    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+                        raise ValueError(f"{f.name} must be a sequence of numbers, got {value!r}")
+                    typed[f.name] = tuple(check_real(x, f"{f.name} entries") for x in value)
+                elif not (isinstance(value, str) or (value is None and kind == "str | None")):
+                    raise ValueError(f"{f.name} must be a string, got {value!r}")
+            except ValueError as e:
+                raise ReportError(str(e)) from None
+        self = dataclasses.replace(self, **typed)
         if self.dataset not in DATASETS:
             raise ReportError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        model = self.model or DEFAULT_MODEL
+        model = DEFAULT_MODEL if self.model in (None, "auto") else self.model
         if model not in MODELS:
-            raise ReportError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+            raise ReportError(f"unknown model {model!r}; choose one of {', '.join(MODELS)} (or auto)")
+        if model == "cnn" and self.dataset != "digits":
+            raise ReportError(f"model cnn takes images (dataset digits); {self.dataset} is tabular: use mlp")
         checks = [
             (2 <= self.n_players <= 16, f"n_players must be in [2, 16], got {self.n_players}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
@@ -130,7 +149,8 @@ class DemoSettings:
             (self.q_ratio >= 0, f"q_ratio must be >= 0, got {self.q_ratio}"),
             (0 < self.tol < 1, f"tol must be in (0, 1), got {self.tol}"),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
+            (len(set(self.noise_levels)) == len(self.noise_levels), f"noise levels must be distinct, got {self.noise_levels}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -270,7 +290,10 @@ def _train_cached(model, dataset, directory: Path, *, epochs: int, checkpoint_ep
             history, found, manifest = training.verify_training_dir(directory)
             got = manifest.get("settings", {})
             same = (sorted(found) == wanted and got.get("epochs") == epochs and got.get("seed") == seed
-                    and got.get("optimizer") == optimizer and got.get("learning_rate") == float(learning_rate))
+                    and got.get("optimizer") == optimizer and got.get("learning_rate") == float(learning_rate)
+                    and manifest.get("model") == repr(model)
+                    and manifest.get("data_sha256") == training.data_sha256(
+                        dataset.swap() if baseline else dataset))
             if same:
                 return history, found, False
             log(f"      {directory}: made with other training settings; retraining")
@@ -278,8 +301,11 @@ def _train_cached(model, dataset, directory: Path, *, epochs: int, checkpoint_ep
             log(f"      {e.path}: {e.reason}; retraining {directory.name}")
         shutil.rmtree(directory)
     fn = training.train_baseline if baseline else training.train
-    result = fn(model, dataset, epochs=epochs, checkpoint_epochs=wanted, checkpoint_dir=directory,
-                seed=seed, learning_rate=learning_rate, optimizer=optimizer, progress=progress)
+    try:
+        result = fn(model, dataset, epochs=epochs, checkpoint_epochs=wanted, checkpoint_dir=directory,
+                    seed=seed, learning_rate=learning_rate, optimizer=optimizer, progress=progress)
+    except training.DivergedError as e:
+        raise ReportError(f"{directory.name}: {e}") from None
     return result.history, result.checkpoints, True
 
 
@@ -433,6 +459,8 @@ def _sweep_models(s: DemoSettings, out: Path, ds, players, model, trained: _Trai
         reports.append(sweep.run_sweep(model, ck, x, y, players, out / f"noise_{level:g}" / "sweep", **kw))
     value_seconds = and_or_seconds = 0.0
     for r in reports:
+        for name in r.recomputed_files:
+            log(f"      {r.out_dir / name}: corrupt or stale; recomputed")
         value_seconds += getattr(r, "value_seconds", 0.0)
         and_or_seconds += getattr(r, "and_or_seconds", r.seconds)
     return _Swept(sweep.load_sweep(out / "sweep"), sweep.load_sweep(out / "sweep_baseline"),

@@ -119,6 +119,8 @@ def _types(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("
     arrays = []
     for name, x in zip(names, (i_and, i_or)):
         if x is not None:
+            if not is_traced(x) and np.asarray(x).dtype.kind not in "biufc":
+                raise TypeError(f"{name} must hold numbers, got dtype {np.asarray(x).dtype}")
             a = as_real_float(x, name)
             check_finite(a, name)
             arrays.append(a)
@@ -232,7 +234,8 @@ def interaction_arrays(x: Any, i_or: Any = None, *, what: str = "i_and") -> tupl
 
     - an :class:`InteractionResult` (:class:`~jinter.AndOrResult`,
       :class:`~jinter.SharedAndOrResult`, :class:`~jinter.sweep.SweepResult`,
-      :class:`~jinter.Interactions`): its ``I_and`` and ``I_or``, unless ``i_or`` is given;
+      :class:`~jinter.Interactions`): its ``I_and`` and ``I_or`` (``i_or`` may be given only
+      for a result without OR interactions);
     - a tuple ``(i_and,)`` or ``(i_and, i_or)`` (then ``i_or`` may not be given too);
     - an array (numpy, JAX, a nested list or a number): ``(x, i_or)``, unchanged.
 
@@ -241,6 +244,8 @@ def interaction_arrays(x: Any, i_or: Any = None, *, what: str = "i_and") -> tupl
         ValueError: a tuple of another length, or OR interactions given twice.
     """
     if isinstance(x, InteractionResult):
+        if i_or is not None and x.I_or is not None:
+            raise ValueError(f"OR interactions given twice: in the result {what} ({type(x).__name__}) and as i_or")
         return x.I_and, (x.I_or if i_or is None else i_or)
     if isinstance(x, tuple):
         if len(x) not in (1, 2):

@@ -110,6 +110,7 @@ class SweepReport(NamedTuple):
     unconverged: int = 0  # samples (in units computed now) whose AND-OR solve hit its cap
     value_seconds: float = 0.0  # time in masked model evaluation (v)
     and_or_seconds: float = 0.0  # time in the AND-OR split
+    recomputed_files: tuple[str, ...] = ()  # the files found corrupt or stale, by name
 
 
 class SweepResult(NamedTuple):
@@ -724,6 +725,7 @@ def run_sweep(
     mine = _assigned(plan.units, pidx, pcount)
     executor = _Executor(plan, model, players, devices)
     counts = {"valid": 0, "missing": 0, "invalid": 0}  # reused, computed, recomputed
+    invalid: list[str] = []
     unconverged = 0
     bar = tqdm(total=len(mine), desc="sweep", unit="unit", disable=not progress)
     try:
@@ -731,6 +733,8 @@ def run_sweep(
             path = out / u["file"]
             state = _unit_state(path, u["hash"])
             counts[state] += 1
+            if state == "invalid":
+                invalid.append(u["file"])
             if state != "valid":
                 arrays = executor.unit_arrays(u)
                 unconverged += int(np.size(arrays["converged"]) - np.count_nonzero(arrays["converged"]))
@@ -741,7 +745,7 @@ def run_sweep(
     seconds = time.perf_counter() - start_time
     return SweepReport(
         out, len(mine), counts["missing"], counts["valid"], counts["invalid"], seconds, unconverged,
-        executor.value_seconds, executor.and_or_seconds,
+        executor.value_seconds, executor.and_or_seconds, tuple(invalid),
     )
 
 

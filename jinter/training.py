@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jinter._checks import check_option
+from jinter._checks import check_int, check_ints, check_option, check_real
 from jinter._files import atomic_write_bytes
 from jinter.data import Dataset
 from jinter.models import init_params
@@ -46,6 +46,7 @@ __all__ = [
     "dense_then_log_epochs",
     "save_params",
     "load_params",
+    "data_sha256",
     "restore_params",
     "list_checkpoints",
     "atomic_write_bytes",
@@ -54,6 +55,7 @@ __all__ = [
     "checkpoint_path",
     "verify_training_dir",
     "CorruptFileError",
+    "DivergedError",
     "file_sha256",
 ]
 
@@ -161,12 +163,18 @@ def restore_params(data: bytes, path: str | os.PathLike, template: Any = None) -
     """The parameters in the msgpack bytes ``data`` read from ``path`` (into ``template``'s
     structure if given); bytes that are not a checkpoint are a ``ValueError`` naming the file."""
     try:
-        if template is not None:
-            return flax.serialization.from_bytes(template, data)
-        return flax.serialization.msgpack_restore(data)
+        if template is None:
+            return flax.serialization.msgpack_restore(data)
+        params = flax.serialization.from_bytes(template, data)
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{os.fspath(path)!r} is not a readable parameter checkpoint (flax msgpack): "
                          f"{type(e).__name__}: {e}") from e
+    stored = flax.serialization.msgpack_restore(data)
+    want = jax.tree.map(np.shape, flax.serialization.to_state_dict(template))
+    if jax.tree.map(np.shape, stored) != want:
+        raise ValueError(f"{os.fspath(path)!r} holds parameters of another structure or shape than the template: "
+                         f"{jax.tree.map(np.shape, stored)} vs {want}")
+    return params
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
@@ -175,12 +183,20 @@ def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
 
 
 def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:
-    """``{epoch: path}`` of the checkpoints saved in ``directory``, by epoch."""
+    """``{epoch: path}`` of the checkpoints saved in ``directory``, by epoch (where the folder has
+    a ``training.json``, only the checkpoints it lists)."""
     found = {}
     for p in Path(directory).glob(f"{_CKPT_PREFIX}*{_CKPT_SUFFIX}"):
         stem = p.name[len(_CKPT_PREFIX) : -len(_CKPT_SUFFIX)]
         if stem.isdigit():
             found[int(stem)] = p
+    manifest = Path(directory) / MANIFEST
+    if manifest.is_file():
+        try:
+            listed = set(json.loads(manifest.read_text())["checkpoints"].values())
+            found = {e: p for e, p in found.items() if p.name in listed}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # an unreadable manifest restricts nothing (verify_training_dir names it)
     return dict(sorted(found.items()))
 
 
@@ -217,7 +233,7 @@ def _compiled(model: nn.Module, optimizer: str, learning_rate: float, momentum: 
         n_batches = -(-n // batch_size)
         pad = n_batches * batch_size - n
         perm = jax.random.permutation(key, n)
-        idx = jnp.concatenate([perm, perm[:pad]]).reshape(n_batches, batch_size)
+        idx = jnp.concatenate([perm, perm[jnp.arange(pad) % n]]).reshape(n_batches, batch_size)  # pad ≥ n too
         weights = jnp.concatenate([jnp.ones(n, x.dtype), jnp.zeros(pad, x.dtype)])
         weights = weights.reshape(n_batches, batch_size)
 
@@ -245,6 +261,39 @@ def evaluate(model: nn.Module, params: Any, x: np.ndarray, y: np.ndarray) -> tup
     return float(loss), float(acc)
 
 
+class DivergedError(ValueError):
+    """The train loss became NaN or infinite: the run is stopped at that epoch."""
+
+
+def data_sha256(dataset: Dataset) -> str:
+    """SHA-256 of a dataset's four arrays (dtype, shape and bytes): what a training run saw."""
+    h = hashlib.sha256()
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        a = np.ascontiguousarray(getattr(dataset, name))
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _check_split(model: nn.Module, params: Any, dataset: Dataset) -> None:
+    """Finite inputs, one integer label in ``[0, C)`` per input, ``C`` the model's outputs."""
+    out = jax.eval_shape(lambda p, x: model.apply(p, x), params,
+                         jax.ShapeDtypeStruct((1,) + tuple(dataset.input_shape), jnp.asarray(dataset.x_train).dtype))
+    classes = out.shape[-1]
+    for split in ("train", "test"):
+        x, y = np.asarray(getattr(dataset, f"x_{split}")), np.asarray(getattr(dataset, f"y_{split}"))
+        if len(x) != len(y) or y.ndim != 1:
+            raise ValueError(f"x_{split} and y_{split} must hold one label per input, got shapes {x.shape} and {y.shape}")
+        if split == "train" and len(x) == 0:
+            raise ValueError("x_train is empty: there is nothing to train on")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(f"x_{split} has NaN or infinite values, the first at index {tuple(int(i) for i in bad)}")
+        if y.size and (y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"y_{split} must be integer class labels in [0, {classes}) for a model with {classes} "
+                             f"outputs, got {y.dtype} labels in [{y.min()}, {y.max()}]")
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -266,24 +315,34 @@ def train(
         model: a flax linen module mapping inputs to logits.
         dataset: a :class:`jinter.data.Dataset`.
         epochs: number of passes over the train split.
-        batch_size: minibatch size (the last partial batch is padded with zero weights).
+        batch_size: minibatch size (the last partial batch is padded with zero weights; a
+            batch size above the split's size gives one padded batch).
         optimizer: ``"sgd"`` (with ``momentum``; [D24]: lr 0.01, momentum 0.9) or ``"adam"``.
-        learning_rate: step size.
-        momentum: SGD momentum (0 for plain SGD).
-        seed: seeds initialization and shuffling; the same seed gives the same numbers.
+        learning_rate: step size (> 0).
+        momentum: SGD momentum in [0, 1) (0 for plain SGD).
+        seed: seeds initialization and shuffling, an integer in [0, 2**32) (the PRNG key's
+            range); the same seed gives the same numbers.
         checkpoint_epochs: epochs (0 = initialization) whose parameters are saved.
         checkpoint_dir: folder for ``epoch_XXXXXX.msgpack`` files and ``training.json``
             (history, settings, checkpoint list). Required if ``checkpoint_epochs`` is set.
+            A previous run's ``training.json`` and checkpoints there are removed first, so the
+            folder never mixes two runs.
         params: initial parameters (default: ``init_params(model, input_shape, seed)``).
         progress: show a tqdm bar over epochs.
 
     Returns:
         :class:`TrainResult`.
+
+    Raises:
+        ValueError: bad options or data: non-finite inputs, labels outside ``[0, C)`` for a
+            model with ``C`` outputs, splits of other lengths; or a loss that became non-finite
+            (training diverged: the epoch and the learning rate are named).
     """
-    epochs, batch_size = int(epochs), int(batch_size)
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs=}, {batch_size=}")
-    wanted = sorted({int(e) for e in checkpoint_epochs})
+    epochs, batch_size = check_int(epochs, "epochs", 0), check_int(batch_size, "batch_size", 1)
+    seed = check_int(seed, "seed", 0, most=2**32 - 1)
+    learning_rate = check_real(learning_rate, "learning_rate", above=0.0)
+    momentum = check_real(momentum, "momentum", least=0.0, below=1.0)
+    wanted = sorted(set(check_ints(checkpoint_epochs, "checkpoint_epochs")))
     if wanted and (wanted[0] < 0 or wanted[-1] > epochs):
         raise ValueError(f"checkpoint epochs must be in [0, {epochs}], got {wanted}")
     if wanted and checkpoint_dir is None:
@@ -296,6 +355,11 @@ def train(
     x_te, y_te = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
     if params is None:
         params = init_params(model, dataset.input_shape, seed, dtype=x_tr.dtype)
+    _check_split(model, params, dataset)
+    if checkpoint_dir is not None and Path(checkpoint_dir).is_dir():  # a new run: the old one's files go
+        (Path(checkpoint_dir) / MANIFEST).unlink(missing_ok=True)
+        for old in list_checkpoints(checkpoint_dir).values():
+            old.unlink()
     opt_state = tx.init(params)
     key = jax.random.PRNGKey(seed)
     names = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -311,11 +375,15 @@ def train(
     for e in tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress):
         params, opt_state = epoch_fn(params, opt_state, jax.random.fold_in(key, e), x_tr, y_tr)
         record(e, params)
+        if not np.isfinite(rows[-1][0]):
+            raise DivergedError(f"training diverged: the train loss is {rows[-1][0]} after epoch {e} "
+                             f"(learning_rate={learning_rate:g}, optimizer={optimizer!r}); try a smaller learning rate")
     cols = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
     history = {"epoch": np.arange(epochs + 1)} | {k: cols[:, i] for i, k in enumerate(names)}
     if checkpoint_dir is not None:
         manifest = {
             "dataset": dataset.name,
+            "data_sha256": data_sha256(dataset),
             "model": repr(model),
             "settings": dict(
                 epochs=epochs, batch_size=batch_size, optimizer=optimizer,

@@ -528,7 +528,9 @@ def test_result_or_arrays_dispatch_on_types_not_attributes():
     a, o = interaction_arrays(shared)
     assert a is shared.I_and and o is shared.I_or
     assert interaction_arrays((v, -v))[1] is not None and interaction_arrays((v,))[1] is None
-    assert interaction_arrays(r, v)[1] is v  # an explicit i_or wins over the result's
+    with pytest.raises(ValueError, match="given twice"):  # a result's OR part is not silently replaced
+        interaction_arrays(r, v)
+    assert interaction_arrays(FakeAndOr(v, None), v)[1] is v  # an AND-only result takes an i_or
     with pytest.raises(ValueError, match="given twice"):
         interaction_arrays((v, v), v)
     with pytest.raises(ValueError, match=r"\(i_and,\) or \(i_and, i_or\)"):

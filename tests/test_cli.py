@@ -109,7 +109,12 @@ def test_refuses_foreign_folder(tmp_path, capsys):
         (["--n", "40"], "n_players must be in"),
         (["--label-noise", "1.5"], "label_noise must be in"),
         (["--checkpoints", "99"], "checkpoints must be in"),
-        (["--seed", "-1"], "seed must be >= 0"),
+        (["--seed", "-1"], "seed must be an integer ≥ 0"),
+        (["--seed", "99999999999999999999"], "seed must be in [0, 2**32)"),
+        (["--q-ratio", "inf"], "q_ratio must be a finite number"),
+        (["--noise-learning-rate", "inf"], "noise_learning_rate must be a finite number"),
+        (["--lr", "nan"], "learning_rate must be a finite number"),
+        (["--model", "cnn", "--dataset", "wine"], "model cnn takes images"),
     ],
 )
 def test_bad_options(tmp_path, capsys, args, message):

@@ -1,5 +1,6 @@
 """Datasets, models and the training loop (tiny settings)."""
 
+import json
 import os
 
 import jax
@@ -245,3 +246,60 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
             load_params(path)
         with pytest.raises(ValueError, match=f"{name}' is not a readable parameter checkpoint"):
             load_params(path, template={"w": np.zeros(2)})
+
+
+def test_train_refuses_bad_data_and_options_and_stops_on_divergence(tmp_path):
+    import dataclasses
+
+    from jinter.training import DivergedError, checkpoint_path, data_sha256, list_checkpoints, train
+
+    ds = load_dataset("wine")
+    m = model_for_dataset(ds)
+    x = ds.x_train.copy()
+    x[3, 2] = np.nan
+    y7 = ds.y_train.copy()
+    y7[0] = 7
+    for kwargs, message in [
+        (dict(dataset=dataclasses.replace(ds, x_train=x)), r"x_train has NaN or infinite values, the first at index \(3, 2\)"),
+        (dict(dataset=dataclasses.replace(ds, y_train=y7)), r"y_train must be integer class labels in \[0, 3\)"),
+        (dict(model=make_model("mlp", n_classes=2)), r"labels in \[0, 2\) for a model with 2 outputs"),
+        (dict(epochs=1.7), "epochs must be an integer"), (dict(seed=2**40), "seed must be an integer in"),
+        (dict(learning_rate=float("inf")), "learning_rate must be a finite number"),
+        (dict(momentum=1.0), "momentum must be a finite number"), (dict(checkpoint_epochs=[1.5]), "checkpoint_epochs"),
+    ]:
+        args = dict(model=m, dataset=ds, epochs=1) | kwargs
+        with pytest.raises(ValueError, match=message):
+            train(args.pop("model"), args.pop("dataset"), **args)
+    with pytest.raises(DivergedError, match=r"training diverged: the train loss is nan after epoch 1 \(learning_rate=10000"):
+        train(m, ds, epochs=2, learning_rate=1e4)
+    # a batch larger than the split is one padded batch: the same step as a batch of the whole split
+    big, whole = train(m, ds, epochs=1, batch_size=500), train(m, ds, epochs=1, batch_size=len(ds.y_train))
+    np.testing.assert_allclose(big.history["train_loss"], whole.history["train_loss"], rtol=1e-6)
+    # retraining into a folder replaces the old run's checkpoints; the manifest records the data
+    d = tmp_path / "ck"
+    train(m, ds, epochs=2, checkpoint_epochs=[0, 2], checkpoint_dir=d)
+    train(m, ds, epochs=1, checkpoint_epochs=[1], checkpoint_dir=d)
+    assert list(list_checkpoints(d)) == [1] and not checkpoint_path(d, 2).exists()
+    assert json.loads((d / "training.json").read_text())["data_sha256"] == data_sha256(ds)
+    with pytest.raises(ValueError, match="another structure or shape than the template"):
+        load_params(checkpoint_path(d, 1), init_params(make_model("mlp", n_classes=2, hidden=(7,)), (13,)))
+
+
+def test_data_and_model_arguments_are_named():
+
+
+    for call, message in [
+        (lambda: make_synthetic(100, 4, planted=(PlantedTerm("and", (0, 0), 1.0),)), "bad planted term"),
+        (lambda: make_synthetic(100, 4, planted=(PlantedTerm("and", (0, 1), float("nan")),)), "a finite weight"),
+        (lambda: make_synthetic(100, 4, n_and=1.5), "n_and must be an integer"),
+        (lambda: make_synthetic(0), "n_samples must be an integer"),
+        (lambda: load_dataset("synthetic", n_and=0, n_or=0), "n_and \\+ n_or must be ≥ 1"),
+        (lambda: load_dataset("digits", seed=-1), "seed must be an integer ≥ 0"),
+        (lambda: make_model("mlp", n_classes=2, hidden=(0,)), "hidden entries must be an integer ≥ 1"),
+        (lambda: make_model("mlp", n_classes=2.5), "n_classes must be an integer"),
+        (lambda: model_for_dataset(load_dataset("wine"), "cnn"), "the cnn takes images"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
+    x, y, _ = make_synthetic(10, 4.0)
+    assert x.shape == (10, 4)

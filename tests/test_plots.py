@@ -275,3 +275,51 @@ def test_upset_and_network_bad_inputs(plot):
     with pytest.raises(ValueError, match="players must name all n=4"):
         plot(a[0], a[1], players=["x", "y"])
     assert isinstance(plot(a, sample=1, players="wxyz"), Figure)
+
+
+def test_plots_name_their_bad_arguments(rng):
+    """From a user trial: each bad argument is a clear error naming it, before anything is drawn."""
+    v = rng.normal(size=(3, M))
+    res = jinter.and_or(v)
+    one = Interactions.from_arrays(res.I_and[0], res.I_or[0])
+    recs = one.top(3)
+    img = rng.random((8, 8))
+    mem = np.zeros((N, 8, 8), bool)
+    mem[0, :4, :4] = mem[1, :4, 4:] = mem[2, 4:, :4] = mem[3, 4:, 4:] = True
+    for call, error, message in [
+        (lambda: plot_and_or_pie(np.ones(M), np.ones(8)), ValueError, "i_and and i_or must have the same shape"),
+        (lambda: plot_and_or_pie(np.full(M, np.nan), np.ones(M)), ValueError, r"i_and: 16 non-finite"),
+        (lambda: plot_and_or_pie(np.array(["a"] * M), np.ones(M)), TypeError, "i_and must hold numbers"),
+        (lambda: plot_upset(np.ones(M) * 1j), TypeError, "i_and is complex"),
+        (lambda: plot_upset(one, np.ones(M), k=3), ValueError, "OR interactions given twice"),
+        (lambda: plot_upset(res, sample=9), ValueError, r"sample 9 does not index one sample of batch shape \(3,\)"),
+        (lambda: plot_upset(res, sample=0.0), ValueError, "sample 0.0 does not index"),
+        (lambda: plot_interaction_network(np.ones(M), ax="foo"), TypeError, "ax must be a matplotlib Axes"),
+        (lambda: plot_order_distribution(res, tau=np.ones(5)), ValueError, r"tau must broadcast to the batch shape \(3,\)"),
+        (lambda: plot_order_distribution(res, theory=np.ones(3)), ValueError, r"theory must be one curve over the orders 1…4"),
+        (lambda: plot_order_distribution(res, theory=(np.ones(N),) * 3), ValueError, "theory must be one curve"),
+        (lambda: plot_sparsity_curve(-np.ones(5)), ValueError, "curves must be non-empty, finite and ≥ 0"),
+        (lambda: plot_sparsity_curve({"a": np.ones(3)}, labels=["x"]), ValueError, "labels come from the mapping"),
+        (lambda: plot_curves(np.arange(5.0), np.ones(5)), TypeError, "series must be a mapping"),
+        (lambda: plot_curves(np.arange(5.0), {"a": np.ones(5)}, phases=2.0), TypeError, "phases must be a sequence"),
+        (lambda: plot_curves(np.arange(5.0), {"a": np.ones(5)}, phases={"p": None}), ValueError, "phases entries"),
+        (lambda: plot_top_interactions_image(img, mem, recs, ncols=0), ValueError, r"ncols must be an integer in \[1, 3\]"),
+        (lambda: plot_top_interactions_image(img, mem, recs, dim=2), ValueError, r"dim must be a finite number in \[0, 1\]"),
+        (lambda: plot_top_interactions_image(img, mem * 0.3, recs), ValueError, "players must be a boolean membership"),
+        (lambda: plot_top_interactions_image(rng.random((8, 8, 2)), mem, recs), ValueError, "1, 3 or 4 channels"),
+        (lambda: plot_top_interactions_tokens(list("abcd"), [{"players": (1,), "type": "xor", "value": 1.0}]),
+         ValueError, "record type must be"),
+        (lambda: plot_top_interactions_tokens(list("abcd"), [{"players": (1,)}]), ValueError, "needs 'value'"),
+        (lambda: plot_top_interactions_tokens(list("abcd"), [{"players": (-1,), "value": 1.0}]), ValueError,
+         "record players entries must be an integer ≥ 0"),
+        (lambda: plot_top_interactions_tokens(list("abcd"), [{"players": (1,), "mask": 1, "value": 1.0}]), ValueError,
+         r"record mask 1 does not match its players \(1,\)"),
+        (lambda: plot_top_interactions_tokens(list("abcd"), recs[0]), TypeError, "wrap a single one"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+    # results draw their sparsity curves, alone or in a mapping
+    fig = plot_sparsity_curve({"and_or": res, "one": one})
+    assert [line.get_label() for line in fig.axes[0].lines] == ["and_or", "one"]
+    np.testing.assert_allclose(np.nan_to_num(fig.axes[0].lines[0].get_ydata()),
+                               np.asarray(sparsity_curve(res.I_and, res.I_or)))

@@ -132,6 +132,7 @@ def test_corrupt_and_stale_units_are_recomputed(setup, tmp_path):
     rep = sweep_dataset(model, ds, res.checkpoints, work, n_players=N, n_samples=SAMPLES, block_size=BLOCK,
                         and_or_kwargs=AND_OR, progress=False)
     assert (rep.recomputed, rep.reused, rep.computed) == (3, 3, 0)
+    assert rep.recomputed_files == ("unit_c0000_b0000.npz", "unit_c0001_b0001.npz", "unit_c0002_b0000.npz")
     _assert_same(load_sweep(work), load_sweep(ref))
 
 
