@@ -255,7 +255,8 @@ def _prepare_out(out: Path, settings: DemoSettings, force: bool) -> None:
             if not force:
                 what = "an unreadable settings.json" if found is None else "a report made with other settings"
                 diff = "" if found is None else ": " + ", ".join(
-                    f"{k}={found.get(k)!r} (now {v!r})" for k, v in wanted.items() if found.get(k) != v
+                    [f"{k}={found.get(k)!r} (now {v!r})" for k, v in wanted.items() if found.get(k) != v]
+                    + [f"{k}={found[k]!r} (not a setting)" for k in found if k not in wanted]
                 )
                 raise ReportError(f"{out} holds {what}{diff}. Use another --out, or --force to replace it.")
             stale = True
@@ -338,6 +339,8 @@ def run_demo(settings: DemoSettings = DemoSettings(), out: str | Path = "jinter-
         raise ReportError(f"--dataset {s.dataset} with --n {s.n_players}: {e}") from None
     if s.samples > len(ds.y_train):
         raise ReportError(f"samples={s.samples} exceeds the {len(ds.y_train)} training samples of {s.dataset}")
+    if not str(out).strip():
+        raise ReportError("--out is empty; give a folder (e.g. --out jinter-report)")
     out = Path(out)
     _check_out_path(out)
     created = [d for d in [out, *out.parents] if not d.exists()]
@@ -546,7 +549,11 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
     tpl = f" (spindle template: {r['spindle_template']['name']})" if "spindle_template" in r else ""
     usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
     share = lambda e: safe_divide_host(e["spindle"], e["decay"] + e["spindle"])  # noqa: E731
-    if len(usable) < 2 or len(usable) < len(study):
+    if len(study) < 2:
+        add("G25", "The spindle-shaped (noise-like) part grows with label noise",
+            f"not tested: {len(study)} label-noise model(s) trained (--noise-levels); a trend needs at least 2",
+            "untested")
+    elif len(usable) < 2 or len(usable) < len(study):
         def state(e):
             poor = f", poor fit (residual {e['residual']:.2f})" if e["poor_fit"] else ""
             return f"noise {e['label_noise']:g}: train acc {e['train_accuracy']:.2f}, spindle share {share(e):.2f}{poor}"

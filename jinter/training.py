@@ -178,8 +178,8 @@ def restore_params(data: bytes, path: str | os.PathLike, template: Any = None) -
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
-    """File name of the checkpoint of ``epoch`` in ``directory``."""
-    return Path(directory) / f"{_CKPT_PREFIX}{int(epoch):06d}{_CKPT_SUFFIX}"
+    """File name of the checkpoint of ``epoch`` (an integer ≥ 0) in ``directory``."""
+    return Path(directory) / f"{_CKPT_PREFIX}{check_int(epoch, 'epoch', 0):06d}{_CKPT_SUFFIX}"
 
 
 def list_checkpoints(directory: str | os.PathLike) -> dict[int, Path]:

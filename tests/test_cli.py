@@ -123,6 +123,11 @@ def test_bad_options(tmp_path, capsys, args, message):
     assert message in err and "Traceback" not in err
 
 
+def test_empty_out_is_refused(capsys):
+    assert main(["demo", *TINY, "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text, message", [
     (",", "expected comma-separated numbers"), ("0.1,,0.3", "expected comma-separated numbers"),
     ("0.1,0.1", "expected distinct levels"),

@@ -156,6 +156,10 @@ def test_hf_errors(tokenizer):
                                      output_shape=()).masked_outputs()
     with pytest.raises(ValueError, match="mask_embedding must be finite"):
         hf.mask_tokens_at_embeddings(bert, ids, mask_embedding=np.full(16, np.nan))
+    with pytest.raises(ValueError, match="attention_mask must hold 0 and 1 only"):
+        hf.mask_tokens_at_embeddings(bert, ids, tokenizer=tokenizer, attention_mask=[0.5] * len(ids))
+    encoding = tokenizer(SENTENCE)  # a BatchEncoding is read for its input_ids
+    assert hf.mask_tokens_at_embeddings(bert, encoding, tokenizer=tokenizer).input_ids.tolist() == list(ids)
 
 
 def test_scaled_word_embeddings_mask_like_the_masked_ids():

@@ -281,6 +281,8 @@ def test_train_refuses_bad_data_and_options_and_stops_on_divergence(tmp_path):
     train(m, ds, epochs=1, checkpoint_epochs=[1], checkpoint_dir=d)
     assert list(list_checkpoints(d)) == [1] and not checkpoint_path(d, 2).exists()
     assert json.loads((d / "training.json").read_text())["data_sha256"] == data_sha256(ds)
+    with pytest.raises(ValueError, match="epoch must be an integer ≥ 0"):
+        checkpoint_path(d, -3)
     with pytest.raises(ValueError, match="another structure or shape than the template"):
         load_params(checkpoint_path(d, 1), init_params(make_model("mlp", n_classes=2, hidden=(7,)), (13,)))
 

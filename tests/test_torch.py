@@ -234,6 +234,8 @@ def test_torch_model_errors(torch, rng):
         torch_model(net)
     with pytest.raises(TypeError, match="nn.Module or a callable"):
         torch_model("resnet18")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        torch_model(net.eval(), device="bogus")
     with pytest.raises(ValueError, match=r"expected \(2, 5\)"):
         masked_outputs(torch_model(net.eval(), output_shape=(5,)), np.ones(4), TabularPlayers(4), reward=logit(0))
     with pytest.raises(TypeError, match="pass output="):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -130,6 +130,10 @@ class TokenEmbeddingGame:
 
 
 def _ids(input_ids: Any) -> np.ndarray:
+    if isinstance(input_ids, Mapping):  # a tokenizer's BatchEncoding (or a dict): its input_ids
+        if "input_ids" not in input_ids:
+            raise TypeError(f"input_ids is a mapping without 'input_ids' (keys {sorted(input_ids)})")
+        input_ids = input_ids["input_ids"]
     ids = np.asarray(input_ids.detach().cpu() if hasattr(input_ids, "detach") else input_ids)
     if ids.ndim == 2 and ids.shape[0] == 1:
         ids = ids[0]
@@ -242,6 +246,8 @@ def mask_tokens_at_embeddings(
         am = am.reshape(1, -1).to(device=dev)
         if am.shape[1] != length:
             raise ValueError(f"attention_mask must have length {length} like input_ids, got shape {tuple(am.shape)}")
+        if not bool(((am == 0) | (am == 1)).all()):
+            raise ValueError(f"attention_mask must hold 0 and 1 only, got {am.reshape(-1).tolist()}")
     pick = output if output is not None else None
 
     def forward(embeds):  # embeds: (B, L, d) tensor of the model's dtype

@@ -68,7 +68,15 @@ def _placement(module: Any, device: Any, input_dtype: Any) -> tuple[Any, Any]:
     tensors = []
     if isinstance(module, torch.nn.Module):
         tensors = [t for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()]
-    dev = torch.device(device) if device is not None else (tensors[0].device if tensors else torch.device("cpu"))
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this torch has no CUDA device available")
+    else:
+        dev = tensors[0].device if tensors else torch.device("cpu")
     if input_dtype is None:
         input_dtype = tensors[0].dtype if tensors else torch.get_default_dtype()
     elif not isinstance(input_dtype, torch.dtype):
