@@ -36,7 +36,10 @@ duality gap is ≤ ``tol``.
   ``2λ_k − λ_{k−1}`` saved 10% but left one random n = 6 game uncertified, so it is not used).
   On games of a trained MLP at n = 10 this converges to ``tol = 1e-5`` in 300–1500 iterations
   (≈ 0.1 s per game on a CPU); random Gaussian and planted-plus-noise games are harder
-  (3–10k iterations, 0.2–0.8 s at ≈ 80 µs an iteration; n = 12: 6–20k at ≈ 320 µs). (The
+  (3–10k iterations, 0.2–0.8 s at ≈ 80 µs an iteration; n = 12: 6–20k at ≈ 320 µs). For n ≤ 10 in
+  float64 the projection is instead exact (:func:`_splitting_graph`: the graph form in
+  ``s = γ + ½q``, ``t = γ − ½q``, two butterfly solves and no inner CG; 35–45 µs an iteration at
+  n = 10; docs/math.md §3.5). (The
   semi-proximal ADMM used before stalled or diverged.)
 
 Active-set polish (``q_ratio > 0``, internal, off by default: ``_POLISH_EVERY = 0``): from an
@@ -1538,7 +1541,10 @@ class SharedAndOrResult(NamedTuple):
     Attributes:
         I_and, I_or: per-model interactions ``(m, ..., 2**n)`` (``I_and[..., 0]`` = bias, ``I_or[..., 0] = 0``).
         gamma_shared: ``γ̄`` ``(..., 2**n)``; gamma_model: ``γ̂^(i)`` ``(m, ..., 2**n)``
-            (``γ^(i) = γ̄ + γ̂^(i)``; ``γ^(i)(∅) = 0``).
+            (``γ^(i) = γ̄ + γ̂^(i)``; ``γ^(i)(∅) = 0``). The solver keeps ``γ̂^(i)`` in its box
+            ``|γ̂^(i)| ≤ gamma_bound_i`` up to a constant; the reported ``γ̂^(i)`` is shifted to
+            ``γ̂^(i)(∅) = 0`` (docs/math.md §3.8, Assembly), so it may exceed the bound (its
+            half-range does not).
         q: per-model noise ``(m, ..., 2**n)``.
         objective, lower_bound, gap: shared objective, certified dual bound, relative gap ``(...)``.
         iterations, converged: Douglas–Rachford iterations (both phases) and ``gap ≤ tol``.

@@ -1,7 +1,7 @@
 r"""The main job: interaction dynamics over training, theory overlay, generalization power.
 
-:func:`run_demo` trains a network with checkpoints, sweeps the AND-OR interactions of test
-samples at every checkpoint, and writes a self-contained report folder:
+:func:`run_demo` trains a network with checkpoints, sweeps the AND-OR interactions of training
+samples (the same for every model) at every checkpoint, and writes a self-contained report folder:
 
 - ``settings.json``: the settings the folder was made with (a rerun with other settings
   is refused unless ``force``); written only after every check of the run passed, so a

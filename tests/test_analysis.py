@@ -758,3 +758,11 @@ def test_interactions_second_user_trial(batch, tmp_path):
         to_shapiq_json(np.ones(16), np.ones(8), kind="or")
     with pytest.raises(TypeError, match="exports itself with its to_shapiq_json method"):
         to_shapiq_json(x)
+
+
+def test_tau_of_another_shape_is_named():
+    ia = np.random.default_rng(0).normal(size=(2, 3, 16))
+    for call in (lambda: order_distribution(ia, ia, np.ones(4)), lambda: salient_mask(ia, np.ones(16))):
+        with pytest.raises(ValueError, match=r"tau must broadcast to the batch shape \(2, 3\)"):
+            call()
+    assert salient_mask(ia, np.ones(3)).shape == ia.shape and salient_mask(ia, np.ones((2, 1))).shape == ia.shape
