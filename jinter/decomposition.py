@@ -337,7 +337,9 @@ class AndOrResult(NamedTuple):
         I_and: AND interactions, ``I_and[..., 0] = b = v(∅) + q(∅)`` (the bias).
         I_or: OR interactions, ``I_or[..., 0] = 0``; single players' effects are reported in
             ``I_and`` (``I_or[..., 1 << i] = 0``, see the tie rules in the module docstring).
-        gamma: the split ``γ`` (``γ(∅) = 0``).
+        gamma: the split ``γ`` (``γ(∅) = 0``) of the reported interactions, i.e. after the
+            single players' OR terms are merged into AND (``γ(S) += Σ_{i∈S} I_or({i})``,
+            docs/math.md §3.7); ``I_and = mobius(½(v + q) + γ)``.
         q: the noise term, ``|q| ≤ q_ratio·|v(N) − v(∅)|``.
         objective: ``Σ_{T≠∅} |I_and(T)| + |I_or(T)|``.
         lower_bound: certified lower bound on the optimum (dual objective of a feasible dual point).
@@ -345,11 +347,14 @@ class AndOrResult(NamedTuple):
         iterations: Douglas–Rachford iterations used (both phases).
         converged: ``gap ≤ tol``.
         canonical: the point is the canonical optimum (least ``‖γ‖₂² + ‖q‖₂²`` among all
-            optima), verified as described in :func:`and_or`; False with ``canonical=False``.
+            optima, in the solver's variables, i.e. before the singleton merge; ``q`` and the
+            interactions are those of that point), verified as described in :func:`and_or`;
+            False with ``canonical=False``.
         canonical_eps: the Tikhonov weight ``ε`` (problem scaled to ``max|c| = 1``) at which the
             regularized minimizer was verified optimal (0 without the canonical phase).
-        canonical_distance: certified bound on ``‖(γ, q) − (γ*, q*)‖₂``, the distance to the
-            canonical optimum, in the units of ``v`` (``inf`` when not canonical).
+        canonical_distance: certified bound on ``‖(γ, q) − (γ*, q*)‖₂``, the distance of the
+            solver's point (before the singleton merge) to the canonical optimum, in the units of
+            ``v``; ``inf`` unless ``canonical`` (status 0).
         status: :data:`STATUS_CANONICAL` (0), :data:`STATUS_NOT_CANONICAL` (1),
             :data:`STATUS_UNCERTIFIED` (2) or :data:`STATUS_ANY_OPTIMUM` (3);
             :meth:`messages` says it in words.
@@ -1522,7 +1527,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
         converged=r(converged),
         canonical=r(ok & converged),
         canonical_eps=r(eps),
-        canonical_distance=r(dist),
+        canonical_distance=r(jnp.where(ok & converged, dist, jnp.inf)),  # a bound only where verified
         status=r(status.astype(jnp.int32)),
     )
 
@@ -1916,7 +1921,8 @@ def _shared_impl(flat, gbf, budget, q_ratio, alpha, tol, max_iter, check_every, 
     return SharedAndOrResult(
         I_and=i_and, I_or=i_or, gamma_shared=g, gamma_model=gh, q=q,
         objective=p, lower_bound=lb, gap=gap, iterations=it, converged=converged,
-        canonical=ok & converged, canonical_eps=eps, canonical_distance=dist, status=status.astype(jnp.int32),
+        canonical=ok & converged, canonical_eps=eps, canonical_distance=jnp.where(ok & converged, dist, jnp.inf),
+        status=status.astype(jnp.int32),
     )
 
 

@@ -56,7 +56,10 @@ def salient_mask(
 ) -> Array:
     """Boolean mask of salient interactions ``|I(S)| ≥ τ``, ``S ≠ ∅`` (the bias is never salient).
 
-    ``strict=True`` uses ``|I(S)| > τ`` instead, as [H25] eq. (6) does.
+    ``strict=True`` uses ``|I(S)| > τ`` instead, as [H25] eq. (6) does. With the default
+    ``τ = 0`` every ``S ≠ ∅`` is salient, also the entries that are zero by convention (the
+    single players' ``I_or({i}) = 0`` of an AND-OR split); pass a τ rule (``tau_relative``,
+    ``tau_output``) or ``strict=True`` to count only the non-zero ones.
     """
     i = jnp.asarray(interactions)
     num_players(i, what="interactions")
