@@ -153,11 +153,13 @@ def check_ints(values: Any, what: str, least: int = 0, *, flatten: bool = False)
     return tuple(check_int(v, what + " entries", least) for v in arr.reshape(-1))
 
 
-def check_axis(axis: Any, batch_ndim: int, what: str = "sample_axis") -> int | None:
+def check_axis(axis: Any, batch_ndim: int | tuple[int, ...], what: str = "sample_axis") -> int | None:
     """``axis`` of the ``batch_ndim`` leading (batch) axes as a non-negative int, or ``None``.
 
     Negative values count from the last batch axis (``-1`` is the last leading axis, never the
     subset axis). With no batch axes any integer is accepted and there is nothing to average.
+    Given the batch *shape* instead of its length, an axis of length 0 (nothing to average:
+    the mean would be NaN) is refused too.
 
     >>> check_axis(-1, 2), check_axis(0, 0), check_axis(None, 3)
     (1, 0, None)
@@ -170,12 +172,16 @@ def check_axis(axis: Any, batch_ndim: int, what: str = "sample_axis") -> int | N
         return None
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
         raise ValueError(f"{what} must be None or an integer, got {axis!r}")
+    shape = batch_ndim if isinstance(batch_ndim, tuple) else None
+    batch_ndim = len(shape) if shape is not None else batch_ndim
     axis = int(axis)
     if batch_ndim == 0:
         return axis
     if not -batch_ndim <= axis < batch_ndim:
         raise ValueError(f"{what} must be None or an integer in [{-batch_ndim}, {batch_ndim}) "
                          f"(one of the {batch_ndim} leading axes), got {axis}")
+    if shape is not None and shape[axis % batch_ndim] == 0:
+        raise ValueError(f"{what}={axis} averages over an axis of length 0 (batch shape {shape}): there are no samples")
     return axis % batch_ndim
 
 

@@ -331,6 +331,8 @@ class Interactions:
                 ok = False
             if not ok:
                 raise ValueError(f"{name} must have one value per sample (broadcasting to {batch}), got {x.shape}")
+            if x is not None and np.any(x < 0):  # an ℓ1 objective and a relative duality gap are ≥ 0
+                raise ValueError(f"{name} must be ≥ 0, got {x.min()}")
         if not isinstance(self.tau_rule, str):
             raise ValueError(f"tau_rule must be a string describing how tau was chosen, got {self.tau_rule!r}")
         put("players", player_names(self.players, n))

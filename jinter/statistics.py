@@ -192,7 +192,7 @@ def order_distribution(
     leading index). A zero numerator gives zeros, not NaN.
     """
     num = order_strength(i_and, i_or, tau)
-    sample_axis = check_axis(sample_axis, num.ndim - 1)
+    sample_axis = check_axis(sample_axis, num.shape[:-1])
     if sample_axis is not None and num.ndim > 1:
         num = jnp.mean(num, axis=sample_axis)
     z = jnp.mean(num, axis=-1, keepdims=True)
@@ -322,7 +322,7 @@ def tau_output(
     v = jnp.asarray(v)
     num_players(v, what="v")
     d = jnp.abs(v[..., -1] - v[..., 0])
-    sample_axis = check_axis(sample_axis, d.ndim)
+    sample_axis = check_axis(sample_axis, d.shape)
     if sample_axis is not None and d.ndim > 0:
         d = jnp.mean(d, axis=sample_axis, keepdims=keepdims)
     return frac * d
@@ -340,7 +340,7 @@ def sparsity_curve(
     ``sample_axis`` (``None``: one curve per sample). An all-zero sample gives zeros.
     """
     arrays = tuple(_and_or_arrays(i_and, i_or))
-    return _sparsity_curve(arrays, check_axis(sample_axis, arrays[0].ndim - 1))
+    return _sparsity_curve(arrays, check_axis(sample_axis, arrays[0].shape[:-1]))
 
 
 def _sort_descending_nonneg(a: Array) -> Array:

@@ -766,3 +766,14 @@ def test_tau_of_another_shape_is_named():
         with pytest.raises(ValueError, match=r"tau must broadcast to the batch shape \(2, 3\)"):
             call()
     assert salient_mask(ia, np.ones(3)).shape == ia.shape and salient_mask(ia, np.ones((2, 1))).shape == ia.shape
+
+
+def test_no_average_over_no_samples_and_no_negative_gap():
+    empty = np.zeros((0, 16))
+    for call in (lambda: sparsity_curve(empty), lambda: order_distribution(empty), lambda: tau_output(empty)):
+        with pytest.raises(ValueError, match="averages over an axis of length 0"):
+            call()
+    assert sparsity_curve(empty, sample_axis=None).shape == (0, 15)
+    for name in ("gap", "objective"):
+        with pytest.raises(ValueError, match=f"{name} must be ≥ 0"):
+            Interactions(np.ones(8), **{name: -5.0})
