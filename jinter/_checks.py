@@ -185,8 +185,19 @@ def check_axis(axis: Any, batch_ndim: int | tuple[int, ...], what: str = "sample
     return axis % batch_ndim
 
 
-def check_tau(tau: ArrayLike, what: str = "tau") -> None:
-    """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``what``."""
+def check_tau(tau: ArrayLike, what: str = "tau", batch: tuple[int, ...] | None = None) -> None:
+    """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``what``;
+    with ``batch``, also one whose shape does not broadcast to it (one τ per sample or one for
+    all; a τ that would add axes is refused too)."""
+    if batch is not None:
+        try:
+            ok = np.broadcast_shapes(np.shape(tau), batch) == batch
+        except ValueError:
+            ok = False
+        if not ok:
+            check_tau(tau, what)  # NaN or negative first: the same message for every bad value
+            raise ValueError(f"{what} must broadcast to the batch shape {batch} (one threshold per sample or one "
+                             f"for all), got shape {np.shape(tau)}")
     if is_traced(tau):
         return
     t = np.asarray(tau)

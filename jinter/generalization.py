@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._checks import check_axis, check_tau, safe_divide
@@ -84,14 +83,8 @@ def generalization_power(
     if model[0].shape != base[0].shape:
         raise ValueError(f"model and base shapes differ: {model[0].shape} vs {base[0].shape}")
     batch = model[0].shape[:-1]
-    for what, t in (("tau_model", tau_model), ("tau_base", tau_base)):
-        try:
-            ok = np.broadcast_shapes(np.shape(t), batch) == batch
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{what} must broadcast to the batch shape {batch} (one threshold per sample or one "
-                             f"for all), got shape {np.shape(t)}")
+    check_tau(tau_model, "tau_model", batch)
+    check_tau(tau_base, "tau_base", batch)
     if sample_axis is not None and batch and 0 in batch:
         raise ValueError(f"i_model holds no samples (batch shape {batch}): there is nothing to average")
     # One kernel per type: XLA:CPU runs one fused kernel over both types several times slower.

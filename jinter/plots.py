@@ -21,7 +21,7 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter._checks import check_axis, check_int, check_ints, check_option, check_real, sample_index
+from jinter._checks import check_axis, check_int, check_ints, check_option, check_real, check_tau, sample_index
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import PatchPlayers
 from jinter.statistics import _and_or_arrays, interaction_arrays, signed_order_strength, sparsity_curve
@@ -179,12 +179,7 @@ def plot_order_distribution(
     """
     a, o, tau = _unpack(i_and, i_or, tau)
     n = num_players(a, what="i_and")
-    try:
-        ok = np.broadcast_shapes(np.shape(tau), a.shape[:-1]) == a.shape[:-1]
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"tau must broadcast to the batch shape {a.shape[:-1]}, got shape {np.shape(tau)}")
+    check_tau(tau, "tau", a.shape[:-1])
     curves = None
     if theory is not None:
         curves = list(theory) if isinstance(theory, tuple) else [theory]

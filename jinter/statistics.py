@@ -63,15 +63,7 @@ def salient_mask(
     """
     i = jnp.asarray(interactions)
     num_players(i, what="interactions")
-    batch = i.shape[:-1]
-    check_tau(tau)  # NaN or negative first: the same message for every bad value
-    try:
-        ok = np.broadcast_shapes(np.shape(tau), batch) == batch
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"tau must broadcast to the batch shape {batch} of the interactions (one threshold per "
-                         f"sample or one for all), got shape {np.shape(tau)}")
+    check_tau(tau, "tau", i.shape[:-1])
     a, t = jnp.abs(i), _tau(tau, i.dtype)
     sal = a > t if strict else a >= t
     return sal.at[..., 0].set(False)
