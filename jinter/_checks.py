@@ -185,16 +185,20 @@ def check_axis(axis: Any, batch_ndim: int | tuple[int, ...], what: str = "sample
     return axis % batch_ndim
 
 
+def broadcasts_to(shape: tuple[int, ...], batch: tuple[int, ...]) -> bool:
+    """``shape`` broadcasts to ``batch`` without adding or growing axes beyond it."""
+    try:
+        return np.broadcast_shapes(shape, batch) == batch
+    except ValueError:
+        return False
+
+
 def check_tau(tau: ArrayLike, what: str = "tau", batch: tuple[int, ...] | None = None) -> None:
     """Refuse a concrete salience threshold that is NaN or negative (or not real), naming ``what``;
     with ``batch``, also one whose shape does not broadcast to it (one τ per sample or one for
     all; a τ that would add axes is refused too)."""
     if batch is not None:
-        try:
-            ok = np.broadcast_shapes(np.shape(tau), batch) == batch
-        except ValueError:
-            ok = False
-        if not ok:
+        if not broadcasts_to(np.shape(tau), batch):
             check_tau(tau, what)  # NaN or negative first: the same message for every bad value
             raise ValueError(f"{what} must broadcast to the batch shape {batch} (one threshold per sample or one "
                              f"for all), got shape {np.shape(tau)}")

@@ -72,8 +72,6 @@ def generalization_power(
         and ``h_bar_weighted``. Samples without salient interactions have fraction 0 and are
         left out of ``h_bar`` (which is 0 if no sample has any).
     """
-    check_tau(tau_model, "tau_model")
-    check_tau(tau_base, "tau_base")
     m_and, m_or = interaction_arrays(i_model, what="i_model")
     b_and, b_or = interaction_arrays(i_base, what="i_base")
     if (m_or is None) != (b_or is None):

@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Float
 
 from jinter._checks import (
+    broadcasts_to,
     check_bool,
     check_finite,
     check_int,
@@ -316,20 +317,10 @@ class Interactions:
             if x is not None and x.shape != self.I_and.shape:
                 raise ValueError(f"{name} must have the shape of i_and {self.I_and.shape}, got {x.shape}")
         batch = self.batch_shape
-        try:
-            ok = np.broadcast_shapes(self.tau.shape, batch) == batch
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"tau of shape {self.tau.shape} does not broadcast to the batch shape {batch}")
-        check_tau(self.tau)
+        check_tau(self.tau, "tau", batch)
         for name in ("objective", "gap"):  # per sample, or per input of a shared split (models first)
             x = getattr(self, name)
-            try:
-                ok = x is None or np.broadcast_shapes(x.shape, batch) == batch
-            except ValueError:
-                ok = False
-            if not ok:
+            if x is not None and not broadcasts_to(x.shape, batch):
                 raise ValueError(f"{name} must have one value per sample (broadcasting to {batch}), got {x.shape}")
             if x is not None and np.any(x < 0):  # an ℓ1 objective and a relative duality gap are ≥ 0
                 raise ValueError(f"{name} must be ≥ 0, got {x.min()}")

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes, memory_budget
-from jinter._checks import check_finite, check_int, check_ints, check_option, check_real, is_traced
+from jinter._checks import check_bool, check_finite, check_int, check_ints, check_option, check_real, is_traced
 from jinter._host import HostModel, _Id, host_model, reraise_host_errors
 from jinter.transforms import mobius
 
@@ -168,9 +168,7 @@ class PatchPlayers(_Players):
     def __post_init__(self):
         image = check_ints(self.image_shape, "image_shape", 1)
         patch = check_ints(self.patch_shape, "patch_shape", 1)
-        if not isinstance(self.channels_last, (bool, np.bool_)):
-            raise TypeError(f"channels_last must be True or False, got {self.channels_last!r}")
-        object.__setattr__(self, "channels_last", bool(self.channels_last))
+        object.__setattr__(self, "channels_last", check_bool(self.channels_last, "channels_last"))
         object.__setattr__(self, "image_shape", image)
         object.__setattr__(self, "patch_shape", patch)
         k = len(patch)

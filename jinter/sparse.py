@@ -118,16 +118,14 @@ from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
 from jinter.masking import (
     NonFiniteOutputError,
-    _adapt,
+    _adapt_model,
     _BaselineName,
     _check_players,
     _chunk_size_option,
-    _features_jit,
     _input_array,
-    _LabelReward,
+    _prepare_reward,
     _resolve_baseline,
     _reward_values,
-    _Static,
 )
 
 __all__ = ["SparseAndOrResult", "sparse_and_or", "masked_value_fn"]
@@ -1120,38 +1118,20 @@ def masked_value_fn(
     _check_players(players)
     shape = tuple(players.input_shape)
     n = int(players.n)
-    if isinstance(model, tuple):
-        if len(model) != 2:
-            raise ValueError(f"a model pair must be (features, head), got {len(model)} elements")
-        fparams, hparams = params if isinstance(params, tuple) else (params, params)
-        feats_fn = functools.partial(_features_jit, _adapt(model[0], fparams))
-        apply = _adapt(model[1], hparams)
-        xa = _input_array(x)
-        feats = jnp.asarray(feats_fn(xa[None]))
-        if feats.shape[1:] != shape:
-            raise ValueError(f"features(x) has shape {feats.shape[1:]}, not the player input shape {shape}")
-        xa = feats[0]
-    else:
-        feats_fn = None
-        apply = _adapt(model, params)
-        xa = _input_array(x)
-    if xa.shape != shape:
-        raise ValueError(
-            f"x must be ONE input of shape {shape} (players.input_shape of {type(players).__name__}); "
-            f"got shape {xa.shape}"
-        )
+    pair = isinstance(model, tuple)
+    xs = _input_array(x)
+    if not pair and xs.shape != shape:  # named before the model adaptation sees it as a batch of one
+        raise ValueError(f"x must be ONE input of shape {shape} (players.input_shape of {type(players).__name__}); "
+                         f"got shape {xs.shape}")
+    apply, feats_fn, xb = _adapt_model(model, params, xs[None], players)  # one input, as a batch of one
+    if xb.shape != (1,) + shape:
+        raise ValueError(f"features(x) must be ONE input of shape {shape} (players.input_shape of "
+                         f"{type(players).__name__}); got shape {xb.shape[1:]}")
+    xa = xb[0]
     base = jnp.asarray(_resolve_baseline(baseline, data, feats_fn, players, xa))
     if base.shape != shape:
         raise ValueError(f"baseline must broadcast to the input shape {shape}, got {base.shape}")
-    if reward is not None and not isinstance(reward, _LabelReward):
-        if not callable(reward):
-            raise ValueError(f"reward must be callable, got {type(reward).__name__}")
-        reward = _Static(reward)
-    if isinstance(reward, _LabelReward):
-        lab = np.asarray(reward.label)
-        if lab.size != 1:
-            raise ValueError(f"label must be a single class for one input, got shape {lab.shape}")
-        reward = _LabelReward(lab.reshape(()), reward.kind, (int(lab.reshape(())),) * 2)
+    reward = _prepare_reward(reward, 1)
     limit = _memory_budget(memory_budget)
     per_row = max(math.prod(shape), 1) * xa.dtype.itemsize * _LIVE_FACTOR
     fit = limit // per_row

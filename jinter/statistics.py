@@ -45,9 +45,7 @@ __all__ = [
 
 
 def _tau(tau: ArrayLike, dtype) -> Array:
-    """``τ`` with a trailing axis to broadcast over subsets; a concrete ``τ`` must be ≥ 0 and not
-    NaN (``inf``: nothing is salient), else a ``ValueError`` naming ``tau``."""
-    check_tau(tau)
+    """``τ`` (checked by the caller, :func:`check_tau`) with a trailing axis to broadcast over subsets."""
     return jnp.asarray(tau, dtype=dtype)[..., None]
 
 
@@ -123,8 +121,9 @@ def _types(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("
     arrays = []
     for name, x in zip(names, (i_and, i_or)):
         if x is not None:
-            if not is_traced(x) and np.asarray(x).dtype.kind not in "biufc":
-                raise TypeError(f"{name} must hold numbers, got dtype {np.asarray(x).dtype}")
+            dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # no host copy of a device array
+            if dtype.kind not in "biufc":
+                raise TypeError(f"{name} must hold numbers, got dtype {dtype}")
             a = as_real_float(x, name)
             check_finite(a, name)
             arrays.append(a)

@@ -163,18 +163,17 @@ def restore_params(data: bytes, path: str | os.PathLike, template: Any = None) -
     """The parameters in the msgpack bytes ``data`` read from ``path`` (into ``template``'s
     structure if given); bytes that are not a checkpoint are a ``ValueError`` naming the file."""
     try:
-        if template is None:
-            return flax.serialization.msgpack_restore(data)
-        params = flax.serialization.from_bytes(template, data)
+        stored = flax.serialization.msgpack_restore(data)  # parsed once (from_bytes would parse it again)
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{os.fspath(path)!r} is not a readable parameter checkpoint (flax msgpack): "
                          f"{type(e).__name__}: {e}") from e
-    stored = flax.serialization.msgpack_restore(data)
+    if template is None:
+        return stored
     want = jax.tree.map(np.shape, flax.serialization.to_state_dict(template))
     if jax.tree.map(np.shape, stored) != want:
         raise ValueError(f"{os.fspath(path)!r} holds parameters of another structure or shape than the template: "
                          f"{jax.tree.map(np.shape, stored)} vs {want}")
-    return params
+    return flax.serialization.from_state_dict(template, stored)
 
 
 def checkpoint_path(directory: str | os.PathLike, epoch: int) -> Path:
