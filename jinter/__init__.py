@@ -17,7 +17,7 @@ from jinter._budget import MemoryBudgetError, memory_budget
 from jinter._version import __version__ as __version__
 from jinter.decomposition import AndOrOptions, AndOrResult, SharedAndOrResult, and_or, and_or_shared
 from jinter.generalization import GeneralizationPower, generalization_power
-from jinter.interactions import InteractionRecord, Interactions, top_interactions
+from jinter.interactions import InteractionRecord, Interactions, top_interactions, top_interactions_batch
 from jinter.masking import (
     HostModel,
     LearnedBaseline,
@@ -110,6 +110,7 @@ __all__ = [
     "salient_counts",
     "sparsity_curve",
     "top_interactions",
+    "top_interactions_batch",
     "generalization_power",
     # memory
     "MemoryBudgetError",

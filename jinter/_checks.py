@@ -22,12 +22,26 @@ mask's players and how many values are non-finite.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
+
+
+def held_precision(*arrays: Any) -> Any:
+    """A context in which JAX computes in float64 when any of ``arrays`` (host arrays a result
+    object holds) is float64 while ``jax_enable_x64`` is off; otherwise a no-op context. A
+    result object's statistics then work in the dtype of the numbers it holds, not in the
+    float32 that JAX would silently round them to."""
+    if jax.config.jax_enable_x64 or not any(a is not None and np.asarray(a).dtype == np.float64 for a in arrays):
+        return contextlib.nullcontext()
+    enable = getattr(jax, "enable_x64", None)
+    if enable is None:  # jax < 0.6
+        from jax.experimental import enable_x64 as enable
+    return enable(True)
 
 
 def is_traced(*trees: Any) -> bool:
@@ -55,6 +69,20 @@ def as_real_float(x: ArrayLike, what: str) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def host_real(x: Any, what: str) -> np.ndarray:
+    """``x`` as a numpy float64 array of real numbers (host data, e.g. a curve to draw):
+    complex values and non-numbers are a ``TypeError`` naming ``what``, never a silent cast."""
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:  # ragged sequences
+        raise TypeError(f"{what} must be an array of real numbers: {e}") from None
+    if np.iscomplexobj(a):
+        raise TypeError(f"{what} is complex ({a.dtype}); pass the real part (or abs) explicitly if that is what you mean")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
 
 
 def check_option(value: Any, what: str, allowed: Sequence[str | None], *, otherwise: str | None = None) -> None:

@@ -12,6 +12,7 @@ provenance, save/load, JSON and shapiq export (:mod:`jinter.shapiq_io`), tables)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from jinter._checks import (
     check_option,
     check_real,
     check_tau,
+    held_precision,
     player_names,
     sample_index,
 )
@@ -162,6 +164,8 @@ def top_interactions_batch(
     """
     arrays = [np.asarray(a) for a in _and_or_arrays(i_and, i_or)]
     batch = arrays[0].shape[:-1]
+    if tau is not None:
+        check_tau(tau, "tau", batch)
     taus = None if tau is None else np.broadcast_to(np.asarray(tau, dtype=float), batch)
 
     def rec(index: tuple[int, ...]) -> list:
@@ -224,6 +228,20 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _in_held_precision(method: Any) -> Any:
+    """Run an :class:`Interactions` method in the precision of the arrays it holds
+    (:func:`jinter._checks.held_precision`: float64 arrays are not rounded to float32 when
+    ``jax_enable_x64`` is off)."""
+
+    @functools.wraps(method)
+    def run(self: Interactions, *args: Any, **kwargs: Any) -> Any:
+        others = [a.I_and for a in args if isinstance(a, Interactions)]
+        with held_precision(self.I_and, *others):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 def _resolve_tau(
     tau: Any,
     tau_frac: float | None,
@@ -232,6 +250,11 @@ def _resolve_tau(
     v: np.ndarray | None,
     sample_axis: int | None,
 ) -> tuple[np.ndarray, str]:
+    with held_precision(i_and, v):
+        return _tau_rule(tau, tau_frac, i_and, i_or, v, sample_axis)
+
+
+def _tau_rule(tau, tau_frac, i_and, i_or, v, sample_axis):
     if isinstance(tau, str):
         check_option(tau, "tau", get_args(_TauRule), otherwise="a number/array")
         if tau == "relative":
@@ -455,29 +478,35 @@ class Interactions:
         return float(np.broadcast_to(self.tau, self.batch_shape)[index])
 
     # ---------------------------------------------------------------- analysis
+    @_in_held_precision
     def salient_mask(self) -> tuple[np.ndarray, np.ndarray | None]:
         """``(salient AND, salient OR)`` boolean masks (:func:`salient_mask`)."""
         return tuple(
             None if i is None else np.asarray(salient_mask(i, self.tau)) for i in (self.I_and, self.I_or)
         )  # type: ignore[return-value]
 
+    @_in_held_precision
     def salient_counts(self) -> np.ndarray:
         """Per sample ``R^(k)`` (:func:`salient_counts`)."""
         return np.asarray(salient_counts(self.I_and, self.I_or, self.tau))
 
+    @_in_held_precision
     def order_distribution(self, sample_axis: int | None = 0) -> np.ndarray:
         """Normalized ``I^(k)`` of [D24] (:func:`order_distribution`)."""
         return np.asarray(order_distribution(self.I_and, self.I_or, self.tau, sample_axis=sample_axis))
 
+    @_in_held_precision
     def signed_order_strength(self) -> tuple[np.ndarray, np.ndarray]:
         """Per sample ``(A^(k),+, A^(k),−)`` (:func:`signed_order_strength`)."""
         pos, neg = signed_order_strength(self.I_and, self.I_or, self.tau)
         return np.asarray(pos), np.asarray(neg)
 
+    @_in_held_precision
     def sparsity_curve(self, sample_axis: int | None = 0) -> np.ndarray:
         """Sorted normalized strengths (:func:`sparsity_curve`)."""
         return np.asarray(sparsity_curve(self.I_and, self.I_or, sample_axis))
 
+    @_in_held_precision
     def top(
         self, k: int = 10, sample: int | tuple[int, ...] | None = None, *, salient_only: bool = False
     ) -> list[InteractionRecord]:
@@ -489,6 +518,7 @@ class Interactions:
             tau=self._tau_of(index) if salient_only else None,
         )  # fmt: skip
 
+    @_in_held_precision
     def generalization_power(self, base: Interactions, *, sample_axis: int | None = 0) -> GeneralizationPower:
         """[H25] generalization power against a baseline model's interactions, each with its τ."""
         if not isinstance(base, Interactions):
@@ -496,6 +526,7 @@ class Interactions:
                             "for arrays use jinter.generalization_power(i_model, i_base, tau_model, tau_base)")
         return generalization_power(self, base, self.tau, base.tau, sample_axis=sample_axis)
 
+    @_in_held_precision
     def to_table(
         self,
         sample: int | tuple[int, ...] | None = None,
@@ -556,8 +587,14 @@ class Interactions:
             raise ValueError(f"its header is a {type(header).__name__}, not a mapping")
         if header.get("format") != _FORMAT:
             raise ValueError(f"not a {_FORMAT} file (format={header.get('format')!r})")
-        if int(header.get("version", -1)) > _FORMAT_VERSION:
-            raise ValueError(f"file format version {header['version']} is newer than {_FORMAT_VERSION}")
+        version = header.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"its format version must be an integer ≥ 1, got {version!r}")
+        if version > _FORMAT_VERSION:
+            raise ValueError(f"file format version {version} is newer than {_FORMAT_VERSION}")
+        unknown = sorted(set(arrays) - {_FILE_KEYS.get(k, k) for k in _ARRAY_FIELDS})
+        if unknown:
+            raise ValueError(f"it holds arrays that are not fields of {_FORMAT}: {unknown}")
         players = header.get("players")
         listed = header.get("arrays")  # absent in files written before it was recorded
         if listed is not None and sorted(listed) != sorted(arrays):

@@ -21,7 +21,16 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jinter._checks import check_axis, check_int, check_ints, check_option, check_real, check_tau, sample_index
+from jinter._checks import (
+    check_axis,
+    check_int,
+    check_ints,
+    check_option,
+    check_real,
+    check_tau,
+    host_real,
+    sample_index,
+)
 from jinter.interactions import InteractionRecord, Interactions, top_interactions
 from jinter.masking import PatchPlayers
 from jinter.statistics import _and_or_arrays, interaction_arrays, signed_order_strength, sparsity_curve
@@ -124,7 +133,7 @@ def plot_sparsity_curve(
             return c.sparsity_curve()
         if hasattr(c, "I_and"):  # an and_or result: its curve averaged over its samples
             return np.asarray(sparsity_curve(*interaction_arrays(c, what="curves")))
-        return np.asarray(c, dtype=float)
+        return host_real(c, "curves")
 
     if isinstance(curves, Mapping):
         if labels is not None:
@@ -183,7 +192,7 @@ def plot_order_distribution(
     curves = None
     if theory is not None:
         curves = list(theory) if isinstance(theory, tuple) else [theory]
-        curves = [np.asarray(c, dtype=float) for c in curves]
+        curves = [host_real(c, "theory") for c in curves]
         if len(curves) > 2 or any(c.shape != (n,) or not np.all(np.isfinite(c)) for c in curves):
             raise ValueError(f"theory must be one curve over the orders 1…{n} (shape ({n},)) or a (positive, "
                              f"negative) pair of them, finite; got shapes {[c.shape for c in curves]}")
@@ -400,7 +409,7 @@ def plot_curves(
         series: label → values of length ``t``.
         phases: x positions of phase boundaries, or label → position.
     """
-    xs = np.asarray(x, dtype=float)
+    xs = host_real(x, "x")
     if not isinstance(series, Mapping):
         raise TypeError(f"series must be a mapping label → values, got {type(series).__name__}")
     if not series:
@@ -412,7 +421,7 @@ def plot_curves(
         phases = [(label, check_real(p, "phases entries")) for label, p in items]
     fig, ax = _fig_ax(ax, (5.5, 3.5))
     for label, ys in series.items():
-        ys = np.asarray(ys, dtype=float)
+        ys = host_real(ys, f"series {label!r}")
         if ys.shape != xs.shape:
             raise ValueError(f"series {label!r} has shape {ys.shape}, x has {xs.shape}")
         ax.plot(xs, ys, label=label)

@@ -59,7 +59,12 @@ def salient_mask(
     single players' ``I_or({i}) = 0`` of an AND-OR split); pass a τ rule (``tau_relative``,
     ``tau_output``) or ``strict=True`` to count only the non-zero ones.
     """
-    i = jnp.asarray(interactions)
+    (i,) = _types(interactions, None, ("interactions", ""))
+    return _salient(i, tau, strict)
+
+
+def _salient(i: Array, tau: ArrayLike, strict: bool = False) -> Array:
+    """:func:`salient_mask` of an array already checked by :func:`_types`."""
     num_players(i, what="interactions")
     check_tau(tau, "tau", i.shape[:-1])
     a, t = jnp.abs(i), _tau(tau, i.dtype)
@@ -103,7 +108,7 @@ def shared_salient(
         raise ValueError(f"i_and and i_or must share a shape (m, *batch, 2**n), got {a.shape} and {o.shape}")
     both = jnp.concatenate([jnp.abs(a[..., 1:]), jnp.abs(o[..., 1:])], axis=-1)
     tau = f * jnp.max(both, axis=-1)  # per model and input (AND and OR together)
-    return jnp.all(salient_mask(a, tau), axis=0), jnp.all(salient_mask(o, tau), axis=0)
+    return jnp.all(_salient(a, tau), axis=0), jnp.all(_salient(o, tau), axis=0)
 
 
 def order_sums(values: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*batch n"]:
@@ -127,6 +132,10 @@ def _types(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("
             a = as_real_float(x, name)
             check_finite(a, name)
             arrays.append(a)
+    if len(arrays) == 2 and arrays[0].shape != arrays[1].shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape, got {arrays[0].shape} and {arrays[1].shape}"
+        )
     return arrays
 
 
@@ -138,7 +147,7 @@ def order_strength(
     """Per sample: ``Σ_type Σ_{|S|=k, |I(S)|≥τ} |I(S)|`` for ``k = 1 … n`` ([D24] eq. 12 numerator)."""
     total = 0
     for i in _types(i_and, i_or):
-        total = total + order_sums(jnp.where(salient_mask(i, tau), jnp.abs(i), 0))
+        total = total + order_sums(jnp.where(_salient(i, tau), jnp.abs(i), 0))
     return total
 
 
@@ -150,7 +159,7 @@ def signed_order_strength(
     """Per sample ``(A^(k),+, A^(k),−)``: sums of positive / negative salient interactions of order k."""
     pos = neg = 0
     for i in _types(i_and, i_or):
-        sal = salient_mask(i, tau)
+        sal = _salient(i, tau)
         pos = pos + order_sums(jnp.where(sal, jnp.maximum(i, 0), 0))
         neg = neg + order_sums(jnp.where(sal, jnp.minimum(i, 0), 0))
     return pos, neg
@@ -164,7 +173,7 @@ def salient_counts(
     """Per sample ``R^(k)``: number of salient interactions of each order (AND and OR together)."""
     total = 0
     for i in _types(i_and, i_or):
-        total = total + order_sums(salient_mask(i, tau).astype(i.dtype))
+        total = total + order_sums(_salient(i, tau).astype(i.dtype))
     return total
 
 

@@ -229,6 +229,8 @@ def theoretical_order_distribution(
     """
     w = _as_float(w_star)
     n = num_players(w, what="w_star")
+    if w.size == 0:
+        raise ValueError(f"w_star holds no samples (shape {w.shape}): there is no ground truth to average over")
     scalar = np.ndim(sigma2) == 0
     s = jnp.atleast_1d(jnp.asarray(sigma2))
     _check_sigma2(s)
@@ -330,6 +332,8 @@ def fit_sigma2(
     if not np.all(np.isfinite(meas) & (meas >= 0)):
         raise ValueError("measured must be order distributions: finite strengths ≥ 0 (got NaN, inf or a negative value)")
     check_finite(np.asarray(w_star), "w_star")
+    if grid is not None and np.ndim(grid) > 1:
+        raise ValueError(f"grid must be a 1-D array of σ² values, got shape {np.shape(grid)}")
     grid = np.logspace(-10, 3, 131) if grid is None else np.sort(np.asarray(grid, dtype=np.float64).ravel())
     _check_sigma2(grid, "grid")
     if grid.size == 0:
@@ -403,10 +407,12 @@ def spindle_curve(
         check_finite(sig, "sigma")
     if not is_traced(sig) and np.any(np.asarray(sig) < 0):
         raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if not is_traced(tau):
+        tau = check_real(tau, "tau", least=0.0)
     k = np.arange(1, n + 1)
     sk = sig[..., None] * jnp.asarray(2.0 ** (k / 2), dtype=sig.dtype)
     pos = jnp.asarray(_binom(n), dtype=sig.dtype) * sk / math.sqrt(2 * math.pi)
-    if tau:
+    if is_traced(tau) or tau:
         pos = jnp.where(sk > 0, pos * jnp.exp(-(tau**2) / (2 * jnp.where(sk > 0, sk, 1) ** 2)), 0)
     return pos, -pos
 
@@ -614,6 +620,8 @@ def parametric_decay(n: int, rate: Float[ArrayLike, "*batch"]) -> Float[Array, "
     r = _as_float(rate)
     if not is_traced(r):
         check_finite(r, "rate")
+        if np.any(np.asarray(r) < 0):
+            raise ValueError(f"rate must be >= 0 (a decay over orders), got {rate}")
     return jnp.exp(-r[..., None] * jnp.arange(n, dtype=r.dtype))
 
 
@@ -962,13 +970,15 @@ def sparsity_bound(
     of ``v``). The paper's constants ``λ^(k), a^(k)_j`` are not available to us, so:
 
     - ``bound_identity`` = ``C(n,k)|Σ_m (−1)^{k−m}C(k,m)ū^(m)| / (τ|η^(k)|)``: holds for every
-      game (no assumption), i.e. ``Σ_{|S|=k}|I(S)|/τ``.
+      game (no assumption), i.e. ``Σ_{|S|=k}|I(S)|/τ``, which it is where ``η^(k) = 0`` (the
+      order's interactions cancel or vanish, and the quotient is 0/0).
     - ``bound`` (the [R24]-form, conservative): with Assumption 3 (polynomial decrease,
       ``ū^(m) ≤ m^p ū^(1)``) and ``ū^(m) ≥ 0``, the alternating sum is at most the larger of
       its two same-sign groups, giving ``ū^(1)/(τ|η^(k)|)·C(n,k)·max_{parity}Σ_{m≥1, k−m ≡ par}
       C(k,m) m^{p+δ}``. ``p`` is estimated per sample as the smallest exponent for which
       Assumption 3 holds on the data (so it does hold); ``δ ≥ 0`` loosens it (default 0).
-      Where some ``ū^(m) ≤ 0`` (m ≥ 1) the assumptions fail and ``bound`` is ``inf``.
+      Where some ``ū^(m) ≤ 0`` (m ≥ 1) the assumptions fail and ``bound`` is ``inf``; where
+      ``η^(k) = 0`` the form is vacuous and ``bound`` is ``inf`` at that order.
       Assumption 1 (no interactions above order M) is not needed for this form.
 
     Args:
@@ -1010,8 +1020,10 @@ def sparsity_bound(
     # exact identity: Σ_{|S|=k} I(S) = C(n,k) Σ_m (-1)^{k-m} C(k,m) ū^(m)
     diff = np.stack([sum((-1) ** (k - m) * math.comb(k, m) * u_bar[..., m] for m in range(k + 1))
                      for k in range(1, n + 1)], axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound_identity = np.where(np.abs(eta) > 0, binom_n * np.abs(diff) / (tau_b * np.abs(eta)), np.inf)
+    # |Σ I| / |η| = Σ|I| where η ≠ 0; Σ|I|/τ itself also where the order's interactions cancel (η = 0)
+    # or vanish, where the quotient is 0/0
+    bound_identity = np.where(np.abs(eta) > 0, binom_n * np.abs(diff) / np.where(eta != 0, np.abs(eta), 1.0),
+                              absum) / tau_b
     # p: smallest exponent with ū^(m') >= (m'/m)^p ū^(m) for 1 <= m' < m <= n
     holds = np.all(u > 0, axis=-1)
     uu = np.where(u > 0, u, 1.0)

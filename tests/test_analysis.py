@@ -777,3 +777,50 @@ def test_no_average_over_no_samples_and_no_negative_gap():
     for name in ("gap", "objective"):
         with pytest.raises(ValueError, match=f"{name} must be ≥ 0"):
             Interactions(np.ones(8), **{name: -5.0})
+
+
+def test_third_user_trial_statistics_and_files(rng, tmp_path):
+    """An OR array of another shape is named (it was broadcast against the AND rows); salient_mask
+    refuses NaN and complex like the rest of its module; float64 interactions keep float64 τ and
+    counts with jax_enable_x64 off; a file's version and array names are checked."""
+    a, o = rng.normal(size=(3, 16)), rng.normal(size=(3, 16))
+    for call in (lambda: order_strength(a, o[:, :8]), lambda: salient_counts(a, o[:, None], 0.1),
+                 lambda: order_distribution(a[0], o, 0.1), lambda: signed_order_strength(a, o[0], 0.1)):
+        with pytest.raises(ValueError, match="i_and and i_or must have the same shape"):
+            call()
+    bad = a.copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"interactions: 1 non-finite .* mask 2"):
+        salient_mask(bad, 0.5)
+    with pytest.raises(TypeError, match="interactions is complex"):
+        salient_mask(a + 1j, 0.5)
+    # precision of the held numbers: |I({1})| = 0.1 − 1e-12 is below τ = 0.1 in float64
+    i = np.zeros((1, 4))
+    i[0, 1], i[0, 2] = 1.0, 0.1 - 1e-12
+    jax.config.update("jax_enable_x64", False)  # restored by conftest's fixture
+    x = Interactions(i, tau=0.1)
+    assert x.salient_counts().tolist() == [[1.0, 0.0]] and x.salient_mask()[0].tolist() == [[False, True, False, False]]
+    j = i.copy()
+    j[0, 2] = 0.05 * (1 - 1e-12)
+    y = Interactions.from_arrays(j, tau="relative")
+    assert y.tau.dtype == np.float64 and y.salient_counts().tolist() == [[1.0, 0.0]]
+    jax.config.update("jax_enable_x64", True)
+    # files: the version is an integer the reader knows; arrays that are not fields are refused
+    z = Interactions.from_arrays(a, o, tau="relative")
+    z.save(tmp_path / "z.npz")
+    with np.load(tmp_path / "z.npz") as f:
+        parts = {k: f[k] for k in f.files}
+    header = json.loads(str(parts["header_json"]))
+    for version in (1.5, True, "1", None, 0):
+        np.savez(tmp_path / "v.npz", **{**parts, "header_json": np.array(json.dumps({**header, "version": version}))})
+        with pytest.raises(ValueError, match=r"v.npz.*format version must be an integer ≥ 1, got " + re.escape(repr(version))):
+            Interactions.load(tmp_path / "v.npz")
+    doc = json.loads(z.to_json())
+    doc["arrays"]["junk"] = doc["arrays"]["i_and"]
+    with pytest.raises(ValueError, match=r"arrays that are not fields of jinter.Interactions: \['junk'\]"):
+        Interactions.from_json(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"tau must broadcast to the batch shape \(3,\)"):
+        top_interactions_batch(a, o, 2, tau=np.ones(5))
+    import jinter
+
+    assert jinter.top_interactions_batch is top_interactions_batch

@@ -496,3 +496,28 @@ def test_orders_are_integers_and_parameters_finite():
               lambda: T.sparsity_bound(np.full(8, np.nan), tau=0.1), lambda: T.sparsity_bound(np.ones(8), tau=np.inf)):
         with pytest.raises(ValueError):
             f()
+
+
+def test_third_user_trial_theory():
+    """bound_identity is Σ|I|/τ also where an order's interactions cancel (η = 0) or vanish; negative
+    τ and rates, a 2-D σ² grid and an empty ground truth are refused by name."""
+    i = np.zeros(8)
+    i[1] = i[2] = i[4] = 1.0
+    i[3], i[5] = 1.0, -1.0  # order 2: Σ I = 0, Σ|I| = 2
+    from jinter import zeta
+
+    r = T.sparsity_bound(np.asarray(zeta(i)), tau=0.5)
+    np.testing.assert_allclose(r.bound_identity, [6.0, 4.0, 0.0])
+    assert r.eta.tolist() == [1.0, 0.0, 0.0] and np.isinf(r.bound[1:]).all() and r.bound[0] == pytest.approx(6.0)
+    np.testing.assert_array_equal(T.sparsity_bound(np.ones(8), tau=0.5).bound_identity, [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="tau must be a finite number ≥ 0, got -1.0"):
+        T.spindle_curve(4, 0.1, tau=-1.0)
+    with pytest.raises(ValueError, match="rate must be >= 0"):
+        T.parametric_decay(5, -1.0)
+    w = np.zeros((2, 16))
+    w[:, 3] = 1.0
+    meas = np.asarray(T.theoretical_order_distribution(w, 1e-2))
+    with pytest.raises(ValueError, match=r"grid must be a 1-D array of σ² values, got shape \(2, 2\)"):
+        T.fit_sigma2(meas, w, grid=np.array([[1e-3, 1e-2], [1e-1, 1.0]]))
+    with pytest.raises(ValueError, match="w_star holds no samples"):
+        T.theoretical_order_distribution(np.zeros((0, 16)), 0.1)
