@@ -404,26 +404,32 @@ class Interactions:
         metadata: Mapping[str, Any] | None = None,
         *,
         tau_frac: float | None = None,
-        sample_axis: int | None = 0,
+        sample_axis: int | None | Literal["auto"] = "auto",
     ) -> Interactions:
         """Build from an AND-OR decomposition result: an :class:`~jinter.AndOrResult` or a
         :class:`~jinter.SharedAndOrResult` (of a :class:`~jinter.sweep.SweepResult`, pass its
         ``and_or``). Its ``I_and``, ``I_or``, ``q``, ``objective``, ``gap`` and (AndOrResult)
         ``gamma`` are kept; ``lower_bound``, ``iterations`` and ``converged`` go to
-        ``metadata["decomposition"]``. τ as in :meth:`from_arrays`.
+        ``metadata["decomposition"]``. τ as in :meth:`from_arrays`; ``sample_axis="auto"`` (the
+        default) averages ``tau="output"`` over axis 0 of an ``AndOrResult`` and over axis 1 of a
+        ``SharedAndOrResult`` (its axis 0 holds the models: one τ per model, as for one model).
 
         Raises:
             TypeError: ``result`` is of another type.
         """
+        shared = isinstance(result, SharedAndOrResult)
         if isinstance(result, AndOrResult):
             gamma = result.gamma
-        elif isinstance(result, SharedAndOrResult):
+        elif shared:
             gamma = None  # per model γ̄ + γ̂^(i), not one array of the result
         else:
             raise TypeError(
                 "result must be an AndOrResult or a SharedAndOrResult (of a SweepResult, pass "
                 f"sweep.and_or), got {type(result).__name__}"
             )
+        if isinstance(sample_axis, str):
+            check_option(sample_axis, "sample_axis", ("auto",), otherwise="an axis or None")
+            sample_axis = (1 if np.ndim(result.I_and) > 2 else None) if shared else 0
         meta = dict(metadata or {})
         extras = {k: _jsonable(x) for k in _RESULT_EXTRAS if (x := getattr(result, k)) is not None}
         if extras and "decomposition" in meta:

@@ -824,3 +824,20 @@ def test_third_user_trial_statistics_and_files(rng, tmp_path):
     import jinter
 
     assert jinter.top_interactions_batch is top_interactions_batch
+
+
+def test_output_tau_of_a_shared_result_is_per_model(rng):
+    """tau="output" of a SharedAndOrResult averages over the inputs, not over its model axis."""
+    import jinter
+    from jinter.statistics import tau_output
+
+    vs = rng.normal(size=(2, 3, 16))
+    vs[1] *= 10.0
+    res = jinter.and_or_shared(vs)
+    x = Interactions.from_and_or(res, v=vs, tau="output")
+    np.testing.assert_allclose(x.tau, np.asarray(tau_output(vs, 0.03, 1, keepdims=True)))
+    assert x.tau.shape == (2, 1) and x.tau[1, 0] > 5 * x.tau[0, 0]
+    one = Interactions.from_and_or(res, v=vs, tau="output", sample_axis=0)  # explicit: kept
+    assert one.tau.shape == (1, 3)
+    with pytest.raises(ValueError, match="sample_axis"):
+        Interactions.from_and_or(res, v=vs, tau="output", sample_axis="models")
