@@ -326,8 +326,15 @@ STATUS_MESSAGES = {
 }
 
 
-def _status_messages(status: ArrayLike) -> list[str]:
-    return [STATUS_MESSAGES[int(c)] for c in np.ravel(np.asarray(status))]
+_NONFINITE_MESSAGE = ("NOT certified: the gap is NaN, the game holds non-finite values (NaN or inf; and_or checks v "
+                      "for them only outside jit, where it is concrete)")
+
+
+def _status_messages(status: ArrayLike, gap: ArrayLike | None = None) -> list[str]:
+    """The status words per game; a NaN gap (non-finite input under jit) is said as such."""
+    codes = np.ravel(np.asarray(status))
+    nan = np.zeros(codes.shape, bool) if gap is None else np.ravel(np.isnan(np.asarray(gap)))
+    return [_NONFINITE_MESSAGE if bad else STATUS_MESSAGES[int(c)] for c, bad in zip(codes, nan)]
 
 
 class AndOrResult(NamedTuple):
@@ -351,7 +358,8 @@ class AndOrResult(NamedTuple):
             interactions are those of that point), verified as described in :func:`and_or`;
             False with ``canonical=False``.
         canonical_eps: the Tikhonov weight ``ε`` (problem scaled to ``max|c| = 1``) at which the
-            regularized minimizer was verified optimal (0 without the canonical phase).
+            regularized minimizer was verified optimal (0 unless ``canonical``; the phase runs only
+            from a certified LP optimum).
         canonical_distance: certified bound on ``‖(γ, q) − (γ*, q*)‖₂``, the distance of the
             solver's point (before the singleton merge) to the canonical optimum, in the units of
             ``v``; ``inf`` unless ``canonical`` (status 0).
@@ -376,7 +384,7 @@ class AndOrResult(NamedTuple):
 
     def messages(self) -> list[str]:
         """The status of every game in words (flattened over the batch axes)."""
-        return _status_messages(self.status)
+        return _status_messages(self.status, self.gap)
 
 
 # ----------------------------------------------------------------------------------------
@@ -484,12 +492,49 @@ class AndOrOptions:
 
 
 def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
+    dtype = v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype
+    if np.dtype(dtype).kind not in "biufc":
+        raise TypeError(f"{what} must hold numbers (outputs on all masks), got dtype {dtype}")
     v = as_real_float(v, what)
+    if jnp.finfo(v.dtype).bits < 32:
+        raise TypeError(f"{what} is {v.dtype}: the AND-OR solver computes in float32 or float64 (its certificate "
+                        f"would stall at {v.dtype} rounding); pass v.astype(np.float32)")
     n = num_players(v, what=what)
     if n < 1:
         raise ValueError(f"{what} needs at least one player (last axis ≥ 2), got shape {v.shape}")
     check_finite(v, what)
+    _check_scale(v, n, what)
     return v, n
+
+
+def _scale_range(n: int, dtype: Any) -> tuple[float, float]:
+    """The magnitudes ``max|v|`` of a game that the solver handles in ``dtype`` at ``n`` players:
+    above ``tiny/√eps`` flushing subnormal results to zero (as XLA does) costs at most ``√eps``
+    relative, far below the solver's tolerance (at ``1e-305`` in float64 it broke universal
+    matching by 0.4%), and below ``max/(128(n+1)·3^n)``
+    none of its sums (``Σ_T |mobius(v)(T)| ≤ 3^n max|v|``, times the rounding floor's
+    ``8(n+1)``) overflows."""
+    fi = jnp.finfo(dtype)
+    return float(fi.tiny) / math.sqrt(float(fi.eps)), float(fi.max) / (128.0 * (n + 1) * 3.0**n)
+
+
+def _check_scale(v: Array, n: int, what: str) -> None:
+    """Refuse a game whose magnitude is outside :func:`_scale_range` (concrete ``v`` only): its
+    result would be certified while universal matching or the gap is lost to underflow or
+    overflow. An all-zero game is fine (its optimum is 0)."""
+    if is_traced(v) or v.size == 0:
+        return
+    amax = np.max(np.abs(np.asarray(v).reshape(-1, v.shape[-1])), axis=-1)
+    lo, hi = _scale_range(n, v.dtype)
+    bad = np.flatnonzero((amax > 0) & ((amax < lo) | (amax > hi)))
+    if bad.size:
+        g = int(bad[0])
+        where = f" (game {tuple(int(i) for i in np.unravel_index(g, v.shape[:-1]))})" if v.ndim > 1 else ""
+        raise ValueError(
+            f"{what} has max|v| = {amax[g]:.3g}{where}, outside the range [{lo:.1e}, {hi:.1e}] that and_or "
+            f"solves in {v.dtype} at n={n} (below it sums lose digits to subnormal flushing, above it they "
+            "overflow): rescale v; interactions are linear in v, so and_or(s·v) is s times and_or(v)"
+        )
 
 
 def _gap(p: Array, lb: Array, floor: Array) -> Array:
@@ -1388,7 +1433,7 @@ def _batch_devices(v: Array, devices: Any) -> list:
         if devices != "all":
             raise ValueError(f"devices must be a sequence of jax devices, 'all' or None, got {devices!r}")
         return list(jax.local_devices())
-    devs = list(devices)
+    devs = list(devices) if isinstance(devices, (list, tuple)) or hasattr(devices, "__iter__") else None
     if not devs or not all(isinstance(d, jax.Device) for d in devs):
         raise ValueError(f"devices must be a non-empty sequence of jax devices, got {devices!r}")
     return devs
@@ -1440,6 +1485,8 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
         raise ValueError("warm_start must be an AndOrResult or a pair (gamma, q)")
     out = []
     for name, x in zip(("gamma", "q"), pair):
+        if x is None or isinstance(x, str):
+            raise TypeError(f"warm_start {name} must be an array (broadcasting to v's shape), got {x!r}")
         x = as_real_float(x, f"warm_start {name}")
         try:
             x = jnp.broadcast_to(x, v.shape).astype(v.dtype)
@@ -1447,7 +1494,7 @@ def _warm_start(warm_start: Any, v: Array) -> tuple[Array, Array] | None:
             raise ValueError(f"warm_start {name} has shape {x.shape}, which does not broadcast to v's {v.shape}") from None
         check_finite(x, f"warm_start {name}")
         out.append(x)
-    return out[0].at[..., 0].set(0.0), out[1]
+    return out[0] - out[0][..., :1], out[1]  # γ up to a constant (docs/math.md §3.7): γ(∅) = 0
 
 
 def _host_workers(v: Array, batch: int, chunk: int) -> int:
@@ -1488,7 +1535,16 @@ def _solve_game(x, start, q_ratio, tol, max_iter, check_every, rho, canonical):
     if not canonical:
         return u, q, lb, it, jnp.zeros((), bool), jnp.zeros((), dt), jnp.asarray(jnp.inf, dt)
     g0 = _gamma_of(x, u, q)
-    g, qc, ok, eps, dist, it2 = _canonical_phase(x, g0, q, lb, q_ratio, tol, canonical, check_every)
+    i_and, i_or, _ = _assemble(x, u, q)
+    p = jnp.sum(jnp.abs(i_and[1:])) + jnp.sum(jnp.abs(i_or[1:]))
+    certified = _gap(p, jnp.clip(lb, 0.0, p), _rounding_floor(x)) <= tol
+    # the least-norm phase starts from a certified optimum only (else it has nothing to verify against)
+    g, qc, ok, eps, dist, it2 = jax.lax.cond(
+        certified,
+        lambda: _canonical_phase(x, g0, q, lb, q_ratio, tol, canonical, check_every),
+        lambda: (g0, q, jnp.zeros((), bool), jnp.zeros((), dt), jnp.asarray(jnp.inf, dt), jnp.zeros((), it.dtype)),
+    )
+    eps = jnp.where(ok, eps, 0.0)  # the weight at which x_ε was verified optimal; 0 if none was
     u = jnp.where(ok, _and_part(x, g, qc), u)
     q = jnp.where(ok, qc, q)
     return u, q, lb, it + it2, ok, eps, dist
@@ -1526,7 +1582,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
         iterations=r(it),
         converged=r(converged),
         canonical=r(ok & converged),
-        canonical_eps=r(eps),
+        canonical_eps=r(jnp.where(ok & converged, eps, 0.0)),
         canonical_distance=r(jnp.where(ok & converged, dist, jnp.inf)),  # a bound only where verified
         status=r(status.astype(jnp.int32)),
     )
@@ -1585,7 +1641,7 @@ class SharedAndOrResult(NamedTuple):
 
     def messages(self) -> list[str]:
         """The status of every input in words (flattened over the batch axes)."""
-        return _status_messages(self.status)
+        return _status_messages(self.status, self.gap)
 
 
 
@@ -1921,8 +1977,8 @@ def _shared_impl(flat, gbf, budget, q_ratio, alpha, tol, max_iter, check_every, 
     return SharedAndOrResult(
         I_and=i_and, I_or=i_or, gamma_shared=g, gamma_model=gh, q=q,
         objective=p, lower_bound=lb, gap=gap, iterations=it, converged=converged,
-        canonical=ok & converged, canonical_eps=eps, canonical_distance=jnp.where(ok & converged, dist, jnp.inf),
-        status=status.astype(jnp.int32),
+        canonical=ok & converged, canonical_eps=jnp.where(ok & converged, eps, 0.0),
+        canonical_distance=jnp.where(ok & converged, dist, jnp.inf), status=status.astype(jnp.int32),
     )
 
 

@@ -571,10 +571,11 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
         check_option(baseline, "baseline", get_args(_BaselineName), otherwise="an array")
         if baseline == "zeros":
             if isinstance(players, TokenPlayers) and players.embed_dim is None:
-                raise ValueError(
-                    'baseline="zeros" on token ids would mean token 0, a real token: name the mask '
-                    "token (TokenPlayers(..., mask_token=ID) or baseline=ID); baseline=0 if token 0 is meant"
-                )
+                fix = (f"these players mask with their mask_token={players.mask_token}: leave baseline at its "
+                       "default (None)" if players.mask_token is not None else
+                       "name the mask token (TokenPlayers(..., mask_token=ID) or baseline=ID)")
+                raise ValueError(f'baseline="zeros" on token ids would mean token 0, a real token: {fix}; '
+                                 "baseline=0 if token 0 is meant")
             return np.zeros(shape, dtype=x.dtype)
         if baseline == "mean":
             if token_ids:

@@ -34,7 +34,9 @@ Method (:func:`sparse_and_or`):
 3. **Selection: ℓ1 fit and pruning**, all against one floor: the best validation R² seen
    (discovery rounds, lasso points, the full fit) minus ``r2_slack``. The discovery is cut at
    its sparsest round above that floor; its terms and their alternatives (the other type on
-   the same players, every term one player smaller) form a dictionary, on which a lasso path
+   the same players, every term one player smaller), then the terms of the later rounds, form
+   a dictionary (so a term found late, e.g. an order-4 OR worth the last 0.001 of R², is a column
+   rather than left to order-3 stand-ins), on which a lasso path
    ``min ½‖y − b − Xw‖²/m + λ‖w‖₁`` is computed (unweighted ℓ1 on the raw coefficients, i.e.
    the ``and_or`` objective; FISTA with restarts on the Gram matrix, each point on a working
    set of its columns checked by the optimality conditions on all of them), each point
@@ -110,7 +112,7 @@ import scipy.linalg
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from jinter._blas import one_pool
-from jinter._budget import MemoryBudgetError, format_bytes
+from jinter._budget import MemoryBudgetError, check_budget, format_bytes
 from jinter._budget import memory_budget as _memory_budget
 from jinter._checks import check_finite, check_int, check_real
 from jinter._host import reraise_host_errors
@@ -146,8 +148,8 @@ class SparseAndOrResult:
     """Result of :func:`sparse_and_or`.
 
     Attributes:
-        records: the interactions, strongest ``|value|`` first (:class:`InteractionRecord`,
-            ``mask`` a Python int, so any ``n``).
+        records: the interactions, strongest ``|value|`` first, a tuple of
+            :class:`InteractionRecord` (``mask`` a Python int, so any ``n``).
         bias: the constant ``b`` of the surrogate (``v(∅)`` up to the fit).
         n: number of players.
         faithfulness: R² of :meth:`predict` on held-out masks drawn at every keep rate
@@ -159,7 +161,7 @@ class SparseAndOrResult:
         keep_rates: the keep rates of the sampling design.
     """
 
-    records: list[InteractionRecord]
+    records: tuple[InteractionRecord, ...]
     bias: float
     n: int
     faithfulness: float
@@ -168,6 +170,9 @@ class SparseAndOrResult:
     exact: bool
     objective: float
     keep_rates: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "records", tuple(self.records))  # frozen: predict and objective cannot drift apart
 
     def predict(self, masks: Bool[ArrayLike, "m n"]) -> np.ndarray:
         """Surrogate ``b + Σ I_and(T)[T ⊆ S] + Σ I_or(T)[T ∩ S ≠ ∅]`` on boolean rows ``(m, n)``."""
@@ -215,7 +220,8 @@ def _query(value_fn: Callable, masks: np.ndarray, offset: int) -> np.ndarray:
             f"value_fn returned shape {out.shape} for {m} masks of shape {masks.shape}; expected ({m},), "
             "one value per mask row"
         )
-    if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer) or out.dtype == np.bool_):
+    real = jnp.issubdtype(out.dtype, jnp.floating) or jnp.issubdtype(out.dtype, jnp.integer)  # bfloat16 too
+    if not (real or out.dtype == np.bool_):
         raise TypeError(f"value_fn must return real numbers, got dtype {out.dtype}")
     out = out.astype(np.float64)
     check_finite(out, "value_fn's output on this batch", masks=masks, offset=offset, index_name="mask row",
@@ -942,9 +948,12 @@ def sparse_and_or(
         raise ValueError(f"budget must be a positive integer (model calls), got {budget!r}")
     budget = int(budget)
     try:
-        kr = np.asarray(keep_rates, dtype=np.float64).reshape(-1)
+        kr = np.asarray(keep_rates)
     except (TypeError, ValueError) as e:
         raise ValueError(f"keep_rates must be probabilities in (0, 1), got {keep_rates!r}") from e
+    if kr.dtype.kind not in "iuf":  # strings, bools and objects are not probabilities
+        raise ValueError(f"keep_rates must be probabilities in (0, 1) (numbers), got {keep_rates!r}")
+    kr = kr.astype(np.float64).reshape(-1)
     if kr.size == 0 or not np.all((kr > 0) & (kr < 1)):
         raise ValueError(f"keep_rates must be probabilities in (0, 1), got {keep_rates!r}")
     holdout = check_real(holdout, "holdout", above=0.0, below=1.0)
@@ -967,13 +976,17 @@ def sparse_and_or(
     fits_all = n <= 62 and budget >= 2**n
     limited = [f"{k}={v}" for k, v in (("max_order", max_order), ("max_terms", max_terms))
                if v is not None and not (k == "max_order" and v >= n)]
+    if exact is True and n > 62:
+        raise ValueError(f"exact=True enumerates all 2**n masks: out of reach at n={n}; use the sampled fit "
+                         "(exact=None or False)")
     if exact is True and not fits_all:
-        need = f"2**{n} = {2**n}" if n <= 62 else f"2**{n}"
-        raise ValueError(f"exact=True needs budget ≥ {need} calls (all masks); got budget={budget}")
+        raise ValueError(f"exact=True needs budget ≥ 2**{n} = {2**n} calls (all masks); got budget={budget}")
     if exact is True and limited:
         raise ValueError(f"exact=True finds the optimum over all orders and terms; {', '.join(limited)} "
                          "applies to the sampled fit only (exact=False or None)")
     if exact is True or (exact is None and fits_all and n <= exact_max_n and not limited):
+        # the masks (built through an int64 copy), the outputs and and_or's arrays over 2**n subsets
+        check_budget((9 * n + 8 * 32) * 2**n, f"sparse_and_or's exact path over all 2**{n} masks")
         return _exact(value_fn, n, q_ratio, batch_size, progress, max_records)
 
     n_hold, n_val, n_fit = _split(budget, holdout)
@@ -986,6 +999,8 @@ def sparse_and_or(
             f"{need} calls ({_min_fit(n)} to fit, the rest to validate and to hold out for the R²){alt}"
         )
 
+    # the masks, their draw (float64 uniforms) and the fit's design (three float64 copies of ≥ 64 columns)
+    check_budget(budget * (9 * n + 3 * 8 * 64), f"sparse_and_or's {budget} sampled masks of {n} players and their fit")
     rng = np.random.default_rng(seed)
     masks = _draw(rng, budget, n, kr)
     y = _evaluate(value_fn, masks, batch_size, progress, "sparse_and_or: model calls")
@@ -1046,8 +1061,13 @@ def _fit(masks, y, n_hold, n_fit, kr, *, max_order, max_terms, patience, r2_slac
     s_val, y_val = masks[n_hold + n_fit :], y[n_hold + n_fit :]
     d, rounds = _discover(s_fit, y_fit, s_val, y_val, max_order, max_terms, patience, progress)
     best = max((r2 for _, r2 in rounds), default=-np.inf)
+    found = list(d.terms)
     d.truncate(min((k for k, r2 in rounds if r2 >= best - r2_slack), default=0))  # the sparsest good round
-    dictionary = _neighbors(d.terms)  # its terms first, then their alternatives
+    dictionary = _neighbors(d.terms)  # its terms first, then their alternatives,
+    known = set(dictionary)
+    # then the later rounds' terms (without alternatives): a term found after the sparsest good round
+    # (e.g. an order-4 OR that lifts R² from 0.999 to 1) is a column, not left to order-3 stand-ins
+    dictionary += [t for t in found if t not in known]
     d.add(dictionary[d.k :])
     sel, floor, order = _select(d, y_val, rounds, best, r2_slack, lasso_iters)
     keep = _final_support(d, y_val, sel, order, floor, max_records)
@@ -1083,7 +1103,7 @@ def masked_value_fn(
     players: Any,
     *,
     reward: Callable[[Array], Array] | None = None,
-    baseline: ArrayLike | _BaselineName = "zeros",
+    baseline: ArrayLike | _BaselineName | None = None,
     data: ArrayLike | None = None,
     chunk_size: int | None = None,
     memory_budget: int | str | None = None,

@@ -960,3 +960,38 @@ def test_canonical_distance_is_a_bound_only_where_verified():
     dist = np.asarray(res.canonical_distance)
     assert np.all(np.isinf(dist[status != decomposition.STATUS_CANONICAL]))
     assert np.all(np.isfinite(dist[status == decomposition.STATUS_CANONICAL]))
+
+
+def test_fourth_user_trial_solver():
+    """Games whose sums would underflow into flushed subnormals or overflow are refused by name
+    (they were certified with broken matching or a zero gap); a warm-start γ counts up to a
+    constant; the canonical phase runs only from a certified optimum and reports ε = 0 where it
+    verified none; a NaN gap under jit says so; half precision, strings and bad options are named."""
+    g = np.random.default_rng(6).standard_normal(16)
+    ref = and_or(g)
+    assert float(and_or(g * 2.0**-990).objective) == pytest.approx(float(ref.objective) * 2.0**-990, rel=1e-12)
+    for scale in (1e-305, 1e307):
+        with pytest.raises(ValueError, match=r"v has max\|v\| = .* outside the range .* at n=4 .*rescale v"):
+            and_or(g * scale)
+    with pytest.raises(ValueError, match=r"vs has max\|v\| = .*\(game \(1,\)\)"):
+        and_or_shared(np.stack([g, g * 1e-305]))
+    assert float(and_or(np.zeros(16)).objective) == 0.0  # an all-zero game is fine
+    v = np.random.default_rng(1).standard_normal(32)
+    r0 = and_or(v, warm_start=(np.zeros(32), np.zeros(32)))
+    r1 = and_or(v, warm_start=(np.full(32, 1e4), np.zeros(32)))
+    assert int(r1.iterations) == int(r0.iterations) and float(r1.objective) == pytest.approx(float(r0.objective), rel=1e-12)
+    r = and_or(np.random.default_rng(8).standard_normal(16), canonical=True, max_iter=50)
+    assert int(r.status) == decomposition.STATUS_UNCERTIFIED and float(r.canonical_eps) == 0.0
+    assert int(r.iterations) == 50  # no canonical work on an uncertified point
+    bad = g.copy()
+    bad[3] = np.nan
+    res = jax.jit(and_or)(bad)
+    assert np.isnan(float(res.gap)) and "the gap is NaN" in res.messages()[0]
+    for call, error, message in [
+        (lambda: and_or(np.ones(16, np.float16)), TypeError, "v is float16: the AND-OR solver computes in float32 or float64"),
+        (lambda: and_or(np.array(["a"] * 16)), TypeError, "v must hold numbers"),
+        (lambda: and_or(g, devices=3), ValueError, "devices must be a non-empty sequence of jax devices, got 3"),
+        (lambda: and_or(g, warm_start=(None, None)), TypeError, "warm_start gamma must be an array"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
