@@ -746,8 +746,9 @@ def _mask_list(masks: Any, n: int) -> tuple[np.ndarray | None, int]:
     if masks is None:
         if n > _MAX_ALL_MASKS:
             raise MemoryBudgetError(
-                f"all 2**{n} masks of {n} players are too many: their float32 values alone need "
-                f"{format_bytes(4 * 2**n)} per input (and the masked inputs far more); pass masks=..., or "
+                f"all 2**{n} masks of {n} players are too many: their {jnp.dtype(jnp.result_type(float)).name} values "
+                f"alone need {format_bytes(jnp.dtype(jnp.result_type(float)).itemsize * 2**n)} per input (and the "
+                "masked inputs far more); pass masks=..., or "
                 "jinter.sparse_and_or for many players"
             )
         return None, 2**n

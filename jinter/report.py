@@ -116,7 +116,13 @@ class DemoSettings:
             value, kind = getattr(self, f.name), f.type
             try:
                 if kind == "int":
-                    typed[f.name] = check_int(value, f.name, 0)
+                    # any integer here: the range checks below state each field's own range
+                    try:
+                        typed[f.name] = check_int(value, f.name, 0)
+                    except ValueError:
+                        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                            raise ValueError(f"{f.name} must be an integer, got {value!r}") from None
+                        typed[f.name] = int(value)
                 elif kind == "float":
                     typed[f.name] = check_real(value, f.name)
                 elif kind == "tuple[float, ...]":

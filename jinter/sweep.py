@@ -604,6 +604,20 @@ class _Executor:
         self.loaded: dict[int, Any] = {}
         self.value_seconds = self.and_or_seconds = 0.0
 
+    def preflight(self) -> None:
+        """Trace the value function on the first unit's block (``jax.eval_shape``: no model call),
+        so that shape and label errors (``x`` against the players, labels against the model's
+        outputs) and non-finite inputs are raised before the output folder is touched."""
+        plan = self.plan
+        check_finite(plan.x, "x")
+        if not plan.units:
+            return
+        unit = plan.units[0]
+        idx = plan.blocks[unit["block"]]
+        xb, yb = _pad(plan.x[idx], self.padded), _pad(plan.y[idx], self.padded)
+        with reraise_host_errors():
+            jax.eval_shape(self.values_fn, self.params(unit["checkpoint"]), xb, yb, self.baseline, self.data)
+
     def params(self, c: int) -> Any:
         if c not in self.loaded:
             self.loaded.clear()  # hold one checkpoint's parameters at a time
@@ -721,9 +735,10 @@ def run_sweep(
         and_or_kwargs=and_or_kwargs, dtype=dtype,
     )
     out = Path(out_dir)
+    executor = _Executor(plan, model, players, devices)
+    executor.preflight()  # labels, shapes, non-finite x: refused before the folder is touched
     _open_out_dir(out, plan.manifest, on_mismatch, pidx, pcount)
     mine = _assigned(plan.units, pidx, pcount)
-    executor = _Executor(plan, model, players, devices)
     counts = {"valid": 0, "missing": 0, "invalid": 0}  # reused, computed, recomputed
     invalid: list[str] = []
     unconverged = 0

@@ -23,6 +23,7 @@ from jinter.sweep import (
     SweepError,
     default_players,
     load_sweep,
+    run_sweep,
     select_samples,
     sweep_dataset,
 )
@@ -508,3 +509,34 @@ def test_label_beyond_the_model_outputs_names_y(setup, tmp_path):
     with pytest.raises(ValueError, match=r"y must be class indices in \[0, 2\) for a model with 2 output\(s\), got 5"):
         sweep.run_sweep(model, res.checkpoints, x, np.array([0, 5]), masking.TabularPlayers(N), tmp_path / "s",
                         progress=False)
+
+
+def test_refused_run_leaves_a_finished_sweep_as_it_was(tmp_path):
+    """Labels out of range, players that do not fit x, or NaN in x are refused before sweep.json
+    is written: a finished sweep in that folder still loads (it had stopped loading)."""
+    import flax.linen as nn
+
+    import jinter
+
+    class M(nn.Module):
+        @nn.compact
+        def __call__(self, b):
+            return nn.Dense(3)(jnp.tanh(nn.Dense(8)(b)))
+
+    m = M()
+    ck = {e: m.init(jax.random.PRNGKey(e), jnp.ones((1, 6), jnp.float32)) for e in (0, 3)}
+    x, y, players = np.random.RandomState(0).randn(4, 6).astype(np.float32), np.array([0, 1, 2, 1]), jinter.TabularPlayers(6)
+    out = tmp_path / "s"
+    run_sweep(m, ck, x, y, players, out, progress=False)
+    before = (out / sweep.MANIFEST).read_bytes()
+    bad_x = x.copy()
+    bad_x[1, 2] = np.nan
+    for xs, ys, ps, message in ((x, np.array([0, 1, 5, 1]), players, r"y must be class indices in \[0, 3\)"),
+                                (x, y, jinter.TabularPlayers(5), "does not end with the player input shape"),
+                                (bad_x, y, players, "x: 1 non-finite")):
+        with pytest.raises(ValueError, match=message):
+            run_sweep(m, ck, xs, ys, ps, out, progress=False)
+        assert (out / sweep.MANIFEST).read_bytes() == before and load_sweep(out).v.shape == (2, 4, 64)
+    with pytest.raises(ValueError, match=r"y must be class indices"):
+        run_sweep(m, ck, x, np.array([0, 1, 5, 1]), players, tmp_path / "fresh", progress=False)
+    assert not (tmp_path / "fresh").exists()
