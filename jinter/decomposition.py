@@ -291,18 +291,37 @@ def halpern_fixed_point(
     transform = halpern(restart_factor, necessary_factor)
 
     def init(params):
-        return FixedPointState(transform.init(params), aux_init(params) if with_aux else None)
+        return FixedPointState(transform.init(_stacked(params)), aux_init(params) if with_aux else None)
 
     def step(params, state):
         if with_aux:
             tz, aux = operator(params, state.aux)
         else:
             tz, aux = operator(params), None
-        d = jax.tree_util.tree_map(jnp.subtract, tz, params)
-        updates, opt_state = transform.update(d, state.opt_state, params)
-        return optax.apply_updates(params, updates), FixedPointState(opt_state, aux)
+        z = _stacked(params)
+        d = jax.tree_util.tree_map(jnp.subtract, _stacked(tz), z)
+        updates, opt_state = transform.update(d, state.opt_state, z)
+        return _unstacked(optax.apply_updates(z, updates), params), FixedPointState(opt_state, aux)
 
     return FixedPointIteration(init, step)
+
+
+def _stackable(tree: Any) -> bool:
+    """A tuple of several arrays of one shape and dtype (the blocks of a splitting)."""
+    return (isinstance(tree, tuple) and len(tree) > 1 and all(hasattr(x, "shape") for x in tree)
+            and len({(x.shape, x.dtype) for x in tree}) == 1)
+
+
+def _stacked(tree: Any) -> Any:
+    """The blocks as one array (leading axis: block), else the tree itself. The transform's
+    elementwise updates and the residual norm then run as a few fused kernels over one array
+    instead of one per block: on the CPU at n = 10 the Halpern step over four blocks took 4.6 µs
+    stacked against 12.7 µs as a tuple (one measurement on a loaded 2-core machine)."""
+    return jnp.stack(tree) if _stackable(tree) else tree
+
+
+def _unstacked(x: Any, like: Any) -> Any:
+    return tuple(x[i] for i in range(len(like))) if _stackable(like) else x
 
 
 # ----------------------------------------------------------------------------------------
@@ -1380,9 +1399,12 @@ def and_or(
         :meth:`AndOrResult.messages`) says whether the optimum is certified and canonical.
 
     Raises:
-        ValueError: last axis not a power of two, non-finite ``v`` (index reported),
+        ValueError: last axis not a power of two, non-finite ``v`` (index reported), a game
+            whose ``max|v|`` is outside the range its dtype can solve (below ``tiny/√eps``
+            subnormal flushing, above ``max/(128(n+1)·3^n)`` overflow: rescale ``v``),
             negative ``q_ratio``, ``tol`` or ``rho`` not a positive number, ``warm_start`` of the
             wrong shape.
+        TypeError: complex, non-numeric or half-precision ``v``.
         MemoryBudgetError: the solve would not fit the budget (checked before allocating).
     """
     o = _solver_options(q_ratio=q_ratio, tol=tol, max_iter=max_iter, check_every=check_every, rho=rho, chunk=chunk,

@@ -114,7 +114,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from jinter._blas import one_pool
 from jinter._budget import MemoryBudgetError, check_budget, format_bytes
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import check_finite, check_int, check_real
+from jinter._checks import check_bool, check_finite, check_int, check_real
 from jinter._host import reraise_host_errors
 from jinter._records import InteractionRecord
 from jinter.decomposition import and_or
@@ -195,8 +195,11 @@ def _check_masks(masks: ArrayLike, n: int, what: str) -> np.ndarray:
     if s.ndim != 2 or s.shape[1] != n:
         raise ValueError(f"{what} must be boolean rows of shape (m, n={n}), got shape {s.shape}")
     if s.dtype != np.bool_:
-        if not (np.issubdtype(s.dtype, np.integer) and np.isin(s, (0, 1)).all()):
+        if not np.issubdtype(s.dtype, np.integer):
             raise TypeError(f"{what} must be boolean (True = player present), got dtype {s.dtype}")
+        if not np.isin(s, (0, 1)).all():
+            raise ValueError(f"{what} must be boolean (True = player present); its {s.dtype} entries hold values "
+                             f"other than 0 and 1 (e.g. {s[~np.isin(s, (0, 1))].flat[0]})")
         s = s.astype(bool)
     return s
 
@@ -967,6 +970,7 @@ def sparse_and_or(
     lasso_iters = check_int(lasso_iters, "lasso_iters", 1)
     seed = check_int(seed, "seed", 0)
     check_real(q_ratio, "q_ratio", least=0.0)
+    progress = check_bool(progress, "progress")
     if not (exact is None or isinstance(exact, (bool, np.bool_))):
         raise TypeError(f"exact must be True, False or None, got {exact!r}")
     exact = None if exact is None else bool(exact)

@@ -920,3 +920,14 @@ def test_fifth_user_trial_sparse():
         sparse_and_or(g, 63, budget=2**63, exact=True, progress=False)
     with pytest.raises(ValueError, match=r"keep_rates must be probabilities in \(0, 1\) \(numbers\)"):
         sparse_and_or(g, 20, budget=800, keep_rates=("0.5",), progress=False)
+
+
+def test_progress_flag_and_mask_values_are_checked():
+    game = lambda s: 1.0 + (s[:, 0] & s[:, 1])  # noqa: E731
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        sparse_and_or(game, 20, budget=800, progress="no")
+    res = sparse_and_or(game, 20, budget=800, progress=False)
+    with pytest.raises(ValueError, match="values other than 0 and 1"):
+        res.predict(np.full((2, 20), 2))
+    with pytest.raises(TypeError, match="got dtype float64"):
+        res.predict(np.ones((2, 20)))
