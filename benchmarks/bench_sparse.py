@@ -26,15 +26,14 @@ fit CPU seconds on the planted games against budget × n, with the log-log slope
 (merged per case and budget, so partial runs add to it); ``--table`` prints it as the README's
 markdown table.
 
-Recorded (2-core shared CPU machine, shapiq 1.4.1; numbers in the json and README): jinter's
-held-out R² ≥ both anchors' in all 16 rows (planted: R² 1.0 and F1 1.0 from 3k calls at
-n = 64 / 256 / 1024, from 1k at n = 64; digits 0.92 / 0.96 / 0.98, token 0.996 / 0.998 /
-0.998 at 1k / 3k / 10k); it keeps more terms than the anchors on digits and token (its
-default is the sparsest model within 0.001 of the best validation R²); ``jinter@match``, the
-fewest terms (``max_records``, by bisection) at which jinter's held-out R² reaches the better
-anchor's, is below that anchor's count in 14 rows, equal in one (1 term) and one above in one
-(digits at 1k: 25 vs 24); fitting is slower than SPEX in 3 rows. ProxySPEX raises at n = 1024;
-SPEX's output varies between runs with the same ``random_state``."""
+Recorded (2-core shared CPU machine, shapiq 1.4.1; the numbers are in the json and README's
+table, re-run 2026-12-08): jinter's held-out R² ≥ both anchors' in all 18 rows (planted: R² 1.0
+and F1 1.0 from 2k calls at n = 64 / 256 / 1024, from 1k at n = 64; digits 0.92 / 0.96 / 0.98,
+token 0.997 / 0.998 / 0.998 at 1k / 3k / 10k); it keeps more terms than the anchors on digits
+and token (its default is the sparsest model within 0.001 of the best validation R²);
+``jinter@match`` is below the better anchor's count in 16 rows, equal in one (no term) and one
+above in one (digits at 1k: 25 vs 24); its fit is faster than both anchors' in every row.
+ProxySPEX raises at n = 1024; SPEX's output varies between runs with the same ``random_state``."""
 
 from __future__ import annotations
 

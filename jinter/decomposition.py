@@ -365,7 +365,7 @@ class AndOrResult(NamedTuple):
             ``I_and`` (``I_or[..., 1 << i] = 0``, see the tie rules in the module docstring).
         gamma: the split ``γ`` (``γ(∅) = 0``) of the reported interactions, i.e. after the
             single players' OR terms are merged into AND (``γ(S) += Σ_{i∈S} I_or({i})``,
-            docs/math.md §3.7); ``I_and = mobius(½(v + q) + γ)``.
+            docs/math.md §3.7); ``I_and = mobius(½(v + q) + γ)`` off ∅ (``I_and[..., 0]`` is the bias ``b``).
         q: the noise term, ``|q| ≤ q_ratio·|v(N) − v(∅)|``.
         objective: ``Σ_{T≠∅} |I_and(T)| + |I_or(T)|``.
         lower_bound: certified lower bound on the optimum (dual objective of a feasible dual point).
@@ -1366,9 +1366,9 @@ def and_or(
             interactions do not depend on the algorithm or its start. ``False`` (default, for
             now) returns whichever optimum the iteration reaches (deterministic, but not
             characterized). Measured: random games at n = 6, every interaction within
-            7e-8·max|I| of a least-norm QP (the default optimum: 0.24–0.30), 2k–13k
+            1.5e-7·max|I| of a least-norm QP (the default optimum: 0.24–0.30), 2k–13k
             iterations; at n = 8, 27k–66k iterations (0.4–0.8 s per game; 8 of 8 Gaussian and
-            planted games verified); at n = 10, 105k–161k (4–21 s; 4 of 4 verified), which is
+            planted games verified); at n = 10, 84k–168k (3.0–6.7 s; 4 of 4 verified), which is
             why it is not the default yet (docs/math.md §3.7.1).
         canonical_max_iter: iteration budget of the canonical phase (all Tikhonov stages
             together); a game that runs out keeps the LP optimum and says so in ``status``.

@@ -89,8 +89,8 @@ def gap_widening_epoch(
     decide. The entries are the epochs where the losses were recorded: every epoch for a
     training history (:func:`jinter.training.train`), so the window is ``smooth`` epochs there;
     on sparser records it spans more. The epoch is returned as given (``int`` when whole).
-    After the epoch of the smallest smoothed gap, the first epoch whose smoothed gap exceeds
-    that minimum by ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises.
+    After the epoch of the smallest smoothed gap, the first epoch whose smoothed gap is at least
+    that minimum plus ``frac`` of the later rise (``max − min``); ``None`` if the gap never rises.
     [D24] aligns this epoch with the start of the second phase.
 
     Example:

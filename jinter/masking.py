@@ -962,7 +962,7 @@ def learn_baseline(
         optimizer: any ``optax.GradientTransformation`` instead of the default.
 
     Returns:
-        :class:`LearnedBaseline` (baseline and the loss before each step).
+        :class:`LearnedBaseline` (baseline, and the loss before each step and after the last: ``(steps + 1,)``).
 
     Raises:
         ValueError: a host or pair model, ``steps < 0``, a box with ``low > high``, ``x``

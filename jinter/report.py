@@ -103,7 +103,7 @@ class DemoSettings:
     seed: int = _opt(0, "random seed")
     q_ratio: float = _opt(0.02, "AND-OR noise box")
     tol: float = _opt(1e-4, "certified relative gap of each AND-OR split")
-    model: str | None = _opt(None, "mlp | cnn; auto = mlp on every dataset (the CNN trains ~60x slower on CPU)")
+    model: str | None = _opt(None, "mlp | cnn; auto = mlp on every dataset (the CNN trains ~70x slower per epoch on CPU)")
     learning_rate: float = _opt(0.01, "SGD learning rate of the main model and the baseline", flag="--lr")
 
     def validate(self) -> "DemoSettings":

@@ -189,8 +189,9 @@ def order_ratio(n: int, sigma2: Float[ArrayLike, ""] | Float[ArrayLike, " s"]) -
 
     - n ≤ 10: every ``r^(k) ≥ 1`` and non-decreasing in σ² over the whole range.
     - n ≥ 11, small σ²: ``r^(k) < 1`` for the lowest orders (k = 1 at n = 11–12, k ≤ 2 at
-      n = 13, k ≤ 4 at n = 14–16) for σ² from below 1e-12 up to 4.5e-8 (n = 11), 1.3e-7
-      (n = 12), 7.9e-7 (n = 13), 4.5e-7 (n = 16); e.g. ``r^(1) = 0.99996`` at n = 12,
+      n = 13, k ≤ 3 at n = 14, k ≤ 4 at n = 16), for σ² in about [3.5e-8, 4.5e-8] at n = 11
+      (r^(1) down to 0.999996), from 1.6e-10 up to 1.3e-7 at n = 12, from 8.9e-12 up to 7.9e-7
+      at n = 13 and from below 1e-12 up to 4.5e-7 at n = 16; e.g. ``r^(1) = 0.99996`` at n = 12,
       σ² = 1e-8 (minimum over the range: 0.99574 at n = 16). There ``r^(k)`` also *falls* as
       σ² grows, up to σ² ≈ 4e-8 (n = 11), 5.6e-7 (n = 12), 2.8e-5 (n = 16).
     - Every n, σ² ≳ 3e-5: ``r^(k) > 1`` and rising with σ² (the regime of [D24]'s Fig. 3).
