@@ -413,6 +413,8 @@ class Interactions:
         ``metadata["decomposition"]``. τ as in :meth:`from_arrays`; ``sample_axis="auto"`` (the
         default) averages ``tau="output"`` over axis 0 of an ``AndOrResult`` and over axis 1 of a
         ``SharedAndOrResult`` (its axis 0 holds the models: one τ per model, as for one model).
+        A :class:`~jinter.sweep.SweepResult`'s ``and_or`` has the axes checkpoint × sample: pass
+        ``sample_axis=1`` for one τ per checkpoint, as the demo's report uses.
 
         Raises:
             TypeError: ``result`` is of another type.
