@@ -591,6 +591,8 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
     xp = jnp if isinstance(baseline, jax.Array) else np
     base = xp.asarray(baseline)
     _refuse_complex(base, "baseline")
+    if base.dtype.kind == "f" and not is_traced(base) and not bool(xp.all(xp.isfinite(base))):
+        raise ValueError("baseline holds NaN or inf: every masked input would take it (pass finite values)")
     if token_ids and not (xp.issubdtype(base.dtype, xp.integer) or base.dtype == bool):
         if isinstance(players, TokenPlayers):
             raise TypeError(

@@ -607,3 +607,14 @@ def test_integer_tabular_inputs_unsigned_masks_and_progress():
         with pytest.raises(ValueError, match="progress must be None, True or False"):
             jinter.masked_outputs(f, np.ones(4), players, progress=bad)
     np.testing.assert_array_equal(jinter.masked_outputs(f, np.ones(4), players, masks=np.array([3], np.uint64)), [2.0])
+
+
+def test_nan_baseline_is_named():
+    """A baseline array with NaN is refused as the baseline (it was reported as non-finite model
+    values at mask 0)."""
+    import jinter
+
+    base = np.zeros(4)
+    base[2] = np.nan
+    with pytest.raises(ValueError, match="baseline holds NaN or inf"):
+        jinter.masked_outputs(lambda b: b.sum(-1), np.ones(4), jinter.TabularPlayers(4), baseline=base)
