@@ -541,7 +541,7 @@ def test_complex_inputs_and_empty_data_are_refused():
         mean_baseline(np.ones((0, 4)), players)
     with pytest.raises(ValueError, match="no samples"):
         mean_baseline(np.ones((0, 4)))
-    with pytest.raises(MemoryBudgetError, match="16.0 GiB per input"):
+    with pytest.raises(MemoryBudgetError, match="float64 values alone need 32.0 GiB per input"):
         jinter.masked_outputs(lambda b: b.sum(-1), np.ones(32), jinter.TabularPlayers(32))
 
 
