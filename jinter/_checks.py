@@ -71,6 +71,15 @@ def as_real_float(x: ArrayLike, what: str) -> Array:
     return x
 
 
+def check_numbers(x: Any, what: str) -> np.dtype:
+    """The dtype of ``x`` (no host copy of a device array); strings, objects and other
+    non-numbers are a ``TypeError`` naming ``what``."""
+    dtype = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+    if dtype.kind not in "biufc":
+        raise TypeError(f"{what} must hold numbers, got dtype {dtype}")
+    return dtype
+
+
 def host_real(x: Any, what: str) -> np.ndarray:
     """``x`` as a numpy float64 array of real numbers (host data, e.g. a curve to draw):
     complex values and non-numbers are a ``TypeError`` naming ``what``, never a silent cast."""

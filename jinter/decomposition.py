@@ -100,7 +100,16 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from jinter._budget import check_budget
 from jinter._budget import memory_budget as _memory_budget
-from jinter._checks import as_real_float, check_finite, check_int, check_real, default_tol, is_traced, kron_power
+from jinter._checks import (
+    as_real_float,
+    check_finite,
+    check_int,
+    check_numbers,
+    check_real,
+    default_tol,
+    is_traced,
+    kron_power,
+)
 from jinter.transforms import kron_apply, mobius, num_players, or_mobius, or_zeta, zeta
 
 __all__ = [
@@ -511,9 +520,7 @@ class AndOrOptions:
 
 
 def _check_v(v: ArrayLike, what: str = "v") -> tuple[Array, int]:
-    dtype = v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype
-    if np.dtype(dtype).kind not in "biufc":
-        raise TypeError(f"{what} must hold numbers (outputs on all masks), got dtype {dtype}")
+    check_numbers(v, what)
     v = as_real_float(v, what)
     if jnp.finfo(v.dtype).bits < 32:
         raise TypeError(f"{what} is {v.dtype}: the AND-OR solver computes in float32 or float64 (its certificate "
@@ -1273,6 +1280,11 @@ def _tikhonov_continuation(stage, cost, z0, x0, lb, floor, tol, max_iter, check_
     return x, acc, eps, dist, it
 
 
+def _split_objective(i_and: Array, i_or: Array) -> Array:
+    """``Σ_{T≠∅} |I_and(T)| + |I_or(T)|`` per game (leading axes kept)."""
+    return jnp.sum(jnp.abs(i_and[..., 1:]), axis=-1) + jnp.sum(jnp.abs(i_or[..., 1:]), axis=-1)
+
+
 def _assemble(v, u, q):
     """Interactions and γ from ``u = mobius(o_and)`` (off ∅) and ``q``; γ(∅) = 0.
 
@@ -1455,7 +1467,7 @@ def _batch_devices(v: Array, devices: Any) -> list:
         if devices != "all":
             raise ValueError(f"devices must be a sequence of jax devices, 'all' or None, got {devices!r}")
         return list(jax.local_devices())
-    devs = list(devices) if isinstance(devices, (list, tuple)) or hasattr(devices, "__iter__") else None
+    devs = list(devices) if hasattr(devices, "__iter__") else None
     if not devs or not all(isinstance(d, jax.Device) for d in devs):
         raise ValueError(f"devices must be a non-empty sequence of jax devices, got {devices!r}")
     return devs
@@ -1557,8 +1569,7 @@ def _solve_game(x, start, q_ratio, tol, max_iter, check_every, rho, canonical):
     if not canonical:
         return u, q, lb, it, jnp.zeros((), bool), jnp.zeros((), dt), jnp.asarray(jnp.inf, dt)
     g0 = _gamma_of(x, u, q)
-    i_and, i_or, _ = _assemble(x, u, q)
-    p = jnp.sum(jnp.abs(i_and[1:])) + jnp.sum(jnp.abs(i_or[1:]))
+    p = _split_objective(*_assemble(x, u, q)[:2])
     certified = _gap(p, jnp.clip(lb, 0.0, p), _rounding_floor(x)) <= tol
     # the least-norm phase starts from a certified optimum only (else it has nothing to verify against)
     g, qc, ok, eps, dist, it2 = jax.lax.cond(
@@ -1566,7 +1577,6 @@ def _solve_game(x, start, q_ratio, tol, max_iter, check_every, rho, canonical):
         lambda: _canonical_phase(x, g0, q, lb, q_ratio, tol, canonical, check_every),
         lambda: (g0, q, jnp.zeros((), bool), jnp.zeros((), dt), jnp.asarray(jnp.inf, dt), jnp.zeros((), it.dtype)),
     )
-    eps = jnp.where(ok, eps, 0.0)  # the weight at which x_ε was verified optimal; 0 if none was
     u = jnp.where(ok, _and_part(x, g, qc), u)
     q = jnp.where(ok, qc, q)
     return u, q, lb, it + it2, ok, eps, dist
@@ -1585,7 +1595,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
     else:
         u, q, lb, it, ok, eps, dist = jax.lax.map(solve, (flat, start), batch_size=chunk)
     i_and, i_or, gamma = _assemble(flat, u, q)
-    p = jnp.sum(jnp.abs(i_and[:, 1:]), axis=-1) + jnp.sum(jnp.abs(i_or[:, 1:]), axis=-1)
+    p = _split_objective(i_and, i_or)
     lb = jnp.clip(lb, 0.0, p)
     gap = _gap(p, lb, _rounding_floor(flat))
     converged = gap <= tol

@@ -747,10 +747,10 @@ def _mask_list(masks: Any, n: int) -> tuple[np.ndarray | None, int]:
     """Stage 2 of :func:`masked_outputs`: the checked masks (``None`` = all ``2**n``) and their number."""
     if masks is None:
         if n > _MAX_ALL_MASKS:
+            dt = jnp.dtype(jnp.result_type(float))  # the dtype of the values
             raise MemoryBudgetError(
-                f"all 2**{n} masks of {n} players are too many: their {jnp.dtype(jnp.result_type(float)).name} values "
-                f"alone need {format_bytes(jnp.dtype(jnp.result_type(float)).itemsize * 2**n)} per input (and the "
-                "masked inputs far more); pass masks=..., or "
+                f"all 2**{n} masks of {n} players are too many: their {dt.name} values alone need "
+                f"{format_bytes(dt.itemsize * 2**n)} per input (and the masked inputs far more); pass masks=..., or "
                 "jinter.sparse_and_or for many players"
             )
         return None, 2**n

@@ -25,7 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jinter._checks import as_real_float, check_axis, check_finite, check_real, check_tau, is_traced, safe_divide
+from jinter._checks import (
+    as_real_float,
+    check_axis,
+    check_finite,
+    check_numbers,
+    check_real,
+    check_tau,
+    is_traced,
+    safe_divide,
+)
 from jinter.transforms import mask_orders, num_players
 
 __all__ = [
@@ -126,9 +135,7 @@ def _types(i_and: ArrayLike, i_or: ArrayLike | None, names: tuple[str, str] = ("
     arrays = []
     for name, x in zip(names, (i_and, i_or)):
         if x is not None:
-            dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # no host copy of a device array
-            if dtype.kind not in "biufc":
-                raise TypeError(f"{name} must hold numbers, got dtype {dtype}")
+            check_numbers(x, name)
             a = as_real_float(x, name)
             check_finite(a, name)
             arrays.append(a)
