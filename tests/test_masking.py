@@ -618,3 +618,15 @@ def test_nan_baseline_is_named():
     base[2] = np.nan
     with pytest.raises(ValueError, match="baseline holds NaN or inf"):
         jinter.masked_outputs(lambda b: b.sum(-1), np.ones(4), jinter.TabularPlayers(4), baseline=base)
+
+
+def test_jax_does_not_miscompile_a_constant_weight_matmul_then_sum():
+    """jax/jaxlib 0.10.2 (excluded in pyproject.toml) returned, on the CPU, values of player 0
+    alone for ``(z @ W).sum(-1)`` with a constant ``W`` of shape (3, 512) (jax-ml/jax#39103 is
+    the same XLA:CPU matmul-fusion bug). This guards the installed JAX against it."""
+    x = np.array([1.0, -2.0, 3.0])
+    for width in (256, 512, 1024):
+        w = jnp.ones((3, width)) * 0.01
+        v = np.asarray(masked_outputs(lambda z, w=w: (z @ w).sum(-1), x, TabularPlayers(3), progress=False))
+        ref = np.array([x[[i for i in range(3) if m >> i & 1]].sum() * 0.01 * width for m in range(8)])
+        np.testing.assert_allclose(v, ref, rtol=1e-5, atol=1e-6, err_msg=f"width {width}")
