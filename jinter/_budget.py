@@ -74,12 +74,14 @@ def format_bytes(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def check_budget(nbytes: int, what: str, budget: int | str | None = None) -> None:
-    """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds the budget."""
+def check_budget(nbytes: int, what: str, budget: int | str | None = None, *, argument: bool = False) -> None:
+    """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds the budget; ``argument``: the
+    caller takes a ``memory_budget=`` argument (the message names it only then)."""
     limit = memory_budget(budget)
     if nbytes > limit:
+        how = "argument `memory_budget` or env JINTER_MEMORY_BUDGET" if argument else "env JINTER_MEMORY_BUDGET"
         raise MemoryBudgetError(
             f"{what} would need about {format_bytes(nbytes)}, more than the memory budget of "
             f"{format_bytes(limit)}. Use fewer players, float32, a smaller batch, or raise the "
-            "budget (argument `memory_budget` or env JINTER_MEMORY_BUDGET)."
+            f"budget ({how})."
         )

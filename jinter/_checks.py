@@ -142,8 +142,11 @@ def check_int(value: Any, what: str, least: int, *, none: bool = False, most: in
     """
     if value is None and none:
         return None
-    x = _number(value)
-    if x is None or not np.isfinite(x) or x != int(x) or int(x) < least or (most is not None and int(x) > most):
+    exact = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and not is_traced(value):
+        exact = bool(np.issubdtype(value.dtype, np.integer))
+    x = int(value) if exact else _number(value)  # an int stays exact (no float: seeds above 2**53)
+    if x is None or not (exact or np.isfinite(x)) or x != int(x) or int(x) < least or (most is not None and int(x) > most):
         rule = f"≥ {least}" if most is None else f"in [{least}, {most}]"
         raise ValueError(f"{what} must be an integer {rule}{' or None' if none else ''}, got {value!r}")
     return int(x)

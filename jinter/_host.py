@@ -111,8 +111,9 @@ class HostModel:
             return dtype
         return want if jax.dtypes.canonicalize_dtype(want) == want else dtype
 
-    def _call(self, flat: np.ndarray) -> np.ndarray:
-        """``fn`` on one batch ``(m, *input_shape)``, checked to return ``(m, *output_shape)``."""
+    def _call(self, flat: np.ndarray, per_input: tuple[int, ...] | None = None) -> np.ndarray:
+        """``fn`` on one batch ``(m, *input_shape)``, checked to return ``(m, *output_shape)``
+        (or ``(m, *per_input)``: the shape the probe found, which every later batch must keep)."""
         want = self.input_dtype
         if want is not None and flat.dtype != want and np.issubdtype(flat.dtype, np.floating):
             flat = flat.astype(want)  # JAX lacks the dtype (float64 without x64): cast here, a fresh copy
@@ -122,12 +123,14 @@ class HostModel:
         shape = _shape_of(out)
         if shape is None:
             raise TypeError(f"host model must return an array, got {type(out).__name__}")
-        expected = (len(flat),) + (self.output_shape if self.output_shape is not None else shape[1:])
+        per = self.output_shape if self.output_shape is not None else per_input
+        expected = (len(flat),) + (per if per is not None else shape[1:])
         if shape != expected:
-            raise ValueError(
-                f"host model returned shape {shape} for a batch of shape {flat.shape}; expected "
-                f"{expected} (output_shape={self.output_shape if self.output_shape is not None else shape[1:]})"
-            )
+            said = (f"output_shape={per}" if self.output_shape is not None else
+                    f"the shape per input it returned on the first probe batch, {per}" if per is not None else
+                    f"output_shape={shape[1:]}")
+            raise ValueError(f"host model returned shape {shape} for a batch of shape {flat.shape}; expected "
+                             f"{expected} ({said})")
         out = np.asarray(out)
         if not (np.issubdtype(out.dtype, np.floating) or np.issubdtype(out.dtype, np.integer)
                 or out.dtype == np.bool_):
@@ -159,7 +162,7 @@ class HostModel:
             flat = b.reshape((-1,) + input_shape)
             step = self.batch_size or max(len(flat), 1)
             try:
-                outs = [self._call(flat[i : i + step]).astype(out_dtype, copy=False)
+                outs = [self._call(flat[i : i + step], out_shape).astype(out_dtype, copy=False)
                         for i in range(0, len(flat), step)]
             except Exception as e:  # noqa: BLE001 - handed back to the caller by reraise_host_errors
                 _record(e)

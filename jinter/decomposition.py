@@ -1427,7 +1427,7 @@ def and_or(
     check_budget(
         _budget_bytes(batch, size, v.dtype.itemsize),
         f"and_or on {batch} game(s) of n={n} players in {v.dtype}",
-        o["memory_budget"],
+        o["memory_budget"], argument=True,
     )
     # None: start at the tuned value and adapt (_penalty_update); a number: fixed
     penalty = ((30.0 if o["q_ratio"] == 0 else 50.0), _ADAPT_RHO) if o["rho"] is None else (o["rho"], False)
@@ -2141,7 +2141,7 @@ def and_or_shared(
     check_budget(
         _budget_bytes(m * inputs, size, vs.dtype.itemsize),
         f"and_or_shared on {m} model(s) × {inputs} input(s) of n={n} players in {vs.dtype}",
-        o["memory_budget"],
+        o["memory_budget"], argument=True,
     )
     tol = default_tol(vs.dtype) if o["tol"] is None else o["tol"]
     budget = jnp.asarray(o["canonical_max_iter"] if o["canonical"] else 0, jnp.int32)

@@ -172,7 +172,9 @@ class PatchPlayers(_Players):
         object.__setattr__(self, "image_shape", image)
         object.__setattr__(self, "patch_shape", patch)
         k = len(patch)
-        if k == 0 or len(image) < k + int(self.channels_last):
+        if k == 0:
+            raise ValueError("patch_shape must not be empty: one size per spatial axis, e.g. (2, 2)")
+        if len(image) < k + int(self.channels_last):
             raise ValueError(
                 f"image_shape {image} needs at least {k + int(self.channels_last)} dims for "
                 f"patch_shape {patch}" + (" and a channel axis" if self.channels_last else "")
@@ -329,7 +331,7 @@ def _pick(label: Array, batch: int) -> Array:
 
 
 @jax.tree_util.register_pytree_node_class
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: the label is an array (jax.jit(reward))
 class _LabelReward:
     label: Any
     kind: str
@@ -346,6 +348,7 @@ class _LabelReward:
     def __call__(self, outputs: Float[Array, "B C"]) -> Float[Array, " B"]:
         _check_outputs_2d(outputs, f"{self.kind}(label)")
         b, c = outputs.shape
+        self.validate(c)  # also when called on its own: an out-of-range label would pick NaN or wrap
         lab = _pick(jnp.asarray(self.label), b).astype(jnp.int32)  # any int dtype, strict promotion
         if c == 1 and self.kind == "log_odds":  # a single binary logit z: log-odds z (label 1), −z (label 0)
             return jnp.where(lab == 1, outputs[:, 0], -outputs[:, 0])
@@ -356,11 +359,14 @@ class _LabelReward:
         return picked - jax.nn.logsumexp(others, axis=1)
 
     def validate(self, num_classes: int) -> None:
-        if self.label_range is None:
+        rng_ = self.label_range
+        if rng_ is None and not is_traced(self.label) and np.size(self.label):
+            rng_ = (int(np.min(self.label)), int(np.max(self.label)))
+        if rng_ is None:
             return
         hi = 2 if (num_classes == 1 and self.kind == "log_odds") else num_classes
-        if self.label_range[0] < 0 or self.label_range[1] >= hi:
-            lo, top = self.label_range
+        if rng_[0] < 0 or rng_[1] >= hi:
+            lo, top = rng_
             raise ValueError(f"{self.what} must be class indices in [0, {hi}) for a model with {num_classes} "
                              f"output(s), got {lo if lo < 0 else top}")
 
@@ -413,12 +419,38 @@ class _Apply:
         raise AssertionError(self.kind)  # pragma: no cover
 
 
+def _is_linen(model: Any) -> bool:
+    from flax import linen
+
+    return isinstance(model, linen.Module)
+
+
+def _refuse_nnx_training_mode(model: Any, nnx: Any) -> None:
+    """An nnx module built for training (BatchNorm on batch statistics, active Dropout, the
+    default after construction) would make ``v(x_S)`` depend on which masks share a chunk:
+    refused, naming the submodule, as the torch and transformers adapters do."""
+    for path, mod in nnx.iter_graph(model):
+        if not isinstance(mod, nnx.Module):
+            continue
+        where = ".".join(map(str, path)) or "the model"
+        rate = getattr(mod, "rate", getattr(mod, "dropout_rate", 0.0))
+        if getattr(mod, "use_running_average", None) is False:
+            why = f"{type(mod).__name__} at {where!r} normalizes with the statistics of each batch of masked inputs"
+        elif getattr(mod, "deterministic", None) is False and isinstance(rate, (int, float)) and rate > 0:
+            why = f"{type(mod).__name__} at {where!r} drops units at random (rate {rate})"
+        else:
+            continue
+        raise ValueError(f"model is an nnx module in training mode: {why}; call model.eval() first "
+                         "(the values would depend on the chunk of masks evaluated together)")
+
+
 def _adapt(model: Any, params: Any) -> _Apply:
     try:
         from flax import linen, nnx
     except ImportError:  # pragma: no cover - flax is a dependency
         linen = nnx = None
     if nnx is not None and isinstance(model, nnx.Module):
+        _refuse_nnx_training_mode(model, nnx)
         graphdef, state = nnx.split(model)
         return _Apply("nnx", graphdef, state)
     if linen is not None and isinstance(model, linen.Module):
@@ -431,6 +463,9 @@ def _adapt(model: Any, params: Any) -> _Apply:
         raise ValueError(
             f"model must be a callable, a Flax Module or a (features, head) pair, got {type(model).__name__}"
         )
+    if params is not None:
+        raise ValueError(f"params=... is for Flax linen modules; this model ({type(model).__name__}) takes none "
+                         "(a plain function closes over its own parameters)")
     return _Apply("fn", _Id(model))
 
 
@@ -454,6 +489,11 @@ def mean_baseline(data: Float[ArrayLike, "N *input_shape"], players: Players | N
         data = data.reshape((-1,) + players.input_shape)
     if data.shape[0] == 0:
         raise ValueError(f"data has no samples to average (shape {data.shape})")
+    if not jnp.issubdtype(data.dtype, jnp.floating):  # integers and bools: the mean in the default float
+        data = data.astype(jnp.result_type(float))
+    if not is_traced(data) and not bool(jnp.all(jnp.isfinite(data))):
+        bad = int(np.argmax(~np.isfinite(np.asarray(data)).reshape(data.shape[0], -1).all(axis=1)))
+        raise ValueError(f"data holds NaN or inf (first in sample {bad}): the mean baseline would be non-finite")
     return jnp.mean(data, axis=0)
 
 
@@ -550,6 +590,20 @@ _BaselineName = Literal["zeros", "mean"]  # a baseline by name (else an array)
 _InitName = Literal["mean", "zeros"]  # learn_baseline's start by name (else an array)
 
 
+def _check_ids_fit(values: np.ndarray, dtype: Any, what: str, players: Players) -> None:
+    """Integer baseline values must be representable in the inputs' integer dtype (no wrap-around,
+    e.g. −1 → 255 in uint8), and token ids must not be negative."""
+    if values.size == 0 or jnp.issubdtype(dtype, jnp.bool_):
+        return
+    info = np.iinfo(dtype)
+    lo = 0 if isinstance(players, TokenPlayers) else int(info.min)
+    bad = values[(values < lo) | (values > int(info.max))]
+    if bad.size:
+        kind = "token ids" if isinstance(players, TokenPlayers) else "the inputs"
+        raise ValueError(f"{what} {int(bad.flat[0])} does not fit {kind} of dtype {np.dtype(dtype).name} "
+                         f"(values {lo} … {int(info.max)}): it would wrap around silently")
+
+
 def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> Array | np.ndarray:
     """Baseline of shape ``input_shape`` (shared) or ``x.shape`` (one per batch input).
 
@@ -565,8 +619,15 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
                     "token-id players need a mask token: pass TokenPlayers(..., mask_token=ID) or "
                     "baseline=ID (the tokenizer's [MASK] or pad id); zeros would mean token 0, a real token"
                 )
+            _check_ids_fit(np.asarray(players.mask_token), x.dtype, "mask_token", players)
             return np.full(shape, players.mask_token, dtype=x.dtype)
         baseline = "zeros"
+    elif isinstance(players, TokenPlayers) and players.mask_token is not None and not isinstance(baseline, str):
+        raise ValueError(f"both TokenPlayers(mask_token={players.mask_token}) and baseline= are given: pass one "
+                         "of them (masked positions take one value)")
+    if data is not None and not (isinstance(baseline, str) and baseline == "mean"):
+        raise ValueError('data=... is used only by baseline="mean" (the inputs it averages); pass '
+                         'baseline="mean" or leave data out')
     if isinstance(baseline, str):
         check_option(baseline, "baseline", get_args(_BaselineName), otherwise="an array")
         if baseline == "zeros":
@@ -603,6 +664,8 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
             f"x has integer values ({x.dtype}) but the baseline is {base.dtype}: pass x as floats "
             "(x.astype(float)) or an integer baseline (a float baseline would be truncated silently)"
         )
+    if token_ids and not is_traced(base) and xp.issubdtype(base.dtype, xp.integer):
+        _check_ids_fit(np.asarray(base), x.dtype, "baseline", players)
     for target in (shape, x.shape):
         try:
             if np.broadcast_shapes(base.shape, target) == target:
@@ -675,6 +738,8 @@ def masked_outputs(
             reward output that is not one value per input.
         MemoryBudgetError: if the output, or one masked input per batch entry, exceeds the budget.
         NonFiniteOutputError: if some value is NaN or infinite (names the first such mask).
+            Called inside ``jax.jit`` or ``jax.vmap`` the values are traced and cannot be
+            checked: NaN then passes through, so check the result after the transformed call.
     """
     _check_players(players)
     if not (progress is None or isinstance(progress, (bool, np.bool_))):
@@ -722,7 +787,10 @@ def _adapt_model(model: Any, params: Any, x: ArrayLike, players: Players) -> tup
     if isinstance(model, tuple):
         if len(model) != 2:
             raise ValueError(f"a model pair must be (features, head), got {len(model)} elements")
-        fparams, hparams = params if isinstance(params, tuple) else (params, params)
+        if isinstance(params, tuple):
+            fparams, hparams = params
+        else:  # one set of variables: for whichever of the two is a linen module
+            fparams, hparams = (params if _is_linen(m) else None for m in model)
         feats_apply = _adapt(model[0], fparams)
         apply = _adapt(model[1], hparams)
         feats_fn = functools.partial(_features_jit, feats_apply)
@@ -821,7 +889,7 @@ def _plan_chunks(args, mdtype, explicit, b, num, shape, dtype, limit, chunk):
     is estimated as ``4×`` its masked inputs.
     """
     out_bytes = b * num * 8
-    check_budget(out_bytes, f"values of {b} input(s) on {num} masks", limit)
+    check_budget(out_bytes, f"values of {b} input(s) on {num} masks", limit, argument=True)
     per_mask = b * max(math.prod(shape), 1) * np.dtype(dtype).itemsize * _LIVE_FACTOR
     room = limit - out_bytes
     if chunk is None:
@@ -1024,6 +1092,8 @@ def learn_baseline(
         if not (isinstance(box, (tuple, list)) and len(box) == 2):
             raise ValueError(f"box must be a pair (low, high), got {box!r}")
         low, high = fit(box[0], "box low"), fit(box[1], "box high")
+        if not bool(jnp.all(jnp.isfinite(low) | (low == -jnp.inf)) & jnp.all(jnp.isfinite(high) | (high == jnp.inf))):
+            raise ValueError("box must be (low, high) without NaN (and without +inf low or −inf high)")
         if bool(jnp.any(low > high)):
             raise ValueError("box must have low ≤ high everywhere")
     if isinstance(init, str):
@@ -1034,6 +1104,9 @@ def learn_baseline(
     start = jnp.clip(start, low, high)
     if optimizer is None:
         optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.01))
+    elif not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-2)), got "
+                        f"{optimizer!r}")
 
     def loss_fn(base):
         v = masked_outputs(model, x, players, baseline=base, reward=reward, params=params,

@@ -148,7 +148,7 @@ def plot_sparsity_curve(
         rows = list(np.atleast_2d(arr))
     if labels is not None and len(labels) != len(rows):
         raise ValueError(f"{len(labels)} labels for {len(rows)} curves")
-    if not all(r.size and np.all(np.isfinite(r)) and np.all(r >= 0) for r in rows):
+    if not rows or not all(r.size and np.all(np.isfinite(r)) and np.all(r >= 0) for r in rows):
         raise ValueError("curves must be non-empty, finite and ≥ 0 (normalized strengths, e.g. sparsity_curve)")
     fig, ax = _fig_ax(ax, (5.0, 3.5))
     for j, row in enumerate(rows):
@@ -206,7 +206,7 @@ def plot_order_distribution(
         if pos.ndim != 1:
             raise ValueError(f"after averaging, expected one distribution, got shape {pos.shape}")
         stats.append((name, pos, neg, colors))
-    if normalize:
+    if normalize and n:  # n = 0: no orders, nothing to normalize
         z = np.mean(sum(p - q for _, p, q, _ in stats))
         if z > 0:
             stats = [(nm, p / z, q / z, c) for nm, p, q, c in stats]

@@ -47,8 +47,9 @@ def to_shapiq_json(
     ``baseline_value`` = value of ``()``). ``kind="or"`` exports the OR part as index
     ``"Co-Moebius"``: shapiq's co-Möbius ``m*(T) = Σ_{L⊆T}(−1)^{|T|−|L|} u(N∖T ∪ L)``
     relates to ours by ``I_or(T) = (−1)^{|T|+1} m*(T)``, so values are converted; its
-    ``()`` entry is ``m*(∅) = u(N) = Σ_T i_or[T]``, the OR part's value on all players (also with
-    ``salient_only``), and ``baseline_value`` is ``u(∅) = i_or[0]`` (0 in the AND-OR split). Keys are
+    ``()`` entry and ``baseline_value`` are ``u(∅) = i_or[0]`` (0 in the AND-OR split), as in
+    shapiq's own ``ExactComputer(...)("Co-Moebius")`` and as its ``from_json_file`` sets ``()``
+    (the formula's ``m*(∅)`` would be ``u(N)``, which shapiq does not store there). Keys are
     ``"Empty"`` and comma-joined players, ordered by size then lexicographically.
 
     Args:
@@ -86,7 +87,7 @@ def to_shapiq_json(
     names = player_names(players, n)
     if i_or is not None and np.shape(i_or) != np.shape(i_and):
         raise ValueError(f"i_or must have the shape of i_and {np.shape(i_and)}, got {np.shape(i_or)}")
-    data: dict[str, float] = {"Empty": float(vals[0]) if kind == "and" else float(np.sum(vals))}
+    data: dict[str, float] = {"Empty": float(vals[0])}  # the baseline, for "or" too (shapiq's convention)
     for k in range(1, n + 1):
         sign = 1.0 if kind == "and" or k % 2 else -1.0
         for who in itertools.combinations(range(n), k):

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from jinter._budget import check_budget
-from jinter._checks import as_real_float, is_traced, kron_power, tiny
+from jinter._checks import as_real_float, check_int, is_traced, kron_power, tiny
 
 __all__ = [
     "kron_apply",
@@ -226,6 +226,15 @@ def or_zeta(interactions: Float[ArrayLike, "*batch 2**n"]) -> Float[Array, "*bat
     return bias + total - _reverse(zeta(rest))
 
 
+def _broadcast_batch(a: tuple, b: tuple, what_a: str, what_b: str) -> None:
+    """The leading (batch) axes of two arrays over subsets must broadcast; else a ValueError naming both."""
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"{what_a} of shape {a} and {what_b} of shape {b} have leading batch axes that do not "
+                         "broadcast") from None
+
+
 def reconstruct(
     i_and: Float[ArrayLike, "*batch 2**n"], i_or: Float[ArrayLike, "*batch 2**n"] | None = None
 ) -> Float[Array, "*batch 2**n"]:
@@ -240,6 +249,7 @@ def reconstruct(
         if np.shape(i_or)[-1] != out.shape[-1]:
             raise ValueError(f"i_or must be over the same 2**n subsets as i_and: i_or has a last axis of "
                              f"{np.shape(i_or)[-1]}, i_and of {out.shape[-1]}")
+        _broadcast_batch(out.shape, i_or.shape, "i_and", "i_or")
         out = out + i_or
     return out
 
@@ -271,6 +281,7 @@ def matching_error(
     if v.shape[-1] != rec.shape[-1]:
         raise ValueError(f"v and the interactions must be over the same 2**n subsets: got last axes {v.shape[-1]} "
                          f"and {rec.shape[-1]}")
+    _broadcast_batch(v.shape, rec.shape, "v", "the interactions")
     err = jnp.max(jnp.abs(v - rec), axis=-1)
     if relative:
         scale = jnp.max(jnp.abs(v), axis=-1)
@@ -280,8 +291,7 @@ def matching_error(
 
 def mask_orders(n: int) -> np.ndarray:
     """Order |S| (popcount) of every mask ``S = 0 … 2**n − 1``, as an int array."""
-    if n < 0 or n > _MAX_PLAYERS:
-        raise ValueError(f"n must be in [0, {_MAX_PLAYERS}], got {n}")
+    n = check_int(n, "n", 0, most=_MAX_PLAYERS)
     orders = np.zeros(1, dtype=np.int8)
     for _ in range(n):
         orders = np.concatenate([orders, orders + 1])
@@ -290,8 +300,8 @@ def mask_orders(n: int) -> np.ndarray:
 
 def masks_of_order(n: int, k: int) -> np.ndarray:
     """All masks with exactly ``k`` players, ascending."""
-    if not 0 <= k <= n:
-        raise ValueError(f"order k must be in [0, n={n}], got {k}")
+    n = check_int(n, "n", 0, most=_MAX_PLAYERS)
+    k = check_int(k, f"order k (of n={n} players)", 0, most=n)
     return np.flatnonzero(mask_orders(n) == k)
 
 

@@ -420,9 +420,10 @@ def test_to_shapiq_json_structure_and_or_convention(batch, tmp_path):
     od = x.to_shapiq_json("or", sample=0)
     assert od["metadata"]["index"] == "Co-Moebius" and od["parameters"]["jinter_type"] == "or"
     m = {sum(1 << int(p) for p in k.split(",")) if k != "Empty" else 0: val for k, val in od["data"].items()}
-    assert m[0] == pytest.approx(float(np.sum(r.I_or[0])), abs=1e-14)  # the co-Moebius value of ∅ is u(N)
+    assert m[0] == od["metadata"]["baseline_value"] == float(r.I_or[0, 0])  # () is the baseline u(∅), as shapiq
     assert od["metadata"]["baseline_value"] == r.I_or[0, 0]  # u(∅)
     u = np.asarray(or_zeta(r.I_or[0]))
+    m[0] = float(u[M - 1])  # the inversion's m*(∅) is u(N), which shapiq's layout does not hold in ()
     for s in range(M):
         comp = (M - 1) & ~s
         pred = sum((-1) ** popcount(t) * m[t] for t in range(M) if t & comp == t)
@@ -750,9 +751,9 @@ def test_interactions_second_user_trial(batch, tmp_path):
         Interactions.load(tmp_path / "text.json")
     with pytest.raises(ValueError, match="exists and is not a regular file"):
         x.save(tmp_path)
-    # shapiq export: the co-Moebius value of ∅ is u(N); a negative sample index is resolved
+    # shapiq export: () of the co-Moebius is the baseline u(∅), as in shapiq; a negative sample index is resolved
     od = x.to_shapiq_json("or", sample=-1)
-    assert od["data"]["Empty"] == pytest.approx(float(np.sum(r.I_or[2])), abs=1e-14)
+    assert od["data"]["Empty"] == od["metadata"]["baseline_value"] == float(r.I_or[2, 0])
     assert od["parameters"]["sample"] == [2]
     with pytest.raises(ValueError, match=r"i_or must have the shape of i_and \(16,\), got \(8,\)"):
         to_shapiq_json(np.ones(16), np.ones(8), kind="or")

@@ -128,6 +128,14 @@ def test_gpt2_last_token_logprob_matches_hand_built(tokenizer):
         ref = torch.log_softmax(model(inputs_embeds=embeds).logits[:, -1], -1)[:, target].numpy()
     np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
     assert np.all(v < 0)  # log-probabilities
+    # right padding: the default last position would read a pad token's logits: refused, with the fix
+    padded = list(ids) + [0, 0]
+    with pytest.raises(ValueError, match=r"reads position -1 \(index 7\), where attention_mask is 0.*position=5"):
+        hf.mask_tokens_at_embeddings(model, padded, positions=range(5), mask_embedding=zero,
+                                     attention_mask=[1] * 6 + [0, 0], output=hf.last_token_logprob(target))
+    game = hf.mask_tokens_at_embeddings(model, padded, positions=range(5), mask_embedding=zero,
+                                        attention_mask=[1] * 6 + [0, 0], output=hf.last_token_logprob(target, 5))
+    np.testing.assert_allclose(game.masked_outputs(), v, rtol=1e-9, atol=1e-9)
 
 
 def test_hf_errors(tokenizer):

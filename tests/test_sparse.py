@@ -168,8 +168,14 @@ def test_value_fn_errors():
     for bad in (0, -3, 2.5):
         with pytest.raises(ValueError, match="n must be an integer ≥ 1"):
             sparse_and_or(lambda s: np.zeros(len(s)), bad, budget=100, progress=False)
-    with pytest.raises(ValueError, match="budget must be a positive integer"):
+    with pytest.raises(ValueError, match="budget must be an integer ≥ 1"):
         sparse_and_or(lambda s: np.zeros(len(s)), 4, budget=0, progress=False)
+    # integral floats pass like every integer option; seeds stay exact above 2**53
+    s20 = sparse_and_or(lambda s: s[:, 0] * 1.0, 20.0, budget=600.0, progress=False)
+    assert s20.n == 20 and s20.calls <= 600
+    designs = [sparse_and_or(lambda s: np.sin(s @ np.arange(20.0)), 20, budget=400, seed=2**70 + k,
+                             progress=False) for k in (0, 1)]
+    assert designs[0].faithfulness != designs[1].faithfulness or designs[0].records != designs[1].records
     with pytest.raises(ValueError, match=r"exact=True needs budget ≥ 2\*\*12 = 4096"):
         sparse_and_or(lambda s: np.zeros(len(s)), 12, budget=1000, exact=True, progress=False)
     with pytest.raises(ValueError, match="keep_rates"):
@@ -200,6 +206,9 @@ def test_too_small_budget_message_is_the_least_budget(n, holdout):
         sparse_and_or(f, n, budget=3, holdout=holdout, progress=False)
     need = int(str(err.value).split("at least ")[1].split()[0])
     assert ("for the exact path" in str(err.value)) == (2**n < need)
+    if 2**n < need:  # fewer masks than the sampled fit needs, distinct: only the exact path runs
+        assert f"only 2**{n} = {2**n}" in str(err.value)
+        return
     with pytest.raises(ValueError, match=f"at least {need} calls"):
         sparse_and_or(f, n, budget=need - 1, holdout=holdout, exact=False, progress=False)
     res = sparse_and_or(f, n, budget=need, holdout=holdout, exact=False, progress=False)
@@ -931,3 +940,35 @@ def test_progress_flag_and_mask_values_are_checked():
         res.predict(np.full((2, 20), 2))
     with pytest.raises(TypeError, match="got dtype float64"):
         res.predict(np.ones((2, 20)))
+
+
+def test_seventh_user_trial_sparse():
+    """Defects a black-box user trial reproduced (2026-12-08)."""
+    from jinter import InteractionRecord, SparseAndOrResult
+
+    ok = InteractionRecord((0, 1), "and", 1.0, 3, 2)
+    SparseAndOrResult([ok], 0.0, 3, 1.0, 10, 2, False, 1.0, (0.5,))
+    bad = [(InteractionRecord((0, 1), "xor", 1.0, 3, 2), "type 'xor'"),
+           (InteractionRecord((0, 1), "and", 1.0, 5, 7), "mask 5 / order 7 do not match"),
+           (InteractionRecord((0, 1), "and", float("nan"), 3, 2), "value must be a finite number"),
+           (InteractionRecord((0, 5), "and", 1.0, 33, 2), r"players must be distinct ascending .* \[0, 3\)")]
+    for rec, msg in bad:
+        with pytest.raises(ValueError, match=r"records\[0\].*" + msg):
+            SparseAndOrResult([rec], 0.0, 3, 1.0, 10, 2, False, 1.0, (0.5,))
+    with pytest.raises(TypeError, match=r"records\[0\] must be an InteractionRecord"):
+        SparseAndOrResult([("and", (0,), 1.0)], 0.0, 3, 1.0, 10, 2, False, 1.0, (0.5,))
+
+    # the sampled path at few players: no mask is called twice, held-out masks are unseen by the fit
+    n, seen = 10, []
+
+    def game(s):
+        seen.append(s.copy())
+        return np.sin(s @ np.arange(1.0, n + 1))
+
+    res = sparse_and_or(game, n, budget=3000, exact=False, progress=False)
+    rows = np.concatenate(seen)
+    keys = rows @ (1 << np.arange(n))
+    assert res.calls == len(rows) == len(np.unique(keys)) <= 2**n
+    assert not set(keys[: res.holdout_calls].tolist()) & set(keys[res.holdout_calls :].tolist())
+    with pytest.raises(ValueError, match=r"distinct masks, and n=4 players have only 2\*\*4 = 16"):
+        sparse_and_or(lambda s: s[:, 0] * 1.0, 4, budget=500, exact=False, progress=False)

@@ -87,6 +87,7 @@ def last_token_logprob(target_token_id: int, position: int = -1) -> Callable[[An
             raise ValueError(f"position {pos} is outside the sequence of {logits.shape[1]} tokens")
         return logits[:, pos].double().log_softmax(-1)[:, target]
 
+    pick.position = pos  # read by mask_tokens_at_embeddings: a padding position is refused there
     return pick
 
 
@@ -249,6 +250,13 @@ def mask_tokens_at_embeddings(
         if not bool(((am == 0) | (am == 1)).all()):
             raise ValueError(f"attention_mask must hold 0 and 1 only, got {am.reshape(-1).tolist()}")
     pick = output if output is not None else None
+    pos = getattr(output, "position", None)
+    if pos is not None and -length <= pos < length and int(am.reshape(-1)[pos]) == 0:
+        last = int(torch.nonzero(am.reshape(-1)).max()) if bool(am.any()) else None
+        raise ValueError(f"the output reads position {pos} (index {pos % length}), where attention_mask is 0 "
+                         "(padding): its logits are not the sentence's"
+                         + (f"; pass last_token_logprob(..., position={last}), the last attended token"
+                            if last is not None else ""))
 
     def forward(embeds):  # embeds: (B, L, d) tensor of the model's dtype
         _check_module(model, "model")  # again at every call: a model switched to .train() later is refused
