@@ -455,7 +455,7 @@ def _solver_options(prefix: str = "", **options: Any) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f'{prefix}memory_budget must be None, a positive number of bytes or a size such as "2G", '
                              f"got {budget!r}") from None
-        out["memory_budget"] = budget if isinstance(budget, str) else int(budget)
+        out["memory_budget"] = int(_memory_budget(budget))  # bytes: "1M", "1024K" and 2**20 are one setting
     return out
 
 
@@ -1436,6 +1436,9 @@ def and_or(
     budget = o["canonical_max_iter"] if o["canonical"] else 0  # 0: no canonical phase
     args = (o["q_ratio"], tol, o["max_iter"], o["check_every"], penalty, o["chunk"], budget)
     devs = _batch_devices(v, devices)
+    if devices is not None and devs and (len(devs) == 1 or batch <= 1) and not is_traced(v):
+        v = jax.device_put(v, devs[0])  # one device asked for (or one game): solved there
+        start = None if start is None else jax.device_put(start, devs[0])
     if len(devs) > 1 and batch > 1:
         return _promised(_sharded(v, start, args, tuple(devs)), v)
     workers = _host_workers(v, batch, chunk)
@@ -1585,6 +1588,11 @@ def _solve_game(x, start, q_ratio, tol, max_iter, check_every, rho, canonical):
 def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, canonical):
     lead = v.shape[:-1]
     flat = v.reshape((-1, v.shape[-1]))
+    # Solved as v − v(∅): the interactions off ∅, γ and q do not depend on a constant, but the
+    # rounding of the transforms grows with it (a game 1e6 + 1e-7·noise had stalled at a gap of
+    # 1e-3, "raise max_iter"); the difference is exact where the offset dominates (Sterbenz).
+    base = flat[:, :1]
+    flat = flat - base
     if start is not None:
         start = tuple(x.reshape(flat.shape) for x in start)
     solve = lambda a: _solve_game(  # noqa: E731
@@ -1595,6 +1603,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
     else:
         u, q, lb, it, ok, eps, dist = jax.lax.map(solve, (flat, start), batch_size=chunk)
     i_and, i_or, gamma = _assemble(flat, u, q)
+    i_and = i_and.at[:, 0].add(base[:, 0])  # the bias v(∅) + q(∅)
     p = _split_objective(i_and, i_or)
     lb = jnp.clip(lb, 0.0, p)
     gap = _gap(p, lb, _rounding_floor(flat))
@@ -1985,6 +1994,8 @@ def _solve_shared_input(x, b, budget, q_ratio, alpha, tol, max_iter, check_every
 def _shared_impl(flat, gbf, budget, q_ratio, alpha, tol, max_iter, check_every, rho, canonical):
     """Batch-first: ``flat`` (B, m, N), ``gbf`` (B, m); every result field has the batch axis first.
     ``budget``: the canonical phase's iterations (traced: a new budget does not recompile)."""
+    base = flat[..., :1]  # solved as v − v(∅), as in _and_or_impl: rounding that does not grow with an offset
+    flat = flat - base
     solve = lambda ab: _solve_shared_input(  # noqa: E731
         *ab, budget, q_ratio, alpha, tol, max_iter, check_every, rho, canonical)
     # each input stops at its own certificate
@@ -1996,7 +2007,7 @@ def _shared_impl(flat, gbf, budget, q_ratio, alpha, tol, max_iter, check_every, 
     w = flat + q
     b = w[..., :1]
     o_and = 0.5 * w + gamma
-    i_and = mobius(o_and).at[..., 0].set(b[..., 0])
+    i_and = mobius(o_and).at[..., 0].set(b[..., 0] + base[..., 0])  # the bias v(∅) + q(∅)
     i_or = or_mobius(w - o_and).at[..., 0].set(0.0)
     p = jnp.sum(_phi(jnp.moveaxis(i_and[..., 1:], 1, 0), alpha) + _phi(jnp.moveaxis(i_or[..., 1:], 1, 0), alpha), -1)
     lb = jnp.clip(lb, 0.0, p)
@@ -2124,6 +2135,10 @@ def and_or_shared(
     if gamma_bound is None:
         gb = 0.5 * jnp.abs(vs[..., -1] - vs[..., 0])
     else:
+        if not is_traced(gamma_bound):
+            kind = np.asarray(gamma_bound).dtype.kind
+            if kind not in "iuf":  # strings, bools, complex, objects: not bounds
+                raise TypeError(f"gamma_bound must hold real numbers ≥ 0 (inf: no bound), got {gamma_bound!r}")
         gb = jnp.asarray(gamma_bound, dtype=vs.dtype)
         if gb.ndim == 0:
             gb = jnp.broadcast_to(gb, vs.shape[:-1])

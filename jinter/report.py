@@ -541,8 +541,11 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
             f"phase 2 starts at epoch {p2}, the smoothed loss gap widens at epoch {gap} (distance {abs(p2 - gap)})",
             "match" if abs(p2 - gap) <= _ALIGN_EPOCHS else "mismatch")
     th = r["theory"]
-    rel = [c for c, ok in enumerate(th["reliable"]) if ok and (p2 is None or epochs[c] >= p2)]
-    if len(rel) < 2:
+    rel = [c for c, ok in enumerate(th["reliable"]) if ok and p2 is not None and epochs[c] >= p2]
+    if p2 is None:
+        add("D24", "The noise level σ² of the best-fitting noisy regression falls during phase 2",
+            "phase 2 not found (the mean order does not fall and rise again): no phase to test", "untested")
+    elif len(rel) < 2:
         add("D24", "The noise level σ² of the best-fitting noisy regression falls during phase 2",
             f"{len(rel)} reliable σ² fit(s) in phase 2 ({sum(not x for x in th['reliable'])} of {len(epochs)} "
             "checkpoints flagged: grid edge, poor fit or not identifiable)", "untested")
@@ -551,7 +554,7 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
         add("D24", "The noise level σ² of the best-fitting noisy regression falls during phase 2",
             f"σ² {a:.2g} at epoch {epochs[rel[0]]} → {b:.2g} at epoch {epochs[rel[-1]]} ({len(rel)} reliable fits)",
             "match" if b < a else "mismatch")
-    study = r["label_noise_study"]
+    study = sorted(r["label_noise_study"], key=lambda e: e["label_noise"])  # the trend runs over the levels
     tpl = f" (spindle template: {r['spindle_template']['name']})" if "spindle_template" in r else ""
     usable = [e for e in study if e["fits_its_labels"] and not e["poor_fit"]]
     share = lambda e: safe_divide_host(e["spindle"], e["decay"] + e["spindle"])  # noqa: E731
@@ -580,7 +583,12 @@ def _findings(r: dict[str, Any], n: int) -> list[dict[str, str]]:
             f"spindle share of Σ|A| per label noise{tpl} (every model at train accuracy ≥ 0.95): {shares}",
             "match" if grows else "mismatch")
     hbar = r["generalization"]["h_bar"]
-    c0 = epochs.index(p2) if p2 is not None else min(1, len(epochs) - 1)
+    if p2 is None:
+        add("H25", "Interactions learned later (phase 2 on) generalize less: H̄ falls",
+            f"phase 2 not found, so no start to measure from (H̄ {hbar[0]:.2f} at epoch {epochs[0]}, "
+            f"{hbar[-1]:.2f} at epoch {epochs[-1]})", "untested")
+        return out
+    c0 = epochs.index(p2)
     cp = c0 + int(np.argmax(hbar[c0:]))  # the peak from the phase-2 start on
     add("H25", "Interactions learned later (phase 2 on) generalize less: H̄ falls",
         f"H̄ {hbar[c0]:.2f} at epoch {epochs[c0]}, peak {hbar[cp]:.2f} at epoch {epochs[cp]}, "

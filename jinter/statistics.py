@@ -34,6 +34,7 @@ from jinter._checks import (
     check_tau,
     is_traced,
     safe_divide,
+    tiny,
 )
 from jinter.transforms import mask_orders, num_players
 
@@ -299,14 +300,21 @@ def tau_relative(
 ) -> Float[Array, "*batch"]:
     """Per-sample threshold ``τ = frac·max_{S≠∅} |I(S)|`` over AND and OR together [R24, C24].
 
-    The bias ``I(∅)`` is not an interaction and does not enter the maximum.
+    The bias ``I(∅)`` is not an interaction and does not enter the maximum. τ is at least the
+    smallest normal number of the dtype, so a game without interactions (all zero) has none
+    salient (τ = 0 would count every zero, :func:`salient_mask`).
     """
     frac = _check_frac(frac)
     peak = None
     for i in _and_or_arrays(i_and, i_or):
         m = jnp.max(jnp.abs(i[..., 1:]), axis=-1, initial=0)
         peak = m if peak is None else jnp.maximum(peak, m)
-    return frac * peak
+    return _positive(frac * peak)
+
+
+def _positive(tau: Array) -> Array:
+    """A τ from a rule, at least the dtype's smallest normal number (a zero is never salient)."""
+    return jnp.maximum(tau, tiny(tau.dtype))
 
 
 def tau_output(
@@ -324,6 +332,9 @@ def tau_output(
         sample_axis: axis of the leading axes averaged over (``None``: one τ per sample).
         keepdims: keep the averaged axis (length 1) so that τ broadcasts against the leading
             axes of interaction arrays.
+
+    τ is at least the smallest normal number of the dtype (``v(x_N) = v(x_∅)`` would give 0, and
+    τ = 0 counts every zero interaction as salient).
     """
     frac = _check_frac(frac)
     v = jnp.asarray(v)
@@ -332,7 +343,7 @@ def tau_output(
     sample_axis = check_axis(sample_axis, d.shape)
     if sample_axis is not None and d.ndim > 0:
         d = jnp.mean(d, axis=sample_axis, keepdims=keepdims)
-    return frac * d
+    return _positive(frac * d)  # at least the smallest normal number: a zero is never salient
 
 
 def sparsity_curve(

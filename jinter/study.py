@@ -253,7 +253,7 @@ def analyze(
     _check_sweep("sweep", sweep, ("epochs", "v", "I_and", "I_or"))
     if baseline is not None:
         _check_sweep("baseline", baseline)
-    _check_noise(noise)
+    _check_noise(noise, np.shape(sweep.I_and)[-1])
     if history is not None and not all(k in history for k in ("epoch", "train_loss", "test_loss")):
         raise ValueError(f"history needs 'epoch', 'train_loss' and 'test_loss', got keys {sorted(history)}")
     i_and, i_or = np.asarray(sweep.I_and), np.asarray(sweep.I_or)
@@ -314,6 +314,7 @@ def label_noise_study(
     if not noise:
         return ()
     first = next(iter(noise.values()))[0]
+    _check_noise(noise, np.shape(first.I_and)[-1])  # every level over the same players
     n = num_players(np.asarray(first.I_and))
     return _noise_levels(noise, _splitter(n, spindle, _sweep_q_ratio(first, q_ratio)))
 
@@ -363,8 +364,9 @@ def _check_sweep(what: str, obj: Any, needs: tuple[str, ...] = ("v", "I_and", "I
                         f"got {type(obj).__name__}")
 
 
-def _check_noise(noise: Any) -> None:
-    """``noise`` is None or ``{level in [0, 1]: (sweep, history with train_acc and test_acc)}``."""
+def _check_noise(noise: Any, size: int | None = None) -> None:
+    """``noise`` is None or ``{level in [0, 1]: (sweep, history with train_acc and test_acc)}``,
+    each sweep over the ``size = 2**n`` subsets of the main sweep's players."""
     if noise is None:
         return
     if not isinstance(noise, Mapping):
@@ -374,6 +376,9 @@ def _check_noise(noise: Any) -> None:
         if not (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2):
             raise TypeError(f"noise[{level!r}] must be a pair (sweep, history), got {type(entry).__name__}")
         _check_sweep(f"noise[{level!r}][0]", entry[0])
+        if size is not None and np.shape(entry[0].I_and)[-1] != size:
+            raise ValueError(f"noise[{level!r}][0] has interactions over {np.shape(entry[0].I_and)[-1]} subsets, the "
+                             f"sweep over {size}: the label-noise models must be probed with the same players")
         h = entry[1]
         if not (isinstance(h, Mapping) and all(k in h and len(h[k]) > 0 for k in ("train_acc", "test_acc"))):
             raise ValueError(f"noise[{level!r}][1] must be a training history with 'train_acc' and 'test_acc'")
@@ -382,7 +387,7 @@ def _check_noise(noise: Any) -> None:
 def _noise_levels(noise: Mapping[float, tuple[Any, Mapping[str, Sequence[float]]]], split) -> tuple[NoiseLevelAnalysis, ...]:
     """One :class:`NoiseLevelAnalysis` per label-noise model (its first checkpoint), fitted by ``split``."""
     levels = []
-    for level, (r, h) in noise.items():
+    for level, (r, h) in sorted(noise.items(), key=lambda kv: float(kv[0])):  # ascending noise: the trend's order
         r_and, r_or = np.asarray(r.I_and)[0], np.asarray(r.I_or)[0]
         tl = np.asarray(statistics.tau_output(np.asarray(r.v)[0], TAU_FRAC))
         p_, n_ = _signed(r_and, r_or, tl, axis=0)

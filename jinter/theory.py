@@ -648,7 +648,7 @@ def disentangle(
     n: int | None = None,
     *,
     decay: ArrayLike | None = None,
-    rate_bounds: tuple[float, float] = (0.0, 10.0),
+    rate_bounds: tuple[float, float] | None = None,
     symmetric_spindle: bool = True,
     max_residual: float = 0.2,
     decay_family: _DecayFamily = "log-quadratic",
@@ -674,8 +674,10 @@ def disentangle(
       random order-1–3 truths at σ² = 1e-3–1e-1, n = 10, plus a spindle) the decay weight is
       recovered within 2.5% and the spindle weight within 3% at a spindle share of 0.5, 11%
       at 0.2 and 25% at 0.1 (a log-quadratic decay can take part of a weak spindle's low orders).
-    * ``"geometric"``: :func:`parametric_decay`, rate fitted by a grid search then a bounded
-      scalar search (``params["rate"]``); peaks at order 1 only.
+    * ``"geometric"``: :func:`parametric_decay`, rate fitted by a grid search over
+      ``rate_bounds`` (default ``(0, 10)``, 201 points) then a bounded scalar search
+      (``params["rate"]``); peaks at order 1 only. ``rate_bounds`` belongs to this family and
+      ``max_peak`` to the log-quadratic one; either given where it is not used is refused.
 
     ``symmetric_spindle`` ties ``σ⁺ = σ⁻`` (noise is symmetric).
 
@@ -704,6 +706,14 @@ def disentangle(
     """
     ap, an, n = _measured_strengths(a_pos, a_neg, n, max_residual)
     check_option(decay_family, "decay_family", _DECAY_FAMILIES)
+    unused = [name for name, given, used in (
+        ("rate_bounds", rate_bounds is not None, decay is None and decay_family == "geometric"),
+        ("max_peak", max_peak is not None, decay is None and decay_family == "log-quadratic")) if given and not used]
+    if unused:
+        why = "a given decay is not fitted" if decay is not None else f'decay_family="{decay_family}" does not use it'
+        raise ValueError(f"{', '.join(unused)} given, but {why} (rate_bounds: the geometric family's rate; "
+                         "max_peak: the log-quadratic's peak)")
+    rate_bounds = (0.0, 10.0) if rate_bounds is None else rate_bounds
     scale = np.linalg.norm(np.concatenate([ap, -an])) or 1.0
     solve, fit_spindle = _spindle_stage(ap, an, spindle, symmetric_spindle, scale)
     if decay is None:

@@ -842,3 +842,16 @@ def test_output_tau_of_a_shared_result_is_per_model(rng):
     assert one.tau.shape == (1, 3)
     with pytest.raises(ValueError, match="sample_axis"):
         Interactions.from_and_or(res, v=vs, tau="output", sample_axis="models")
+
+
+def test_tau_rules_never_count_zeros_as_salient():
+    """User trial (2026-12-08): a game without interactions had every zero entry salient (τ = 0)."""
+    import jax.numpy as jnp
+
+    import jinter
+
+    r = jinter.and_or(jnp.full(16, 2.0))
+    for tau in (jinter.tau_relative(r.I_and, r.I_or), jinter.tau_output(jnp.full((1, 16), 2.0))):
+        assert float(tau) > 0
+        assert float(jnp.sum(jinter.salient_counts(r.I_and, r.I_or, tau))) == 0
+    assert jinter.tau_output(jnp.full((1, 16), 2.0, jnp.float32)).dtype == jnp.float32

@@ -325,3 +325,25 @@ def test_digits_report_maps_players_to_patches(tmp_path):
     html = (out / "index.html").read_text()
     assert html.count("<img") == 9 + len(per_type)
     assert "4 image patches" in html and "log-odds of class" in html
+
+
+def test_findings_follow_the_noise_levels_and_need_a_phase_two():
+    """User trial (2026-12-08): the [G25] verdict flipped with the order of --noise-levels, and the
+    phase-2 claims were decided when no phase 2 was found."""
+    from jinter.report import _findings
+
+    def study(levels):
+        return [dict(label_noise=lv, fits_its_labels=True, poor_fit=False, spindle=sh, decay=1.0 - sh,
+                     residual=0.01, train_accuracy=1.0) for lv, sh in levels]
+
+    base = dict(epochs=[0, 1, 2, 3], generalization=dict(n_bar=[5, 4, 3, 3], h_bar=[0.6, 0.5, 0.4, 0.3]),
+                mean_order=[2.0, 1.5, 1.8, 2.2], phase_two_start_epoch=1, gap_widening_epoch=1,
+                theory=dict(reliable=[True] * 4, sigma2=[0.1, 0.08, 0.05, 0.02]))
+    verdicts = []
+    for levels in ([(0.0, 0.03), (0.3, 0.23)], [(0.3, 0.23), (0.0, 0.03)]):
+        rows = _findings({**base, "label_noise_study": study(levels)}, 4)
+        verdicts.append([r["verdict"] for r in rows if r["paper"] == "G25"])
+    assert verdicts == [["match"], ["match"]]
+    rows = _findings({**base, "phase_two_start_epoch": None, "label_noise_study": []}, 4)
+    by = {(r["paper"], r["claim"].split()[2]): r["verdict"] for r in rows}
+    assert by[("H25", "later")] == "untested" and by[("D24", "level")] == "untested"

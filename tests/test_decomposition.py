@@ -773,6 +773,10 @@ for name, res in paths.items():
     assert np.all(np.asarray(res.status) == 0), (name, res.messages())
     for f in ("I_and", "I_or", "q"):
         np.testing.assert_allclose(np.asarray(getattr(res, f)), np.asarray(getattr(ref, f))[:k], atol=1e-7, err_msg=name)
+d3 = jax.devices()[3]  # one device asked for: solved there (it had stayed on device 0)
+one = jinter.and_or(vs[:2], devices=[d3])
+assert one.I_and.devices() == {d3} and one.status.devices() == {d3}, one.I_and.devices()
+np.testing.assert_allclose(np.asarray(one.I_and), np.asarray(jinter.and_or(vs[:2]).I_and), atol=1e-12)
 print("ok")
 """
 
@@ -786,6 +790,13 @@ def test_batches_sharded_over_four_devices_give_the_same_interactions():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", _FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_shared_gamma_bound_must_be_numbers():
+    vs = np.random.default_rng(0).normal(size=(2, 16))
+    for bad in ("0", True, 1 + 0j):
+        with pytest.raises(TypeError, match="gamma_bound must hold real numbers"):
+            and_or_shared(vs, gamma_bound=bad)
 
 
 def test_bad_devices_option():
@@ -995,3 +1006,17 @@ def test_fourth_user_trial_solver():
     ]:
         with pytest.raises(error, match=message):
             call()
+
+
+def test_a_constant_offset_changes_only_the_bias():
+    """User trial (2026-12-08): v = 1e6 + 1e-7·noise stopped at a gap of 1e-3 ("raise max_iter")
+    and 1 + 1e-13·noise ran to max_iter; the game is now solved as v − v(∅)."""
+    noise = np.random.default_rng(3).normal(size=(2, 64))
+    for off, amp in ((1e6, 1e-7), (1.0, 1e-13)):
+        v = off + amp * noise
+        res, ref = and_or(v), and_or(v - v[:, :1])
+        assert np.all(np.asarray(res.status) == 3), res.messages()
+        np.testing.assert_allclose(np.asarray(res.objective), np.asarray(ref.objective), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(res.I_and)[:, 0], np.asarray(ref.I_and)[:, 0] + v[:, 0], rtol=1e-15)
+        sh = and_or_shared(v, q_ratio=0.02)
+        assert np.all(np.asarray(sh.status) == 3)

@@ -30,7 +30,7 @@ def test_frozen_hashable_normalized():
         a.tol = 1e-3
     c = a.replace(tol=1e-3)
     assert c.tol == 1e-3 and a.tol == 1e-5 and c.max_iter == 10_000
-    assert AndOrOptions(memory_budget="2G").memory_budget == "2G"
+    assert AndOrOptions(memory_budget="2G").memory_budget == 2 * 2**30 == AndOrOptions(memory_budget="2048M").memory_budget
     assert AndOrOptions(memory_budget=np.int64(2**20)).memory_budget == 2**20
 
 

@@ -190,3 +190,15 @@ def test_analyze_names_bad_arguments():
             study.analyze(_sweep(8), spindle="mobius", **kwargs)
     with pytest.raises(TypeError, match="sweep must be a sweep result"):
         study.analyze(np.zeros((3, 4, 32)))
+
+
+def test_noise_sweeps_over_other_players_are_named():
+    from types import SimpleNamespace
+
+    def sweep(size):
+        z = np.zeros((1, 2, size))
+        return SimpleNamespace(epochs=[0], v=z, I_and=z, I_or=z)
+
+    hist = {"train_acc": [1.0], "test_acc": [1.0]}
+    with pytest.raises(ValueError, match=r"noise\[0.1\]\[0\] has interactions over 32 subsets, the sweep over 16"):
+        study.analyze(sweep(16), noise={0.1: (sweep(32), hist)})

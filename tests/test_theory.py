@@ -521,3 +521,16 @@ def test_third_user_trial_theory():
         T.fit_sigma2(meas, w, grid=np.array([[1e-3, 1e-2], [1e-1, 1.0]]))
     with pytest.raises(ValueError, match="w_star holds no samples"):
         T.theoretical_order_distribution(np.zeros((0, 16)), 0.1)
+
+
+def test_disentangle_refuses_options_its_family_does_not_use():
+    from jinter.theory import disentangle, parametric_decay
+
+    d = np.asarray(parametric_decay(4, 1.0))
+    with pytest.raises(ValueError, match=r'rate_bounds given, but decay_family="log-quadratic" does not use it'):
+        disentangle(d, -d, rate_bounds=(0.0, 0.1))
+    with pytest.raises(ValueError, match=r'max_peak given, but decay_family="geometric" does not use it'):
+        disentangle(d, -d, decay_family="geometric", max_peak=2.0)
+    with pytest.raises(ValueError, match=r"rate_bounds given, but a given decay is not fitted"):
+        disentangle(d, -d, decay=d, rate_bounds=(0.0, 2.0))
+    assert disentangle(d, -d, decay_family="geometric", rate_bounds=(0.0, 2.0)).params["rate"] <= 2.0
