@@ -837,7 +837,16 @@ def _fit_geometric_rate(solve, shape, lo: float, hi: float) -> float:
         return solve(d, d)[1]
 
     rates = np.linspace(lo, hi, 201)
-    i = int(np.argmin([obj(r) for r in rates]))
+    coarse = np.array([obj(r) for r in rates])
+    fine = getattr(solve, "fine", None)
+    if fine is not None:  # a template's σ is on a grid in solve: the best few rates again, σ searched finely
+        def obj(r):  # noqa: F811 - the refined objective from here on
+            d = shape(r, 0.0)
+            return fine(d, d)
+        near = np.argsort(coarse)[:3]
+        i = int(near[np.argmin([obj(rates[j]) for j in near])])
+    else:
+        i = int(np.argmin(coarse))
     res = scipy.optimize.minimize_scalar(
         obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
     )
@@ -945,9 +954,15 @@ def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float
                                                    options={"xatol": 1e-6 * max(hi, 1e-300)})
                 out.append(float(r.x) if r.fun <= f(fine[j]) else float(fine[j]))
             sp, sn = out
-        _, c1, c2, p, m = err(sp, sn)
+        e, c1, c2, p, m = err(sp, sn)
+        refine.residual = math.sqrt(max(e, 0.0)) / scale  # of this call, for solve.fine
         return np.array([c1, c2]), p, m, sp, sn
 
+    def fine_residual(dpos, dneg):  # the residual with σ searched continuously (solve's is on the σ grid)
+        refine(dpos, dneg)
+        return refine.residual
+
+    solve.fine = fine_residual
     return solve, refine
 
 
