@@ -358,11 +358,18 @@ _NONFINITE_MESSAGE = ("NOT certified: the gap is NaN, the game holds non-finite 
                       "for them only outside jit, where it is concrete)")
 
 
+_RANGE_MESSAGE = ("NOT certified: the gap is inf, max|v| is outside the magnitudes and_or solves in this dtype "
+                  "(subnormal or overflowing sums; and_or refuses such v outside jit, where it is concrete): "
+                  "rescale v, interactions are linear in v")
+
+
 def _status_messages(status: ArrayLike, gap: ArrayLike | None = None) -> list[str]:
-    """The status words per game; a NaN gap (non-finite input under jit) is said as such."""
+    """The status words per game; a NaN gap (non-finite input under jit) and an infinite one
+    (a game outside the solvable magnitudes under jit) are said as such."""
     codes = np.ravel(np.asarray(status))
-    nan = np.zeros(codes.shape, bool) if gap is None else np.ravel(np.isnan(np.asarray(gap)))
-    return [_NONFINITE_MESSAGE if bad else STATUS_MESSAGES[int(c)] for c, bad in zip(codes, nan)]
+    g = np.zeros(codes.shape) if gap is None else np.ravel(np.asarray(gap))
+    return [_NONFINITE_MESSAGE if np.isnan(x) else _RANGE_MESSAGE if np.isinf(x) else STATUS_MESSAGES[int(c)]
+            for c, x in zip(codes, g)]
 
 
 class AndOrResult(NamedTuple):
@@ -542,6 +549,17 @@ def _scale_range(n: int, dtype: Any) -> tuple[float, float]:
     ``8(n+1)``) overflows."""
     fi = jnp.finfo(dtype)
     return float(fi.tiny) / math.sqrt(float(fi.eps)), float(fi.max) / (128.0 * (n + 1) * 3.0**n)
+
+
+def _has_subnormal(x: Array) -> Array:
+    """Per game (last axis), whether an entry is subnormal, read from its bits: XLA flushes
+    subnormals to zero in arithmetic, so ``|x| < tiny`` cannot see them."""
+    fi = jnp.finfo(x.dtype)
+    uint = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[fi.bits // 8]
+    bits = jax.lax.bitcast_convert_type(x, uint)
+    exp_mask = uint(((1 << fi.nexp) - 1) << fi.nmant)
+    mant_mask = uint((1 << fi.nmant) - 1)
+    return jnp.any(((bits & exp_mask) == 0) & ((bits & mant_mask) != 0), axis=-1)
 
 
 def _check_scale(v: Array, n: int, what: str) -> None:
@@ -1591,6 +1609,10 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
     # Solved as v − v(∅): the interactions off ∅, γ and q do not depend on a constant, but the
     # rounding of the transforms grows with it (a game 1e6 + 1e-7·noise had stalled at a gap of
     # 1e-3, "raise max_iter"); the difference is exact where the offset dominates (Sterbenz).
+    lo, hi = _scale_range(v.shape[-1].bit_length() - 1, v.dtype)
+    amax = jnp.max(jnp.abs(flat), axis=-1)
+    # refused by and_or where v is concrete; a game of subnormals alone reads as 0 here (XLA flushes them)
+    out_of_range = ((amax > 0) & ((amax < lo) | (amax > hi))) | ((amax < lo) & _has_subnormal(flat))
     base = flat[:, :1]
     flat = flat - base
     if start is not None:
@@ -1606,7 +1628,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
     i_and = i_and.at[:, 0].add(base[:, 0])  # the bias v(∅) + q(∅)
     p = _split_objective(i_and, i_or)
     lb = jnp.clip(lb, 0.0, p)
-    gap = _gap(p, lb, _rounding_floor(flat))
+    gap = jnp.where(out_of_range, jnp.inf, _gap(p, lb, _rounding_floor(flat)))  # inf: said in messages()
     converged = gap <= tol
     status = jnp.where(~converged, STATUS_UNCERTIFIED, jnp.where(ok, STATUS_CANONICAL, STATUS_NOT_CANONICAL))
     if not canonical:

@@ -612,6 +612,9 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
     """
     shape = tuple(players.input_shape)
     token_ids = jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.bool_)
+    if data is not None and baseline is None:  # an explicit other baseline leaves data unused by choice
+        raise ValueError('data=... is used only by baseline="mean" (the inputs it averages), and the default '
+                         'baseline is zeros: pass baseline="mean", or baseline="zeros" to keep zeros')
     if baseline is None:
         if isinstance(players, TokenPlayers) and players.embed_dim is None:
             if players.mask_token is None:
@@ -625,9 +628,6 @@ def _resolve_baseline(baseline, data, feats_fn, players: Players, x: Array) -> A
     elif isinstance(players, TokenPlayers) and players.mask_token is not None and not isinstance(baseline, str):
         raise ValueError(f"both TokenPlayers(mask_token={players.mask_token}) and baseline= are given: pass one "
                          "of them (masked positions take one value)")
-    if data is not None and not (isinstance(baseline, str) and baseline == "mean"):
-        raise ValueError('data=... is used only by baseline="mean" (the inputs it averages); pass '
-                         'baseline="mean" or leave data out')
     if isinstance(baseline, str):
         check_option(baseline, "baseline", get_args(_BaselineName), otherwise="an array")
         if baseline == "zeros":

@@ -13,8 +13,10 @@ sparsity objective ``Σ |I_and(T)| + |I_or(T)|`` as :func:`jinter.and_or` (as an
 
 Method (:func:`sparse_and_or`):
 
-1. **Sampling.** Coalitions are drawn i.i.d. with every player present with probability
-   ``p``, one ``p`` per row cycling over ``keep_rates`` (default 0.1, 0.2, …, 0.9). A low ``p``
+1. **Sampling.** Coalitions are drawn with every player present with probability
+   ``p``, one ``p`` per row cycling over ``keep_rates`` (default 0.1, 0.2, …, 0.9); a row equal
+   to an earlier one is drawn again at its ``p``, so every call is a new mask (at small ``n``,
+   repeats that cannot be replaced are left out and fewer calls are spent). A low ``p``
    exposes OR terms (``[T∩S≠∅]`` varies only when few players are present), a high ``p``
    high-order AND terms. A share ``holdout`` of the budget is set aside (same design, so the
    held-out R² covers all keep rates); of the rest, one fifth validates the model selection.
@@ -161,7 +163,7 @@ class SparseAndOrResult:
         n: number of players.
         faithfulness: R² of :meth:`predict` on held-out masks drawn at every keep rate
             (exact path: on all ``2**n`` masks).
-        calls: model calls spent (rows passed to ``value_fn``), ≤ ``budget``.
+        calls: model calls spent (rows passed to ``value_fn``, distinct masks), ≤ ``budget``.
         holdout_calls: how many of them were held out for ``faithfulness``.
         exact: True when the exact path (all masks + :func:`jinter.and_or`) was taken.
         objective: ``Σ |value|`` over the records (the ``and_or`` sparsity objective).

@@ -1020,3 +1020,18 @@ def test_a_constant_offset_changes_only_the_bias():
         np.testing.assert_allclose(np.asarray(res.I_and)[:, 0], np.asarray(ref.I_and)[:, 0] + v[:, 0], rtol=1e-15)
         sh = and_or_shared(v, q_ratio=0.02)
         assert np.all(np.asarray(sh.status) == 3)
+
+
+def test_games_outside_the_solvable_magnitudes_are_not_certified_under_jit():
+    """User trial (2026-12-08): eager and_or refuses them, under jit they came back certified
+    (objective 0 for float64 subnormals, 7.6% off universal matching in float32)."""
+    g = np.random.default_rng(1).normal(size=(2, 16))
+    for v in (g * 1e-310, (g * 1e-37).astype(np.float32), (g * 1e-40).astype(np.float32)):
+        with pytest.raises(ValueError, match="outside the range"):
+            and_or(v)
+        for res in (jax.jit(and_or)(jnp.asarray(v)), jax.vmap(and_or)(jnp.asarray(v))):
+            assert np.all(np.asarray(res.status) == 2) and not np.any(np.asarray(res.converged))
+            assert all("outside the magnitudes" in m for m in res.messages())
+    ok = g.copy()
+    ok[:, 3] = 1e-310  # one subnormal entry in a game of normal size: solved as usual
+    assert np.all(np.asarray(jax.jit(and_or)(jnp.asarray(ok)).status) == 3)

@@ -659,7 +659,7 @@ def test_seventh_user_trial_masking():
     x = np.arange(1.0, 5.0)
     with pytest.raises(ValueError, match=r"params=\.\.\. is for Flax linen modules"):
         masked_outputs(f, x, TabularPlayers(4), params={"w": 1.0})
-    with pytest.raises(ValueError, match=r'data=\.\.\. is used only by baseline="mean"'):
+    with pytest.raises(ValueError, match=r'data=\.\.\. is used only by baseline="mean".*default baseline is zeros'):
         masked_outputs(f, x, TabularPlayers(4), data=np.ones((3, 4)))
 
     # a reward on its own: labels out of range are refused, and it can be jitted
