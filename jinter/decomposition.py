@@ -562,16 +562,26 @@ def _has_subnormal(x: Array) -> Array:
     return jnp.any(((bits & exp_mask) == 0) & ((bits & mant_mask) != 0), axis=-1)
 
 
+def _out_of_range(flat: Array, n: int) -> Array:
+    """Per game of ``flat`` (games, 2**n): ``max|v|`` outside :func:`_scale_range`, an all-zero game
+    excepted (its optimum is 0); a game of subnormals alone, which XLA's arithmetic reads as 0
+    (it flushes them), counts as below the range."""
+    lo, hi = _scale_range(n, flat.dtype)
+    amax = jnp.max(jnp.abs(flat), axis=-1)
+    return ((amax > 0) & ((amax < lo) | (amax > hi))) | ((amax < lo) & _has_subnormal(flat))
+
+
 def _check_scale(v: Array, n: int, what: str) -> None:
     """Refuse a game whose magnitude is outside :func:`_scale_range` (concrete ``v`` only): its
     result would be certified while universal matching or the gap is lost to underflow or
     overflow. An all-zero game is fine (its optimum is 0)."""
     if is_traced(v) or v.size == 0:
         return
-    amax = np.max(np.abs(np.asarray(v).reshape(-1, v.shape[-1])), axis=-1)
-    lo, hi = _scale_range(n, v.dtype)
-    bad = np.flatnonzero((amax > 0) & ((amax < lo) | (amax > hi)))
+    flat = v.reshape(-1, v.shape[-1])
+    bad = np.flatnonzero(np.asarray(_out_of_range(flat, n)))
     if bad.size:
+        amax = np.max(np.abs(np.asarray(flat)), axis=-1)  # on the host: a subnormal reads as itself
+        lo, hi = _scale_range(n, v.dtype)
         g = int(bad[0])
         where = f" (game {tuple(int(i) for i in np.unravel_index(g, v.shape[:-1]))})" if v.ndim > 1 else ""
         raise ValueError(
@@ -1454,7 +1464,7 @@ def and_or(
     budget = o["canonical_max_iter"] if o["canonical"] else 0  # 0: no canonical phase
     args = (o["q_ratio"], tol, o["max_iter"], o["check_every"], penalty, o["chunk"], budget)
     devs = _batch_devices(v, devices)
-    if devices is not None and devs and (len(devs) == 1 or batch <= 1) and not is_traced(v):
+    if devices is not None and (len(devs) == 1 or batch <= 1) and not is_traced(v):  # devs: not empty then
         v = jax.device_put(v, devs[0])  # one device asked for (or one game): solved there
         start = None if start is None else jax.device_put(start, devs[0])
     if len(devs) > 1 and batch > 1:
@@ -1609,10 +1619,7 @@ def _and_or_impl(v, start, q_ratio, tol, max_iter, check_every, rho, chunk, cano
     # Solved as v − v(∅): the interactions off ∅, γ and q do not depend on a constant, but the
     # rounding of the transforms grows with it (a game 1e6 + 1e-7·noise had stalled at a gap of
     # 1e-3, "raise max_iter"); the difference is exact where the offset dominates (Sterbenz).
-    lo, hi = _scale_range(v.shape[-1].bit_length() - 1, v.dtype)
-    amax = jnp.max(jnp.abs(flat), axis=-1)
-    # refused by and_or where v is concrete; a game of subnormals alone reads as 0 here (XLA flushes them)
-    out_of_range = ((amax > 0) & ((amax < lo) | (amax > hi))) | ((amax < lo) & _has_subnormal(flat))
+    out_of_range = _out_of_range(flat, v.shape[-1].bit_length() - 1)  # refused by and_or where v is concrete
     base = flat[:, :1]
     flat = flat - base
     if start is not None:

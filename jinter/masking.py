@@ -525,9 +525,7 @@ def _reward_values(outputs: Array, reward: Any, batch: int, chunk: int) -> Array
             )
         return outputs.reshape(batch, chunk)
     per_mask = outputs.reshape((batch, chunk) + outputs.shape[1:])
-    if isinstance(reward, _LabelReward) and per_mask.ndim == 3:
-        reward.validate(per_mask.shape[2])
-    probe = jax.eval_shape(reward, per_mask[:, 0])
+    probe = jax.eval_shape(reward, per_mask[:, 0])  # a label reward checks its labels in there
     if not hasattr(probe, "shape") or probe.shape != (batch,):
         got = getattr(probe, "shape", type(probe).__name__)
         raise ValueError(

@@ -279,20 +279,23 @@ def _repeats(s: np.ndarray) -> np.ndarray:
     return rep
 
 
-def _draw(rng: np.random.Generator, m: int, n: int, keep_rates: np.ndarray, rounds: int = 32) -> np.ndarray:
+def _draw(rng: np.random.Generator, m: int, n: int, keep_rates: np.ndarray,
+          rounds: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``m`` masks, row ``i`` keeping each player with probability ``keep_rates[i % k]`` (rates
     shuffled over the rows); a row equal to an earlier one is drawn again at its rate (up to
     ``rounds`` times), so no call is spent twice on one mask and the held-out rows (the first
-    ones) are masks the fit never saw, unless a keep rate has too few likely masks at small n."""
+    ones) are masks the fit never saw, unless a keep rate has too few likely masks at small n.
+    Returns the masks and the rows that still repeat an earlier one (:func:`_drop_repeats`)."""
     p = keep_rates[np.arange(m) % keep_rates.size]
     rng.shuffle(p)
     s = rng.random((m, n)) < p[:, None]
+    rep = _repeats(s)
     for _ in range(rounds):
-        rep = _repeats(s)
         if not rep.any():
             break
         s[rep] = rng.random((int(rep.sum()), n)) < p[rep, None]
-    return s
+        rep = _repeats(s)
+    return s, rep
 
 
 # --------------------------------------------------------------------------------------------
@@ -1038,11 +1041,11 @@ def sparse_and_or(
         return _exact(value_fn, n, q_ratio, batch_size, progress, max_records)
 
     n_hold, n_val, n_fit = _split(budget, holdout)
-    if n < 63 and 2**n < _min_budget(n, holdout):
-        raise ValueError(f"the sampled fit needs at least {_min_budget(n, holdout)} distinct masks, and n={n} players "
+    need = _min_budget(n, holdout)
+    if n < 63 and 2**n < need:
+        raise ValueError(f"the sampled fit needs at least {need} distinct masks, and n={n} players "
                          f"have only 2**{n} = {2**n}: pass budget ≥ {2**n} for the exact path (exact=None)")
     if n_fit < _min_fit(n):
-        need = _min_budget(n, holdout)
         alt = (f", or 2**{n} = {2**n} for the exact path" if exact is None and not limited and n <= exact_max_n
                and 2**n < need else "")
         raise ValueError(
@@ -1053,8 +1056,8 @@ def sparse_and_or(
     # the masks, their draw (float64 uniforms) and the fit's design (three float64 copies of ≥ 64 columns)
     check_budget(budget * (9 * n + 3 * 8 * 64), f"sparse_and_or's {budget} sampled masks of {n} players and their fit")
     rng = np.random.default_rng(seed)
-    masks = _draw(rng, budget, n, kr)
-    masks, n_hold, n_fit = _drop_repeats(masks, n_hold, n_fit)
+    masks, rep = _draw(rng, budget, n, kr)
+    masks, n_hold, n_fit = _drop_repeats(masks, rep, n_hold, n_fit)
     y = _evaluate(value_fn, masks, batch_size, progress, "sparse_and_or: model calls")
 
     if max_terms is None:
@@ -1068,16 +1071,15 @@ def sparse_and_or(
 _MIN_VAL, _MIN_HOLD = 8, 10  # least validation and held-out rows of the sampled fit
 
 
-def _drop_repeats(masks: np.ndarray, n_hold: int, n_fit: int) -> tuple[np.ndarray, int, int]:
-    """The drawn rows without the repeats :func:`_draw` could not replace (few players: the budget
-    exceeds the masks likely at some keep rate), and the split of what is left; a call is never
-    spent twice on one mask, and no held-out mask is one the fit sees."""
-    rep = _repeats(masks)
+def _drop_repeats(masks: np.ndarray, rep: np.ndarray, n_hold: int, n_fit: int) -> tuple[np.ndarray, int, int]:
+    """The drawn rows without the repeats ``rep`` that :func:`_draw` could not replace (few players:
+    the budget exceeds the masks likely at some keep rate), and the split of what is left; a call
+    is never spent twice on one mask, and no held-out mask is one the fit sees."""
     if not rep.any():
         return masks, n_hold, n_fit
     n, m = masks.shape[1], int((~rep).sum())
     n_hold = int((~rep[:n_hold]).sum())
-    n_fit = (m - n_hold) - max(_MIN_VAL, (m - n_hold) // 5)
+    n_fit = _val_fit(m - n_hold)[1]
     if n_fit < _min_fit(n) or n_hold < _MIN_HOLD:
         raise ValueError(f"the sampled fit drew only {m} distinct masks of n={n} players ({len(masks)} asked): too "
                          f"few to fit, validate and hold out; use the exact path (budget ≥ 2**{n} = {2**n}, "
@@ -1093,9 +1095,13 @@ def _min_fit(n: int) -> int:
 def _split(budget: int, holdout: float) -> tuple[int, int, int]:
     """``(held out, validation, fit)`` rows of a budget; each is non-decreasing in ``budget``."""
     n_hold = max(_MIN_HOLD, int(round(holdout * budget)))
-    n_train = budget - n_hold
+    return (n_hold, *_val_fit(budget - n_hold))
+
+
+def _val_fit(n_train: int) -> tuple[int, int]:
+    """``(validation, fit)`` rows of ``n_train`` training rows: a fifth (at least ``_MIN_VAL``) validates."""
     n_val = max(_MIN_VAL, n_train // 5)
-    return n_hold, n_val, n_train - n_val
+    return n_val, n_train - n_val
 
 
 def _min_budget(n: int, holdout: float) -> int:

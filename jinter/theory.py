@@ -715,9 +715,9 @@ def disentangle(
                          "max_peak: the log-quadratic's peak)")
     rate_bounds = (0.0, 10.0) if rate_bounds is None else rate_bounds
     scale = np.linalg.norm(np.concatenate([ap, -an])) or 1.0
-    solve, fit_spindle = _spindle_stage(ap, an, spindle, symmetric_spindle, scale)
+    solve, fit_spindle, fine = _spindle_stage(ap, an, spindle, symmetric_spindle, scale)
     if decay is None:
-        dpos, dneg, rate, shape_params = _fit_decay_family(solve, n, rate_bounds, decay_family, max_peak)
+        dpos, dneg, rate, shape_params = _fit_decay_family(solve, n, rate_bounds, decay_family, max_peak, fine)
     else:
         (dpos, dneg), rate, shape_params = _given_decay(decay, n), None, {}
     return _assemble_parts(ap, an, scale, dpos, dneg, fit_spindle(dpos, dneg), rate, shape_params, max_residual)
@@ -754,12 +754,14 @@ def _measured_strengths(a_pos, a_neg, n, max_residual) -> tuple[np.ndarray, np.n
 
 
 def _spindle_stage(ap, an, spindle, symmetric: bool, scale):
-    """``solve(dpos, dneg) -> (weights, residual)``, the inner solve of the decay fit, and
-    ``fit(dpos, dneg) -> _SpindleFit``, the final spindle fit, of :func:`disentangle` for the
-    Möbius template (``spindle=None``) or a :class:`SpindleTemplate` of the same ``n``."""
+    """``solve(dpos, dneg) -> (weights, residual)``, the inner solve of the decay fit,
+    ``fit(dpos, dneg) -> _SpindleFit``, the final spindle fit, and ``fine(dpos, dneg) -> residual``
+    (``None`` where ``solve`` is already exact) of :func:`disentangle` for the Möbius template
+    (``spindle=None``) or a :class:`SpindleTemplate` of the same ``n``; a template's ``solve``
+    takes σ on a grid, its ``fine`` searches σ continuously as ``fit`` does."""
     n = ap.shape[0]
     if spindle is None:
-        return _mobius_stage(ap, an, symmetric, scale)
+        return (*_mobius_stage(ap, an, symmetric, scale), None)
     if not isinstance(spindle, SpindleTemplate):
         raise ValueError(f"spindle must be a SpindleTemplate (theory.pipeline_spindle) or None, got {type(spindle).__name__}")
     if spindle.n != n:
@@ -767,13 +769,13 @@ def _spindle_stage(ap, an, spindle, symmetric: bool, scale):
     solve, refine = _template_solver(ap, an, spindle, symmetric, scale)
 
     def fit(dpos, dneg):
-        w, spin_pos, spin_neg, sp, sn = refine(dpos, dneg)
+        w, spin_pos, spin_neg, sp, sn, _ = refine(dpos, dneg)
         top = float(spindle.sigma[-1])
         extra = dict(spindle="pipeline", rel_sigma_pos=sp / spindle.scale, rel_sigma_neg=sn / spindle.scale,
                      sigma_at_grid_edge=bool(max(sp, sn) >= top * (1 - 1e-9)))
         return _SpindleFit(w, spin_pos, spin_neg, w[0] * dpos + spin_pos, -w[1] * dneg + spin_neg, sp, sn, extra)
 
-    return solve, fit
+    return solve, fit, lambda dpos, dneg: refine(dpos, dneg)[5]
 
 
 def _mobius_stage(ap, an, symmetric: bool, scale):
@@ -804,7 +806,7 @@ def _mobius_stage(ap, an, symmetric: bool, scale):
     return solve, fit
 
 
-def _fit_decay_family(solve, n: int, rate_bounds, decay_family: _DecayFamily, max_peak):
+def _fit_decay_family(solve, n: int, rate_bounds, decay_family: _DecayFamily, max_peak, fine=None):
     """The decay stage of :func:`disentangle` without a given ``decay``: the shapes ``d^±`` of
     ``decay_family`` that minimize ``solve``'s residual. Returns ``(dpos, dneg, rate, shape_params)``
     (``rate``: the geometric family's, else ``None``; ``shape_params``: the log-quadratic's)."""
@@ -822,31 +824,33 @@ def _fit_decay_family(solve, n: int, rate_bounds, decay_family: _DecayFamily, ma
         return np.exp(-r * km - c * km * km)
 
     if decay_family == "geometric":
-        rate = _fit_geometric_rate(solve, shape, lo, hi)
+        rate = _fit_geometric_rate(solve, shape, lo, hi, fine)
         d = shape(rate, 0.0)
         return d, d, rate, {}
     return _fit_log_quadratic(solve, shape, hi, peak)
 
 
-def _fit_geometric_rate(solve, shape, lo: float, hi: float) -> float:
+def _fit_geometric_rate(solve, shape, lo: float, hi: float, fine=None) -> float:
     """The rate of the geometric decay ``shape(r, 0)`` (one shape for both signs) on ``[lo, hi]``:
-    a grid of 201 rates, then a bounded scalar search between the best one's neighbours."""
+    a grid of 201 rates scored by ``solve``, then a bounded scalar search between the best one's
+    neighbours. With ``fine`` (a template, whose ``solve`` takes σ on a grid) the best three grid
+    rates are scored again and the search runs on ``fine``'s residual, σ searched continuously."""
 
-    def obj(r):
+    def residual(r):
         d = shape(r, 0.0)
         return solve(d, d)[1]
 
     rates = np.linspace(lo, hi, 201)
-    coarse = np.array([obj(r) for r in rates])
-    fine = getattr(solve, "fine", None)
-    if fine is not None:  # a template's σ is on a grid in solve: the best few rates again, σ searched finely
-        def obj(r):  # noqa: F811 - the refined objective from here on
+    coarse = [residual(r) for r in rates]
+    if fine is None:
+        obj, i = residual, int(np.argmin(coarse))
+    else:
+        def obj(r):
             d = shape(r, 0.0)
             return fine(d, d)
+
         near = np.argsort(coarse)[:3]
         i = int(near[np.argmin([obj(rates[j]) for j in near])])
-    else:
-        i = int(np.argmin(coarse))
     res = scipy.optimize.minimize_scalar(
         obj, bounds=(rates[max(i - 1, 0)], rates[min(i + 1, 200)]), method="bounded", options={"xatol": 1e-10}
     )
@@ -898,7 +902,8 @@ def _assemble_parts(ap, an, scale, dpos, dneg, fit: _SpindleFit, rate, shape_par
 
 
 def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float):
-    """``solve(dpos, dneg) -> (weights, residual)`` and ``refine`` of :func:`disentangle` with a
+    """``solve(dpos, dneg) -> (weights, residual)`` and ``refine(dpos, dneg) -> (weights, T⁺, T⁻, σ⁺, σ⁻,
+    residual)`` of :func:`disentangle` with a
     :class:`SpindleTemplate`: for given decay shapes, the decay weights are nonnegative
     projections (closed form: the ± rows are disjoint) of the data less the template at σ, and σ
     is the best of a fine grid (16 points per template interval, the template is piecewise
@@ -955,14 +960,8 @@ def _template_solver(ap, an, tpl: SpindleTemplate, symmetric: bool, scale: float
                 out.append(float(r.x) if r.fun <= f(fine[j]) else float(fine[j]))
             sp, sn = out
         e, c1, c2, p, m = err(sp, sn)
-        refine.residual = math.sqrt(max(e, 0.0)) / scale  # of this call, for solve.fine
-        return np.array([c1, c2]), p, m, sp, sn
+        return np.array([c1, c2]), p, m, sp, sn, math.sqrt(max(e, 0.0)) / scale
 
-    def fine_residual(dpos, dneg):  # the residual with σ searched continuously (solve's is on the σ grid)
-        refine(dpos, dneg)
-        return refine.residual
-
-    solve.fine = fine_residual
     return solve, refine
 
 
